@@ -1,0 +1,65 @@
+"""expipe_git: expipe's experiment metadata, kept in git.
+
+A drop-in for expipe 0.6 (``import expipe_git as expipe``) in which every
+project is a git repository and every change is one commit.
+"""
+
+from . import errors
+from .errors import (
+    AlreadyExistsError,
+    CorruptFileError,
+    ExpipeError,
+    InvalidTypeError,
+    InvalidValueError,
+    NotAProjectError,
+    NotFoundError,
+    ProjectBusyError,
+    ReadOnlyError,
+    UncommittedChangesError,
+)
+from .model import (
+    Action,
+    Entity,
+    FileStatus,
+    Message,
+    Module,
+    Project,
+    PropertyList,
+    Template,
+    create_project,
+    datetime_format,
+    datetime_key_format,
+    get_project,
+    require_project,
+)
+from .settings import settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "AlreadyExistsError",
+    "CorruptFileError",
+    "Entity",
+    "ExpipeError",
+    "FileStatus",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "Message",
+    "Module",
+    "NotAProjectError",
+    "NotFoundError",
+    "Project",
+    "ProjectBusyError",
+    "PropertyList",
+    "ReadOnlyError",
+    "Template",
+    "UncommittedChangesError",
+    "create_project",
+    "datetime_format",
+    "datetime_key_format",
+    "errors",
+    "get_project",
+    "require_project",
+    "settings",
+]

@@ -1,0 +1,243 @@
+"""The on-disk contract: which object lives in which file, and commit messages.
+
+Pure functions over strings; nothing here touches the disk. The layout is
+documented for people in ``docs/storage-format.md``::
+
+    expipe.toml                                   project config
+    .gitignore                                    keeps data/ folders out of git
+    modules/<module>.toml                         project modules
+    templates/<template>.toml                     templates
+    actions/<shard>/<action>/attributes.toml      one action's attributes
+    actions/<shard>/<action>/modules/<m>.toml     its modules
+    actions/<shard>/<action>/messages/<id>.toml   its messages
+    actions/<shard>/<action>/data/                its data (ignored by git)
+    entities/<shard>/<entity>/...                 entities, as actions
+
+``<shard>`` is the first two hex digits of the SHA-1 of the name: with
+256 shard folders a commit rewrites a small tree at every level, so the cost
+of a mutation stays flat from ten to a hundred thousand actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+
+from .errors import InvalidTypeError, InvalidValueError
+
+CONFIG_FILE = "expipe.toml"
+IGNORE_FILE = ".gitignore"
+STORAGE_FORMAT = 1
+SUFFIX = ".toml"
+
+# Kinds of object that own a folder with attributes, modules and messages.
+FOLDER_KINDS = {"action": "actions", "entity": "entities"}
+KIND_OF_FOLDER = {folder: kind for kind, folder in FOLDER_KINDS.items()}
+
+IGNORE_TEXT = (
+    "# Written by expipe_git: data folders hold recordings, not metadata.\n"
+    "/actions/*/*/data/\n"
+    "/entities/*/*/data/\n"
+)
+
+MAX_NAME_BYTES = 200
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {
+    f"{dev}{n}" for dev in ("com", "lpt") for n in range(1, 10)
+}
+_WINDOWS_FORBIDDEN = set('<>:"|?*\\/')
+
+
+def check_name(name: object, kind: str) -> str:
+    """Return ``name`` if it can name a file on every platform git runs on.
+
+    Raises:
+        InvalidTypeError: the name is not a str.
+        InvalidValueError: the name is empty, or could escape its folder or
+            be mistaken for ``.git`` on some file system.
+    """
+    if not isinstance(name, str):
+        raise InvalidTypeError(
+            f"{kind} name must be a str, got {type(name).__name__} {name!r}"
+        )
+    if name == "":
+        raise InvalidValueError(f"{kind} name cannot be an empty string")
+    problem = _name_problem(name)
+    if problem:
+        raise InvalidValueError(f"{kind} name {name!r} is not allowed: {problem}")
+    return name
+
+
+def _name_problem(name: str) -> str | None:
+    if any(ch in _WINDOWS_FORBIDDEN for ch in name):
+        return 'it contains a path separator or one of < > : " | ? *'
+    if name.startswith("."):
+        return "it starts with '.' (hidden files, '..' and '.git' are reserved)"
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            return f"it contains the control character {ch!r}"
+        if category in ("Cf", "Cs", "Co", "Cn"):
+            # Zero-width and other invisible characters let '.g\u200cit'
+            # pass for '.git' on file systems that ignore them.
+            return f"it contains the invisible or unassigned character U+{ord(ch):04X}"
+    if name != unicodedata.normalize("NFC", name):
+        return "it is not in Unicode normal form NFC; pass unicodedata.normalize('NFC', name)"
+    if name.endswith((" ", ".")):
+        return "it ends with a space or '.', which Windows drops"
+    stem = name.split(".", 1)[0].strip().lower()
+    if stem in _WINDOWS_RESERVED:
+        return f"{stem.upper()} is a reserved device name on Windows"
+    if name.lower().startswith("git~"):
+        return "it is the Windows short name of '.git'"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return f"it is longer than {MAX_NAME_BYTES} bytes in UTF-8"
+    return None
+
+
+def shard(name: str) -> str:
+    """Return the shard folder of an action or entity name."""
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:2]
+
+
+def object_dir(kind: str, name: str) -> str:
+    """Return the folder of an action or entity, e.g. ``actions/3f/rec-1``."""
+    return f"{FOLDER_KINDS[kind]}/{shard(name)}/{name}"
+
+
+def attributes_path(kind: str, name: str) -> str:
+    return f"{object_dir(kind, name)}/attributes{SUFFIX}"
+
+
+def modules_dir(owner: tuple[str, ...]) -> str:
+    """Return the folder of the modules of ``("project",)`` or ``(kind, name)``."""
+    if owner[0] == "project":
+        return "modules"
+    return f"{object_dir(*owner)}/modules"
+
+
+def module_path(owner: tuple[str, ...], module: str) -> str:
+    return f"{modules_dir(owner)}/{module}{SUFFIX}"
+
+
+def messages_dir(kind: str, name: str) -> str:
+    return f"{object_dir(kind, name)}/messages"
+
+
+def message_path(kind: str, name: str, message_id: str) -> str:
+    return f"{messages_dir(kind, name)}/{message_id}{SUFFIX}"
+
+
+def template_path(name: str) -> str:
+    return f"templates/{name}{SUFFIX}"
+
+
+def data_dir(kind: str, name: str) -> str:
+    return f"{object_dir(kind, name)}/data"
+
+
+def strip_suffix(filename: str) -> str | None:
+    """Return the stem of a ``.toml`` file name, or None for other files."""
+    if filename.endswith(SUFFIX) and len(filename) > len(SUFFIX):
+        return filename[: -len(SUFFIX)]
+    return None
+
+
+@dataclass(frozen=True)
+class Place:
+    """What a repository path belongs to.
+
+    ``obj`` is the object's address as a tuple, e.g. ``("action", "rec-1")``,
+    ``("action", "rec-1", "module", "tracking")``, ``("template", "daq")``,
+    ``("module", "depth")`` for a project module or ``("project",)`` for the
+    config. ``part`` says which file of the object it is: "attributes",
+    "module", "message", "template" or "config".
+    """
+
+    obj: tuple[str, ...]
+    part: str
+
+
+def place_of(path: str) -> Place | None:
+    """Return what ``path`` stores, or None if it is outside the layout."""
+    if path == CONFIG_FILE:
+        return Place(("project",), "config")
+    parts = path.split("/")
+    if len(parts) == 2 and parts[0] in ("templates", "modules"):
+        stem = strip_suffix(parts[1])
+        if stem is None or _name_problem(stem):
+            return None
+        kind = "template" if parts[0] == "templates" else "module"
+        return Place((kind, stem), kind)
+    if len(parts) < 4 or parts[0] not in KIND_OF_FOLDER:
+        return None
+    kind = KIND_OF_FOLDER[parts[0]]
+    name = parts[2]
+    if _name_problem(name) or parts[1] != shard(name):
+        return None
+    if len(parts) == 4 and parts[3] == f"attributes{SUFFIX}":
+        return Place((kind, name), "attributes")
+    if len(parts) == 5 and parts[3] in ("modules", "messages"):
+        stem = strip_suffix(parts[4])
+        if stem is None or _name_problem(stem):
+            return None
+        part = parts[3][:-1]
+        return Place((kind, name, part, stem), part)
+    return None
+
+
+def describe(obj: tuple[str, ...]) -> str:
+    """Return how messages and errors name an object, e.g. ``action 'rec-1'``."""
+    if obj == ("project",):
+        return "project"
+    if len(obj) == 2:
+        return f"{obj[0]} {obj[1]!r}"
+    return f"{obj[2]} {obj[3]!r} of {obj[0]} {obj[1]!r}"
+
+
+def address(obj: tuple[str, ...]) -> str:
+    """Return the slash-separated address the CLI and trailers use."""
+    return "/".join(obj)
+
+
+def parse_address(text: str) -> tuple[str, ...]:
+    """Parse a CLI address such as ``action/rec-1/module/tracking``.
+
+    Raises:
+        InvalidValueError: the address names no kind of object we store.
+    """
+    parts = tuple(text.strip("/").split("/"))
+    kinds = ("action", "entity", "template", "module")
+    ok = (
+        parts == ("project",)
+        or (len(parts) == 2 and parts[0] in kinds)
+        or (
+            len(parts) == 4
+            and parts[0] in FOLDER_KINDS
+            and parts[2] in ("module", "message")
+        )
+    )
+    if not ok:
+        raise InvalidValueError(
+            f"cannot read object address {text!r}; use e.g. action/rec-1, "
+            "action/rec-1/module/tracking, entity/rat1, template/daq or module/name"
+        )
+    for part in parts[1::2]:
+        check_name(part, "object")
+    return parts
+
+
+def commit_message(obj: tuple[str, ...], operation: str, detail: str = "") -> str:
+    """Return the message of the commit that applies ``operation`` to ``obj``.
+
+    The subject reads as a sentence for ``git log --oneline``; the trailers
+    let programs find the object and operation without parsing prose.
+    """
+    subject = f"{describe(obj)}: {operation}"
+    if detail:
+        subject = f"{subject} {detail}"
+    return (
+        f"{subject}\n\n"
+        f"Expipe-Object: {address(obj)}\n"
+        f"Expipe-Operation: {operation}\n"
+    )
