@@ -17,21 +17,9 @@ from .errors import (
     ReadOnlyError,
     UncommittedChangesError,
 )
-from .model import (
-    Action,
-    Entity,
-    FileStatus,
-    Message,
-    Module,
-    Project,
-    PropertyList,
-    Template,
-    create_project,
-    datetime_format,
-    datetime_key_format,
-    get_project,
-    require_project,
-)
+from .model import FileStatus, Project, create_project, get_project, require_project
+from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
+from .records import Module, Template
 from .settings import settings
 
 __version__ = "0.1.0"

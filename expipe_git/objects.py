@@ -1,0 +1,540 @@
+"""Actions and entities: attributes, list properties, data entries, messages.
+
+Every setter re-reads the attributes file at the latest commit, changes one
+key and commits, so ``action.tags.append("x")`` from two processes at once
+keeps both tags.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import datetime as dt
+import hashlib
+import os
+import pathlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import layout, values
+from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from .records import Module, ModuleMap, ReadMapping, delete_module, require_module
+from .store import Changes, Snapshot
+
+if TYPE_CHECKING:
+    from .model import Project
+
+datetime_format = "%Y-%m-%dT%H:%M:%S"
+datetime_key_format = "%Y%m%dT%H%M%S"
+LIST_ATTRIBUTES = ("users", "tags", "entities")
+
+
+class PropertyList(collections.abc.Sequence):
+    """``users``, ``tags`` or ``entities``: a list with set semantics.
+
+    Items are unique str, kept in insertion order. ``append``, ``extend`` and
+    ``remove`` apply to the latest commit, so two processes appending to the
+    same list both land.
+    """
+
+    def __init__(self, owner: _Attributed, key: str):
+        self._owner = owner
+        self.name = key
+
+    @property
+    def data(self) -> list[str]:
+        return list(self._owner._attribute(self.name) or [])
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.data[index]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PropertyList):
+            other = other.data
+        return self.data == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.data)
+
+    __str__ = __repr__
+
+    def append(self, value: str) -> None:
+        self.extend([value])
+
+    def extend(self, values_: Iterable[str]) -> None:
+        new = _check_str_list(list(values_), self.name)
+        self._owner._update_list(self.name, lambda items: items + [v for v in new if v not in items], f"add to {self.name}")
+
+    def remove(self, value: str) -> None:
+        _check_str_list([value], self.name)
+
+        def drop(items: list[str]) -> list[str]:
+            if value not in items:
+                raise ValueError(f"{value!r} is not in {self.name} of {layout.describe(self._owner._obj)}")
+            return [v for v in items if v != value]
+
+        self._owner._update_list(self.name, drop, f"remove from {self.name}")
+
+
+def _check_str_list(items: Any, key: str) -> list[str]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise InvalidTypeError(f'{key}: expected "list" of str, got "{type(items).__name__}"')
+    items = list(items)
+    bad = [type(v).__name__ for v in items if not isinstance(v, str)]
+    if bad:
+        raise InvalidTypeError(f'{key}: expected contents to be "str", got {bad}')
+    unique: list[str] = []
+    for item in items:
+        if item not in unique:
+            unique.append(item)
+    return unique
+
+
+class _Attributed:
+    """What actions and entities share: attributes, modules, messages, data."""
+
+    _kind = ""
+
+    def __init__(self, project: Project, name: str):
+        self._project = project
+        self.id = self.name = name
+        self._obj = (self._kind, name)
+        self._attributes_path = layout.attributes_path(self._kind, name)
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    def __repr__(self) -> str:
+        return f"<expipe_git {type(self).__name__} {self.id!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._obj == self._obj and other._project.path == self._project.path  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self._obj, str(self._project.path)))
+
+    # -- attributes --------------------------------------------------------
+
+    def _read_attributes(self, snap: Snapshot) -> dict:
+        record = self._project._record(snap, self._attributes_path, layout.describe(self._obj))
+        if record is None:
+            raise NotFoundError(f"{layout.describe(self._obj)} does not exist (it was deleted)")
+        return record
+
+    @property
+    def attributes(self) -> dict:
+        """Everything stored in this object's attributes file."""
+        return self._read_attributes(self._project._snap())
+
+    def _attribute(self, key: str) -> Any:
+        return self.attributes.get(key)
+
+    def _change_attributes(self, change: Callable[[dict], None], operation: str) -> None:
+        what = layout.describe(self._obj)
+
+        def build(snap: Snapshot) -> Changes:
+            record = self._read_attributes(snap)
+            change(record)
+            return {self._attributes_path: values.dumps(record, what=what).encode()}
+
+        self._project._commit(self._obj, operation, build)
+
+    def _set_attribute(self, key: str, value: Any) -> None:
+        self._change_attributes(lambda record: record.__setitem__(key, value), f"set {key}")
+
+    def _update_list(self, key: str, change: Callable[[list[str]], list[str]], operation: str) -> None:
+        def apply(record: dict) -> None:
+            record[key] = change(list(record.get(key) or []))
+
+        self._change_attributes(apply, operation)
+
+    def _set_list(self, key: str, items: Any) -> None:
+        if not isinstance(items, (list, tuple, PropertyList)):
+            raise InvalidTypeError(f'{key}: expected "list", got "{type(items).__name__}"')
+        self._set_attribute(key, _check_str_list(items, key))
+
+    @property
+    def type(self) -> str | None:
+        return self._attribute("type")
+
+    @type.setter
+    def type(self, value: str) -> None:
+        _check_str(value, "type")
+        self._set_attribute("type", value)
+
+    @property
+    def location(self) -> str | None:
+        return self._attribute("location")
+
+    @location.setter
+    def location(self, value: str) -> None:
+        _check_str(value, "location")
+        self._set_attribute("location", value)
+
+    @property
+    def datetime(self) -> dt.datetime | None:
+        return _as_datetime(self._attribute("datetime"), f"{layout.describe(self._obj)}: datetime")
+
+    @datetime.setter
+    def datetime(self, value: dt.datetime) -> None:
+        if not isinstance(value, dt.datetime):
+            raise InvalidTypeError(f'datetime: expected "datetime", got "{type(value).__name__}"')
+        self._set_attribute("datetime", value)
+
+    @property
+    def registered(self) -> dt.datetime | None:
+        return _as_datetime(self._attribute("registered"), f"{layout.describe(self._obj)}: registered")
+
+    @property
+    def users(self) -> PropertyList:
+        return PropertyList(self, "users")
+
+    @users.setter
+    def users(self, value: list[str]) -> None:
+        self._set_list("users", value)
+
+    @property
+    def tags(self) -> PropertyList:
+        return PropertyList(self, "tags")
+
+    @tags.setter
+    def tags(self, value: list[str]) -> None:
+        self._set_list("tags", value)
+
+    # -- data folders ------------------------------------------------------
+
+    @property
+    def data(self) -> DataMap:
+        """Names of data files or folders, as paths relative to ``data_path()``."""
+        return DataMap(self)
+
+    def data_path(self, key: str | None = None) -> pathlib.Path:
+        """Return this object's data folder (created if missing), or one entry in it.
+
+        The folder is ignored by git: recordings are referenced, never committed.
+        """
+        folder = self._project.path / layout.data_dir(self._kind, self.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        if key is None:
+            return folder
+        return folder / self.data[key]
+
+    # -- modules -----------------------------------------------------------
+
+    @property
+    def modules(self) -> ModuleMap:
+        return ModuleMap(self._project, self._obj)
+
+    def require_module(self, name=None, template=None, contents=None) -> Module:
+        """Return module ``name``, creating it from ``contents`` or ``template`` if missing."""
+        return require_module(self._project, self._obj, name, template, contents, exist_ok=True)
+
+    def create_module(self, name=None, template=None, contents=None) -> Module:
+        """Create a module from ``contents`` or ``template``; KeyError if it exists."""
+        return require_module(self._project, self._obj, name, template, contents, exist_ok=False)
+
+    def delete_module(self, name: str) -> None:
+        delete_module(self._project, self._obj, name)
+
+    # -- messages ----------------------------------------------------------
+
+    @property
+    def messages(self) -> MessageMap:
+        """Messages by id, ordered by their datetime."""
+        return MessageMap(self)
+
+    @messages.setter
+    def messages(self, messages: Iterable[Mapping]) -> None:
+        """Replace all messages by ``messages`` in one commit."""
+        if isinstance(messages, Mapping) or not isinstance(messages, Iterable):
+            raise InvalidTypeError("messages: expected a list of dicts with message/text, user and datetime")
+        records = [self._message_record(m) for m in messages]
+        folder = layout.messages_dir(self._kind, self.name)
+        new: Changes = {}
+        for record in records:
+            path = layout.message_path(self._kind, self.name, _message_id(record))
+            if path in new:
+                raise AlreadyExistsError(f"messages: the message {record['text']!r} by {record['user']} is given twice")
+            new[path] = _dump_message(record, self._obj)
+
+        def build(snap: Snapshot) -> Changes:
+            self._read_attributes(snap)
+            changes: Changes = {path: None for path, _ in snap.walk(folder)}
+            changes.update(new)
+            return changes
+
+        self._project._commit(self._obj, "set messages", build)
+
+    def _message_record(self, message: Mapping) -> dict:
+        if not isinstance(message, Mapping):
+            raise InvalidTypeError(f"messages: expected dicts, got {type(message).__name__}")
+        unknown = set(message) - {"message", "text", "user", "datetime"}
+        if unknown:
+            raise InvalidValueError(f"messages: unknown keys {sorted(unknown)}; use text (or message), user, datetime")
+        text = message.get("text", message.get("message"))
+        when = message.get("datetime")
+        if isinstance(when, str):
+            when = _as_datetime(when, "messages: datetime")
+        return _new_message(text, message.get("user"), when, self._project)
+
+    def create_message(self, text: str, user: str | None = None, datetime: dt.datetime | None = None) -> Message:
+        """Add a message; two messages in the same second are both kept.
+
+        Raises:
+            AlreadyExistsError: the same text by the same user at the same time exists.
+        """
+        record = _new_message(text, user, datetime, self._project)
+        message_id = _message_id(record)
+        path = layout.message_path(self._kind, self.name, message_id)
+        data = _dump_message(record, self._obj)
+
+        def build(snap: Snapshot) -> Changes:
+            self._read_attributes(snap)
+            if snap.blob_id(path) is not None:
+                raise AlreadyExistsError(
+                    f"{layout.describe(self._obj)} has this message already ({message_id})"
+                )
+            return {path: data}
+
+        self._project._commit((*self._obj, "message", message_id), "create", build)
+        return Message(self, message_id)
+
+    def delete_messages(self) -> None:
+        """Delete every message of this object in one commit."""
+        folder = layout.messages_dir(self._kind, self.name)
+        self._project._commit(
+            self._obj, "delete messages", lambda snap: {path: None for path, _ in snap.walk(folder)}
+        )
+
+
+class Action(_Attributed):
+    """An action: a recording, surgery or analysis with attributes, modules and messages."""
+
+    _kind = "action"
+
+    @property
+    def entities(self) -> PropertyList:
+        return PropertyList(self, "entities")
+
+    @entities.setter
+    def entities(self, value: list[str]) -> None:
+        self._set_list("entities", value)
+
+    # expipe's getting-started document calls entities "subjects".
+    subjects = entities
+
+
+class Entity(_Attributed):
+    """An entity: a subject of actions, such as a rat or a mouse."""
+
+    _kind = "entity"
+
+
+def _check_str(value: Any, key: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidTypeError(f'{key}: expected "str", got "{type(value).__name__}"')
+
+
+def _as_datetime(value: Any, what: str) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CorruptFileError(f"{what} is {value!r}, not a datetime")
+
+
+class DataMap(collections.abc.MutableMapping):
+    """``action.data``: names of data entries; each change is a commit."""
+
+    def __init__(self, owner: _Attributed):
+        self._owner = owner
+
+    def _data(self) -> dict:
+        return dict(self._owner._attribute("data") or {})
+
+    def __getitem__(self, key: str) -> str:
+        data = self._data()
+        if key not in data:
+            raise NotFoundError(f"{layout.describe(self._owner._obj)} has no data entry {key!r}")
+        return data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return repr(self._data())
+
+    def __setitem__(self, key: str, value: str | os.PathLike[str]) -> None:
+        _check_str(key, "data key")
+        value = os.fspath(value)
+        _check_str(value, f"data[{key!r}]")
+
+        def apply(record: dict) -> None:
+            record["data"] = {**(record.get("data") or {}), key: value}
+
+        self._owner._change_attributes(apply, f"set data {key}")
+
+    def __delitem__(self, key: str) -> None:
+        def apply(record: dict) -> None:
+            data = dict(record.get("data") or {})
+            if key not in data:
+                raise NotFoundError(f"{layout.describe(self._owner._obj)} has no data entry {key!r}")
+            del data[key]
+            record["data"] = data
+
+        self._owner._change_attributes(apply, f"delete data {key}")
+
+
+# ---------------------------------------------------------------------------
+# Messages
+
+
+def _new_message(text: Any, user: Any, when: Any, project: Project) -> dict:
+    if not isinstance(text, str):
+        raise InvalidTypeError(f"message text must be a str, not {type(text).__name__}")
+    if user is None:
+        user = project._identity().name
+    if not isinstance(user, str):
+        raise InvalidTypeError(f"message user must be a str, not {type(user).__name__}")
+    if when is None:
+        when = dt.datetime.now()
+    if not isinstance(when, dt.datetime):
+        raise InvalidTypeError(f"message datetime must be a datetime, not {type(when).__name__}")
+    return {"text": text, "user": user, "datetime": when}
+
+
+def _message_id(record: dict) -> str:
+    """Name a message by its time, and by its content so same-second ones differ."""
+    digest = hashlib.sha1(
+        "\0".join((record["text"], record["user"], record["datetime"].isoformat())).encode("utf-8", "surrogatepass")
+    ).hexdigest()[:8]
+    return f"{record['datetime'].strftime(datetime_key_format)}-{digest}"
+
+
+def _dump_message(record: dict, owner: tuple[str, ...]) -> bytes:
+    return values.dumps(record, what=f"message of {layout.describe(owner)}").encode()
+
+
+class MessageMap(ReadMapping):
+    """The messages of an action or entity, ordered by datetime."""
+
+    def __init__(self, owner: _Attributed):
+        self._owner = owner
+
+    def _folder(self) -> str:
+        return layout.messages_dir(self._owner._kind, self._owner.name)
+
+    def _names(self) -> list[str]:
+        project = self._owner._project
+        snap = project._snap()
+        folder = self._folder()
+        found = []
+        for filename in snap.listdir(folder):
+            stem = layout.strip_suffix(filename)
+            if stem:
+                record = project._record(snap, f"{folder}/{filename}", f"message {stem}")
+                when = record.get("datetime") if isinstance(record, dict) else None
+                key = when.timestamp() if isinstance(when, dt.datetime) and when.tzinfo else None
+                found.append((key if key is not None else _naive_key(when), stem))
+        return [stem for _, stem in sorted(found)]
+
+    def __contains__(self, message_id: object) -> bool:
+        if not isinstance(message_id, str) or not message_id or layout._name_problem(message_id):
+            return False
+        path = f"{self._folder()}/{message_id}{layout.SUFFIX}"
+        return self._owner._project._snap().blob_id(path) is not None
+
+    def __getitem__(self, message_id: str) -> Message:
+        if message_id not in self:
+            raise NotFoundError(f"{layout.describe(self._owner._obj)} has no message {message_id!r}")
+        return Message(self._owner, message_id)
+
+    def to_list(self) -> list[dict]:
+        return [self[m].contents for m in self]
+
+
+def _naive_key(when: Any) -> float:
+    if isinstance(when, dt.datetime):
+        return when.replace(tzinfo=dt.timezone.utc).timestamp()
+    return float("inf")
+
+
+class Message:
+    """A note by a user on an action or entity; each setter is a commit."""
+
+    def __init__(self, owner: _Attributed, message_id: str):
+        self._owner = owner
+        self.id = self.name = message_id
+        self._path = layout.message_path(owner._kind, owner.name, message_id)
+        self._obj = (*owner._obj, "message", message_id)
+
+    def __repr__(self) -> str:
+        return f"<expipe_git Message {self.id!r} of {layout.describe(self._owner._obj)}>"
+
+    def _read(self, snap: Snapshot | None = None) -> dict:
+        project = self._owner._project
+        record = project._record(snap or project._snap(), self._path, layout.describe(self._obj))
+        if record is None:
+            raise NotFoundError(f"{layout.describe(self._obj)} does not exist (it was deleted)")
+        return record
+
+    @property
+    def contents(self) -> dict:
+        return self._read()
+
+    @property
+    def text(self) -> str:
+        return self._read()["text"]
+
+    @text.setter
+    def text(self, value: str) -> None:
+        _check_str(value, "message text")
+        self._set("text", value)
+
+    @property
+    def user(self) -> str:
+        return self._read()["user"]
+
+    @user.setter
+    def user(self, value: str | None) -> None:
+        if value is None:
+            value = self._owner._project._identity().name
+        _check_str(value, "message user")
+        self._set("user", value)
+
+    @property
+    def datetime(self) -> dt.datetime:
+        return self._read()["datetime"]
+
+    @datetime.setter
+    def datetime(self, value: dt.datetime) -> None:
+        if not isinstance(value, dt.datetime):
+            raise InvalidTypeError(f'message datetime: expected "datetime", got "{type(value).__name__}"')
+        self._set("datetime", value)
+
+    def _set(self, key: str, value: Any) -> None:
+        def build(snap: Snapshot) -> Changes:
+            record = self._read(snap)
+            record[key] = value
+            return {self._path: _dump_message(record, self._owner._obj)}
+
+        self._owner._project._commit(self._obj, f"set {key}", build)
+
+
