@@ -4,7 +4,7 @@ A drop-in for expipe 0.6 (``import expipe_git as expipe``) in which every
 project is a git repository and every change is one commit.
 """
 
-from . import errors
+from . import core, errors
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
