@@ -101,7 +101,7 @@ def shard(name: str) -> str:
 
 
 def object_dir(kind: str, name: str) -> str:
-    """Return the folder of an action or entity, e.g. ``actions/3f/rec-1``."""
+    """Return the folder of an action or entity, e.g. ``actions/f2/rec-1``."""
     return f"{FOLDER_KINDS[kind]}/{shard(name)}/{name}"
 
 
