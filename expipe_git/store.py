@@ -139,6 +139,9 @@ class Store:
         self.repo.object_store.fsync_object_files = True
         self.pinned = read_only_at
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}
+        self._commit_trees: dict[bytes, bytes] = {}
+        self._branch_file = os.path.join(self.git_dir, "refs", "heads", "main")
+        self._branch_seen: tuple[tuple[int, int, int], bytes] | None = None
         self._parsed: dict[bytes, object] = {}
         self._thread_lock = threading.RLock()
 
@@ -164,19 +167,39 @@ class Store:
         """Return the commit the branch points to, or None before the first."""
         if self.pinned is not None:
             return self.pinned
+        # Every read asks for the branch, so that an old handle sees what
+        # another process committed. A ref file is only ever replaced by
+        # rename, so an unchanged (inode, mtime, size) means an unchanged ref.
         try:
-            return self.repo.refs[BRANCH]
+            st = os.stat(self._branch_file)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if self._branch_seen is not None and self._branch_seen[0] == key:
+                return self._branch_seen[1]
+        try:
+            sha = self.repo.refs[BRANCH]
         except KeyError:
             return None
+        if st is not None:
+            self._branch_seen = (key, sha)
+        return sha
 
     def snapshot(self, commit: bytes | None = None) -> Snapshot:
         return Snapshot(self, self.head() if commit is None else commit)
 
     def commit_tree(self, commit: bytes) -> bytes:
-        obj = self.repo.object_store[commit]
-        if not isinstance(obj, Commit):
-            raise ExpipeError(f"{commit.decode()} is not a commit")
-        return obj.tree
+        """Return the root tree of a commit (cached: commits never change)."""
+        tree = self._commit_trees.get(commit)
+        if tree is None:
+            type_num, raw = self.repo.object_store.get_raw(commit)
+            # A commit object starts with "tree <40 hex digits>\n".
+            if type_num != Commit.type_num or not raw.startswith(b"tree "):
+                raise ExpipeError(f"{commit.decode()} is not a commit")
+            tree = raw[5:45]
+            self._commit_trees[commit] = tree
+        return tree
 
     def tree_entries(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
         """Return name -> (mode, sha) of a tree, cached by its id."""
