@@ -43,6 +43,7 @@ __all__ = [
     "ReadOnlyError",
     "Template",
     "UncommittedChangesError",
+    "core",
     "create_project",
     "datetime_format",
     "datetime_key_format",

@@ -15,6 +15,8 @@ import pathlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import dateutil.parser
+
 from . import layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import Module, ModuleMap, ReadMapping, delete_module, require_module
@@ -285,7 +287,7 @@ class _Attributed:
         text = message.get("text", message.get("message"))
         when = message.get("datetime")
         if isinstance(when, str):
-            when = _as_datetime(when, "messages: datetime")
+            when = _as_datetime(when, "messages: datetime", InvalidValueError)
         return _new_message(text, message.get("user"), when, self._project)
 
     def create_message(self, text: str, user: str | None = None, datetime: dt.datetime | None = None) -> Message:
@@ -346,15 +348,16 @@ def _check_str(value: Any, key: str) -> None:
         raise InvalidTypeError(f'{key}: expected "str", got "{type(value).__name__}"')
 
 
-def _as_datetime(value: Any, what: str) -> dt.datetime | None:
+def _as_datetime(value: Any, what: str, error: type[Exception] = CorruptFileError) -> dt.datetime | None:
+    """Return a datetime; text (expipe stored '2020-12-18T19:59:03') is parsed."""
     if value is None or isinstance(value, dt.datetime):
         return value
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value)
+            return dateutil.parser.isoparse(value)
         except ValueError:
             pass
-    raise CorruptFileError(f"{what} is {value!r}, not a datetime")
+    raise error(f"{what} is {value!r}, not a datetime (ISO 8601 text such as 2020-12-18T19:59:03 works)")
 
 
 class DataMap(collections.abc.MutableMapping):

@@ -1,0 +1,8 @@
+"""``python -m expipe_git``: the expipe-git command line."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

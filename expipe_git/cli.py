@@ -1,0 +1,480 @@
+"""The ``expipe-git`` command: look at a project and commit hand edits.
+
+Every command reads or writes through the library, never through the git
+binary. Errors the library raises on purpose become one line on stderr,
+``expipe-git: error: <message>``, and exit status 1; usage errors exit 2
+(argparse's convention) and Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import pathlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import __version__, layout
+from .errors import ExpipeError, NotFoundError
+from .model import Project, create_project, get_project
+
+PROG = "expipe-git"
+KINDS = ("actions", "entities", "templates", "modules")
+_KIND_ALIASES = {"action": "actions", "entity": "entities", "template": "templates", "module": "modules"}
+TRACEBACK_ENV = "EXPIPE_GIT_TRACEBACK"
+
+JSON_NOTE = (
+    "JSON output: datetimes, dates and times are ISO 8601 strings; a Quantity is "
+    '{"value": ..., "unit": "um"} (plus "uncertainty" for an UncertainQuantity), '
+    "its value a number or nested lists; numpy arrays are lists and numpy scalars numbers; "
+    'NaN and infinities, which JSON cannot hold, are the strings "NaN", "Infinity" and '
+    '"-Infinity" (float() reads them back); None is null; integer keys become strings.'
+)
+
+
+class CliError(Exception):
+    """A problem the CLI itself found (no project here, a bad path)."""
+
+
+# ---------------------------------------------------------------------------
+# Finding the project
+
+
+def _base(args: argparse.Namespace) -> pathlib.Path:
+    """The folder -C names, or the current folder."""
+    return pathlib.Path(args.project) if getattr(args, "project", None) else pathlib.Path.cwd()
+
+
+def _open_project(args: argparse.Namespace) -> Project:
+    start = _base(args).absolute()
+    if not start.exists():
+        raise CliError(f"{start} does not exist; pass -C with the folder of an expipe_git project")
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / layout.CONFIG_FILE).is_file():
+            return get_project(candidate)
+    raise CliError(
+        f"no expipe_git project in {folder} or any folder above it; "
+        f"run '{PROG} init' to create one, or pass -C with the project folder"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Values for people and for JSON
+
+
+def _quantity_type() -> type | None:
+    quantities = sys.modules.get("quantities")
+    return None if quantities is None else quantities.Quantity
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn a stored value into plain JSON data (see JSON_NOTE)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    quantity = _quantity_type()
+    if quantity is not None and isinstance(value, quantity):
+        out = {"value": _jsonable(value.magnitude.tolist()), "unit": value.dimensionality.string}
+        uncertainty = getattr(value, "uncertainty", None)
+        if uncertainty is not None:
+            out["uncertainty"] = _jsonable(getattr(uncertainty, "magnitude", uncertainty).tolist())
+        return out
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
+        return _jsonable(value.tolist())
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    quantity = _quantity_type()
+    if quantity is not None and isinstance(value, quantity):
+        return " ".join(str(value).split())  # an array quantity's str may wrap
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        return " ".join(str(value).split())
+    return str(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, (Mapping, list, tuple))
+
+
+def _render(value: Any, indent: str = "") -> list[str]:
+    """Lines showing a record to a person, nested by indentation."""
+    if isinstance(value, Mapping):
+        lines = []
+        for key, item in value.items():
+            lines.extend(_render_item(f"{indent}{key}:", item, indent))
+        return lines
+    if isinstance(value, (list, tuple)):
+        if all(_is_scalar(v) for v in value):
+            return [indent + _list_text(value)]
+        lines = []
+        for item in value:
+            lines.extend(_render_item(f"{indent}-", item, indent))
+        return lines
+    return [indent + line for line in _scalar_text(value).splitlines() or [""]]
+
+
+def _render_item(label: str, item: Any, indent: str) -> list[str]:
+    inner = indent + "  "
+    if isinstance(item, Mapping):
+        return [label] + (_render(item, inner) if item else [inner + "{}"])
+    if isinstance(item, (list, tuple)) and not all(_is_scalar(v) for v in item):
+        return [label, *_render(item, inner)]
+    if isinstance(item, (list, tuple)):
+        return [f"{label} {_list_text(item)}"]
+    text = _scalar_text(item)
+    if "\n" in text:
+        return [f"{label} |", *(inner + line for line in text.splitlines())]
+    return [f"{label} {text}"]
+
+
+def _list_text(items: Any) -> str:
+    return ", ".join(_scalar_text(v) for v in items) if items else "[]"
+
+
+# ---------------------------------------------------------------------------
+# Commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    base = _base(args)
+    target = (base / args.path if args.path else base).absolute()
+    if (target / layout.CONFIG_FILE).is_file():
+        raise CliError(f"{target} is already an expipe_git project; nothing to do")
+    if target.exists():
+        if not target.is_dir():
+            raise CliError(f"{target} is a file; choose a new or empty folder")
+        if any(target.iterdir()):
+            raise CliError(f"{target} is not empty; choose a new or empty folder for the project")
+    project = create_project(target, name=args.name, init=True)
+    print(f"Created expipe_git project {project.id!r} in {project.path}")
+    return 0
+
+
+_STATUS_LETTER = {"modified": "M", "added": "A", "deleted": "D"}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    edits = project.status()
+    if args.json:
+        _print_json([{"path": e.path, "state": e.state} for e in edits])
+    elif not edits:
+        print("clean: no hand edits since the last commit")
+    else:
+        for edit in edits:
+            print(f"{_STATUS_LETTER.get(edit.state, '?')} {edit.path}")
+    return 0
+
+
+def _summary(obj: Any, kind: str) -> dict:
+    attributes = obj.attributes
+    row = {
+        "name": obj.name,
+        "address": f"{kind}/{obj.name}",
+        "type": attributes.get("type"),
+        "datetime": attributes.get("datetime"),
+        "location": attributes.get("location"),
+        "tags": list(attributes.get("tags") or []),
+        "users": list(attributes.get("users") or []),
+    }
+    if kind == "action":
+        row["entities"] = list(attributes.get("entities") or [])
+    return row
+
+
+def _dash(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    if args.kind is None:
+        names = {kind: list(getattr(project, kind)) for kind in KINDS}
+        if args.json:
+            _print_json(names)
+            return 0
+        for kind in KINDS:
+            print(f"{kind}: {len(names[kind])}")
+            for name in names[kind]:
+                print(f"  {name}")
+        return 0
+    mapping = getattr(project, args.kind)
+    singular = {v: k for k, v in _KIND_ALIASES.items()}[args.kind]
+    if args.kind in ("actions", "entities"):
+        rows = [_summary(mapping[name], singular) for name in mapping]
+        if args.json:
+            _print_json(rows)
+            return 0
+        table = [
+            (r["name"], _dash(r["type"]), _dash(r["datetime"]), ", ".join(r["tags"]) or "-") for r in rows
+        ]
+        widths = [max((len(row[i]) for row in table), default=0) for i in range(3)]
+        for row in table:
+            cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+            print("  ".join([*cells, row[3]]))
+        return 0
+    names = list(mapping)
+    if args.json:
+        _print_json([{"name": name, "address": f"{singular}/{name}"} for name in names])
+    else:
+        for name in names:
+            print(name)
+    return 0
+
+
+def _not_found_hint(lookup: Callable[[], Any], hint: str) -> Any:
+    try:
+        return lookup()
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc}; {hint}") from None
+
+
+def _describe_object(project: Project, obj: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """Return (JSON data, plain lines) for the object at address ``obj``."""
+    address = layout.address(obj)
+    title = layout.describe(obj)
+    if obj == ("project",):
+        counts = {kind: len(getattr(project, kind)) for kind in KINDS}
+        data = {"address": address, "kind": "project", "name": project.id, "path": str(project.path),
+                "config": project.config, "counts": counts}
+        lines = [f"project {project.id!r} in {project.path}", *_render(project.config)]
+        lines += [f"{kind}: {count}" for kind, count in counts.items()]
+        return data, lines
+    kind, name = obj[0], obj[1]
+    if kind in layout.FOLDER_KINDS:
+        folder = layout.FOLDER_KINDS[kind]
+        owner = _not_found_hint(lambda: getattr(project, folder)[name],
+                                f"run '{PROG} list {folder}' to see what exists")
+        if len(obj) == 2:
+            attributes = owner.attributes
+            modules = list(owner.modules)
+            message_map = owner.messages
+            messages = [message_map[m] for m in message_map]
+            data = {"address": address, "kind": kind, "name": name, "attributes": attributes,
+                    "modules": modules, "message_count": len(messages),
+                    "messages": [m.id for m in messages]}
+            lines = [title, *_render(attributes)]
+            lines.append(f"modules ({len(modules)}): {', '.join(modules) if modules else '-'}")
+            lines.append(f"messages: {len(messages)}")
+            for message in messages:
+                contents = message.contents
+                first = (str(contents.get("text", "")).splitlines() or [""])[0]
+                lines.append(f"  {message.id}  {contents.get('user')}: {first}")
+            return data, lines
+        hint = f"run '{PROG} show {kind}/{name}' to see its modules and messages"
+        if obj[2] == "module":
+            module = _not_found_hint(lambda: owner.modules[obj[3]], hint)
+            return _record_view(address, "module", obj[3], title, module.contents, owner=f"{kind}/{name}")
+        message = _not_found_hint(lambda: owner.messages[obj[3]], hint)
+        contents = message.contents
+        data = {"address": address, "kind": "message", "id": message.id, "owner": f"{kind}/{name}",
+                **contents}
+        return data, [title, *_render(contents)]
+    if kind == "template":
+        template = _not_found_hint(lambda: project.templates[name],
+                                   f"run '{PROG} list templates' to see what exists")
+        return _record_view(address, "template", name, title, template.contents)
+    module = _not_found_hint(lambda: project.modules[name], f"run '{PROG} list modules' to see what exists")
+    return _record_view(address, "module", name, title, module.contents, owner="project")
+
+
+def _record_view(address: str, kind: str, name: str, title: str, contents: Any,
+                 owner: str | None = None) -> tuple[dict, list[str]]:
+    data = {"address": address, "kind": kind, "name": name}
+    if owner is not None:
+        data["owner"] = owner
+    data["contents"] = contents
+    body = _render(contents) if contents not in ({}, []) else ["(empty)"]
+    return data, [title, *body]
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    obj = layout.parse_address(args.object)
+    project = _open_project(args)
+    data, lines = _describe_object(project, obj)
+    if args.json:
+        _print_json(data)
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    message = "\n\n".join(part.strip("\n") for part in args.message)
+    sha = project.commit(message)
+    if sha is None:
+        print("nothing to commit: no hand edits since the last commit")
+    else:
+        print(sha)
+    return 0
+
+
+def _history_lines(project: Project, limit: int | None = None) -> list[str]:
+    """One line per commit, newest first: short id and subject.
+
+    TODO(lead): move into the store / a history API; this reaches into
+    ``project.store.repo`` (dulwich) from the CLI.
+    """
+    head = project.store.head()
+    if head is None:
+        return []
+    lines = []
+    for entry in project.store.repo.get_walker(include=[head], max_entries=limit):
+        commit = entry.commit
+        subject = commit.message.decode("utf-8", "replace").split("\n", 1)[0]
+        lines.append(f"{commit.id.decode('ascii')[:7]} {subject}")
+    return lines
+
+
+def cmd_tour(args: argparse.Namespace) -> int:
+    from . import tour
+
+    base = _base(args)
+    folder = (base / args.dir).absolute()
+    path = tour.run(folder, write=print)
+    project = get_project(path)
+    print(f"History of the project at {project.path}, newest first:")
+    for line in _history_lines(project):
+        print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The parser and main
+
+
+def _kind(text: str) -> str:
+    return _KIND_ALIASES.get(text, text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-C", "--project", metavar="PATH", default=argparse.SUPPRESS,
+        help="the project folder (default: the current folder or the nearest folder above it "
+             "holding expipe.toml); for init and tour, the folder relative paths start from",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common],
+        description="expipe projects kept in git: every change is one commit.",
+        epilog=f"Errors print one line and exit with status 1 (2 for usage errors). "
+               f"Set {TRACEBACK_ENV}=1 to see the Python traceback of an error.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "create a project (a git repository) and print where", aliases=["create"])
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="new or empty folder for the project (default: the current folder)")
+    p.add_argument("--name", help="the project's name (default: the folder's name)")
+
+    p = add("status", cmd_status, "list files edited by hand and not committed "
+                                  "(M modified, A added, D deleted)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {path, state}")
+
+    p = add("list", cmd_list, "list actions, entities, templates or modules (default: all, counted)",
+            epilog=JSON_NOTE)
+    p.add_argument("kind", nargs="?", type=_kind, choices=KINDS, metavar="KIND",
+                   help="one of: " + ", ".join(KINDS))
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = add("show", cmd_show, "show an action, entity, module, template or message", epilog=JSON_NOTE)
+    p.add_argument("object", metavar="OBJECT",
+                   help="an address: action/rec-1, action/rec-1/module/tracking, "
+                        "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (see below)")
+
+    p = add("commit", cmd_commit, "check every hand edit parses, then commit them all as one commit "
+                                  "and print its id")
+    p.add_argument("-m", "--message", action="append", required=True, metavar="MESSAGE",
+                   help="the commit message; given more than once, each is a paragraph")
+
+    p = add("tour", cmd_tour, "run the getting-started walkthrough in DIR (a project 'test' is made "
+                              "there), then print the project's history")
+    p.add_argument("dir", metavar="DIR", help="folder to run the walkthrough in (created if missing)")
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and not isinstance(exc, ExpipeError):
+        text = f"not found: {exc.args[0]}" if len(exc.args) == 1 else str(exc)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version and usage errors
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        try:
+            return args.func(args)
+        except BrokenPipeError:
+            # The reader went away (`expipe-git list | head`): stop quietly.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            return 141
+        except (ExpipeError, CliError, KeyError, TypeError, ValueError, OSError) as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            _error(_one_line(exc))
+            return 1
+        except Exception as exc:  # a bug: still one line, with how to see more
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); this is a bug in "
+                   f"expipe_git: run again with {TRACEBACK_ENV}=1 and report the traceback")
+            return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
