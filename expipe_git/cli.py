@@ -268,24 +268,37 @@ def _describe_object(project: Project, obj: tuple[str, ...]) -> tuple[dict, list
     title = layout.describe(obj)
     if obj == ("project",):
         counts = {kind: len(getattr(project, kind)) for kind in KINDS}
-        data = {"address": address, "kind": "project", "name": project.id, "path": str(project.path),
-                "config": project.config, "counts": counts}
+        data = {
+            "address": address,
+            "kind": "project",
+            "name": project.id,
+            "path": str(project.path),
+            "config": project.config,
+            "counts": counts,
+        }
         lines = [f"project {project.id!r} in {project.path}", *_render(project.config)]
         lines += [f"{kind}: {count}" for kind, count in counts.items()]
         return data, lines
     kind, name = obj[0], obj[1]
     if kind in layout.FOLDER_KINDS:
         folder = layout.FOLDER_KINDS[kind]
-        owner = _not_found_hint(lambda: getattr(project, folder)[name],
-                                f"run '{PROG} list {folder}' to see what exists")
+        owner = _not_found_hint(
+            lambda: getattr(project, folder)[name], f"run '{PROG} list {folder}' to see what exists"
+        )
         if len(obj) == 2:
             attributes = owner.attributes
             modules = list(owner.modules)
             message_map = owner.messages
             messages = [message_map[m] for m in message_map]
-            data = {"address": address, "kind": kind, "name": name, "attributes": attributes,
-                    "modules": modules, "message_count": len(messages),
-                    "messages": [m.id for m in messages]}
+            data = {
+                "address": address,
+                "kind": kind,
+                "name": name,
+                "attributes": attributes,
+                "modules": modules,
+                "message_count": len(messages),
+                "messages": [m.id for m in messages],
+            }
             lines = [title, *_render(attributes)]
             lines.append(f"modules ({len(modules)}): {', '.join(modules) if modules else '-'}")
             lines.append(f"messages: {len(messages)}")
@@ -300,19 +313,26 @@ def _describe_object(project: Project, obj: tuple[str, ...]) -> tuple[dict, list
             return _record_view(address, "module", obj[3], title, module.contents, owner=f"{kind}/{name}")
         message = _not_found_hint(lambda: owner.messages[obj[3]], hint)
         contents = message.contents
-        data = {"address": address, "kind": "message", "id": message.id, "owner": f"{kind}/{name}",
-                **contents}
+        data = {
+            "address": address,
+            "kind": "message",
+            "id": message.id,
+            "owner": f"{kind}/{name}",
+            **contents,
+        }
         return data, [title, *_render(contents)]
     if kind == "template":
-        template = _not_found_hint(lambda: project.templates[name],
-                                   f"run '{PROG} list templates' to see what exists")
+        template = _not_found_hint(
+            lambda: project.templates[name], f"run '{PROG} list templates' to see what exists"
+        )
         return _record_view(address, "template", name, title, template.contents)
     module = _not_found_hint(lambda: project.modules[name], f"run '{PROG} list modules' to see what exists")
     return _record_view(address, "module", name, title, module.contents, owner="project")
 
 
-def _record_view(address: str, kind: str, name: str, title: str, contents: Any,
-                 owner: str | None = None) -> tuple[dict, list[str]]:
+def _record_view(
+    address: str, kind: str, name: str, title: str, contents: Any, owner: str | None = None
+) -> tuple[dict, list[str]]:
     data = {"address": address, "kind": kind, "name": name}
     if owner is not None:
         data["owner"] = owner
@@ -384,15 +404,19 @@ def _kind(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-C", "--project", metavar="PATH", default=argparse.SUPPRESS,
+        "-C",
+        "--project",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
         help="the project folder (default: the current folder or the nearest folder above it "
-             "holding expipe.toml); for init and tour, the folder relative paths start from",
+        "holding expipe.toml); for init and tour, the folder relative paths start from",
     )
     parser = argparse.ArgumentParser(
-        prog=PROG, parents=[common],
+        prog=PROG,
+        parents=[common],
         description="expipe projects kept in git: every change is one commit.",
         epilog=f"Errors print one line and exit with status 1 (2 for usage errors). "
-               f"Set {TRACEBACK_ENV}=1 to see the Python traceback of an error.",
+        f"Set {TRACEBACK_ENV}=1 to see the Python traceback of an error.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -403,33 +427,59 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("init", cmd_init, "create a project (a git repository) and print where", aliases=["create"])
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="new or empty folder for the project (default: the current folder)")
+    p.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="new or empty folder for the project (default: the current folder)",
+    )
     p.add_argument("--name", help="the project's name (default: the folder's name)")
 
-    p = add("status", cmd_status, "list files edited by hand and not committed "
-                                  "(M modified, A added, D deleted)")
+    p = add(
+        "status", cmd_status, "list files edited by hand and not committed (M modified, A added, D deleted)"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list of {path, state}")
 
-    p = add("list", cmd_list, "list actions, entities, templates or modules (default: all, counted)",
-            epilog=JSON_NOTE)
-    p.add_argument("kind", nargs="?", type=_kind, choices=KINDS, metavar="KIND",
-                   help="one of: " + ", ".join(KINDS))
+    p = add(
+        "list",
+        cmd_list,
+        "list actions, entities, templates or modules (default: all, counted)",
+        epilog=JSON_NOTE,
+    )
+    p.add_argument(
+        "kind", nargs="?", type=_kind, choices=KINDS, metavar="KIND", help="one of: " + ", ".join(KINDS)
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = add("show", cmd_show, "show an action, entity, module, template or message", epilog=JSON_NOTE)
-    p.add_argument("object", metavar="OBJECT",
-                   help="an address: action/rec-1, action/rec-1/module/tracking, "
-                        "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project")
+    p.add_argument(
+        "object",
+        metavar="OBJECT",
+        help="an address: action/rec-1, action/rec-1/module/tracking, "
+        "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text (see below)")
 
-    p = add("commit", cmd_commit, "check every hand edit parses, then commit them all as one commit "
-                                  "and print its id")
-    p.add_argument("-m", "--message", action="append", required=True, metavar="MESSAGE",
-                   help="the commit message; given more than once, each is a paragraph")
+    p = add(
+        "commit",
+        cmd_commit,
+        "check every hand edit parses, then commit them all as one commit and print its id",
+    )
+    p.add_argument(
+        "-m",
+        "--message",
+        action="append",
+        required=True,
+        metavar="MESSAGE",
+        help="the commit message; given more than once, each is a paragraph",
+    )
 
-    p = add("tour", cmd_tour, "run the getting-started walkthrough in DIR (a project 'test' is made "
-                              "there), then print the project's history")
+    p = add(
+        "tour",
+        cmd_tour,
+        "run the getting-started walkthrough in DIR (a project 'test' is made "
+        "there), then print the project's history",
+    )
     p.add_argument("dir", metavar="DIR", help="folder to run the walkthrough in (created if missing)")
     return parser
 
@@ -472,8 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # a bug: still one line, with how to see more
             if os.environ.get(TRACEBACK_ENV):
                 raise
-            _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); this is a bug in "
-                   f"expipe_git: run again with {TRACEBACK_ENV}=1 and report the traceback")
+            _error(
+                f"internal error ({type(exc).__name__}: {_one_line(exc)}); this is a bug in "
+                f"expipe_git: run again with {TRACEBACK_ENV}=1 and report the traceback"
+            )
             return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

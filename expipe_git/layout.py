@@ -57,9 +57,7 @@ def check_name(name: object, kind: str) -> str:
             be mistaken for ``.git`` on some file system.
     """
     if not isinstance(name, str):
-        raise InvalidTypeError(
-            f"{kind} name must be a str, got {type(name).__name__} {name!r}"
-        )
+        raise InvalidTypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r}")
     if name == "":
         raise InvalidValueError(f"{kind} name cannot be an empty string")
     problem = _name_problem(name)
@@ -211,11 +209,7 @@ def parse_address(text: str) -> tuple[str, ...]:
     ok = (
         parts == ("project",)
         or (len(parts) == 2 and parts[0] in kinds)
-        or (
-            len(parts) == 4
-            and parts[0] in FOLDER_KINDS
-            and parts[2] in ("module", "message")
-        )
+        or (len(parts) == 4 and parts[0] in FOLDER_KINDS and parts[2] in ("module", "message"))
     )
     if not ok:
         raise InvalidValueError(
@@ -236,8 +230,4 @@ def commit_message(obj: tuple[str, ...], operation: str, detail: str = "") -> st
     subject = f"{describe(obj)}: {operation}"
     if detail:
         subject = f"{subject} {detail}"
-    return (
-        f"{subject}\n\n"
-        f"Expipe-Object: {address(obj)}\n"
-        f"Expipe-Operation: {operation}\n"
-    )
+    return f"{subject}\n\nExpipe-Object: {address(obj)}\nExpipe-Operation: {operation}\n"

@@ -50,8 +50,7 @@ def get_project(path: str | os.PathLike[str], name: str | None = None) -> Projec
     root = pathlib.Path(path).absolute()
     if not (root / layout.CONFIG_FILE).is_file() or not (root / ".git").exists():
         raise NotFoundError(
-            f"no expipe_git project at {root}; create one with "
-            f"expipe_git.create_project({str(path)!r})"
+            f"no expipe_git project at {root}; create one with expipe_git.create_project({str(path)!r})"
         )
     return Project(root)
 
@@ -69,8 +68,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
     outer = _find_project_root(root)
     if outer is not None:
         raise AlreadyExistsError(
-            f"{root} is inside the project at {outer}; "
-            "a project cannot be created inside another project"
+            f"{root} is inside the project at {outer}; a project cannot be created inside another project"
         )
     root.mkdir(parents=True, exist_ok=init)
     store = Store.init(root)
@@ -408,5 +406,3 @@ class TemplateMap(ReadMapping):
         if name not in self:
             raise NotFoundError(f"template {name!r} does not exist in project {self._project.id!r}")
         return Template(self._project, name)
-
-

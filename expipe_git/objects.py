@@ -75,7 +75,9 @@ class PropertyList(collections.abc.Sequence):
 
     def extend(self, values_: Iterable[str]) -> None:
         new = _check_str_list(list(values_), self.name)
-        self._owner._update_list(self.name, lambda items: items + [v for v in new if v not in items], f"add to {self.name}")
+        self._owner._update_list(
+            self.name, lambda items: items + [v for v in new if v not in items], f"add to {self.name}"
+        )
 
     def remove(self, value: str) -> None:
         _check_str_list([value], self.name)
@@ -121,7 +123,11 @@ class _Attributed:
         return f"<expipe_git {type(self).__name__} {self.id!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._obj == self._obj and other._project.path == self._project.path  # type: ignore[attr-defined]
+        return (
+            type(other) is type(self)
+            and other._obj == self._obj
+            and other._project.path == self._project.path
+        )  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return hash((self._obj, str(self._project.path)))
@@ -267,7 +273,9 @@ class _Attributed:
         for record in records:
             path = layout.message_path(self._kind, self.name, _message_id(record))
             if path in new:
-                raise AlreadyExistsError(f"messages: the message {record['text']!r} by {record['user']} is given twice")
+                raise AlreadyExistsError(
+                    f"messages: the message {record['text']!r} by {record['user']} is given twice"
+                )
             new[path] = _dump_message(record, self._obj)
 
         def build(snap: Snapshot) -> Changes:
@@ -283,14 +291,18 @@ class _Attributed:
             raise InvalidTypeError(f"messages: expected dicts, got {type(message).__name__}")
         unknown = set(message) - {"message", "text", "user", "datetime"}
         if unknown:
-            raise InvalidValueError(f"messages: unknown keys {sorted(unknown)}; use text (or message), user, datetime")
+            raise InvalidValueError(
+                f"messages: unknown keys {sorted(unknown)}; use text (or message), user, datetime"
+            )
         text = message.get("text", message.get("message"))
         when = message.get("datetime")
         if isinstance(when, str):
             when = _as_datetime(when, "messages: datetime", InvalidValueError)
         return _new_message(text, message.get("user"), when, self._project)
 
-    def create_message(self, text: str, user: str | None = None, datetime: dt.datetime | None = None) -> Message:
+    def create_message(
+        self, text: str, user: str | None = None, datetime: dt.datetime | None = None
+    ) -> Message:
         """Add a message; two messages in the same second are both kept.
 
         Raises:
@@ -426,7 +438,9 @@ def _new_message(text: Any, user: Any, when: Any, project: Project) -> dict:
 def _message_id(record: dict) -> str:
     """Name a message by its time, and by its content so same-second ones differ."""
     digest = hashlib.sha1(
-        "\0".join((record["text"], record["user"], record["datetime"].isoformat())).encode("utf-8", "surrogatepass")
+        "\0".join((record["text"], record["user"], record["datetime"].isoformat())).encode(
+            "utf-8", "surrogatepass"
+        )
     ).hexdigest()[:8]
     return f"{record['datetime'].strftime(datetime_key_format)}-{digest}"
 
@@ -539,5 +553,3 @@ class Message:
             return {self._path: _dump_message(record, self._owner._obj)}
 
         self._owner._project._commit(self._obj, f"set {key}", build)
-
-

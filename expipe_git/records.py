@@ -134,7 +134,6 @@ def delete_module(project: Project, owner: tuple[str, ...], name: str) -> None:
     project._commit(_module_obj(owner, name), "delete", build)
 
 
-
 class _Record(collections.abc.MutableMapping):
     """A TOML record whose keys write through: every assignment is a commit."""
 
@@ -303,7 +302,9 @@ class _NodeView(collections.abc.MutableMapping):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         keys = (*self._keys, key)
-        self._record._update_at(self._keys, lambda node: node.__setitem__(key, value), f"set {_key_text(keys)}")
+        self._record._update_at(
+            self._keys, lambda node: node.__setitem__(key, value), f"set {_key_text(keys)}"
+        )
 
     def __delitem__(self, key: Any) -> None:
         def remove(node: dict) -> None:
@@ -330,5 +331,3 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(result)
     except ValueError:
         return False
-
-

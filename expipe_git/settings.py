@@ -45,12 +45,7 @@ def reload_config() -> dict[str, str]:
 def identity(git_name: str | None, git_email: str | None) -> tuple[str, str]:
     """Return (name, email) of the current user, given git's configured ones."""
     reload_config()
-    name = (
-        settings.get("username")
-        or git_name
-        or os.environ.get("GIT_AUTHOR_NAME")
-        or _login()
-    )
+    name = settings.get("username") or git_name or os.environ.get("GIT_AUTHOR_NAME") or _login()
     email = (
         settings.get("email")
         or git_email

@@ -272,9 +272,13 @@ class Store:
                 if not from_worktree:
                     self._refuse_hand_edits(snap, updates)
                 commit = self._write_commit(snap, updates, message, author)
-                self._journal({"old": _hex(head), "new": commit.decode(), "paths": {
-                    p: [_hex(snap.blob_id(p)), _hex(sha)] for p, (sha, _) in updates.items()
-                }})
+                self._journal(
+                    {
+                        "old": _hex(head),
+                        "new": commit.decode(),
+                        "paths": {p: [_hex(snap.blob_id(p)), _hex(sha)] for p, (sha, _) in updates.items()},
+                    }
+                )
                 if self._swap_branch(head, commit, message):
                     break
                 # Stock git moved the branch without our lock; rebuild on top.
@@ -338,7 +342,7 @@ class Store:
 
     def _write_commit(self, snap: Snapshot, updates: dict, message: str, author: Identity) -> bytes:
         store = self.repo.object_store
-        for sha, data in updates.values():
+        for _, data in updates.values():
             if data is not None:
                 store.add_object(Blob.from_string(data))
         tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
@@ -390,10 +394,12 @@ class Store:
     def _swap_branch(self, old: bytes | None, new: bytes, message: str) -> bool:
         """Move the branch from ``old`` to ``new`` if nobody moved it meanwhile."""
         subject = message.split("\n", 1)[0]
-        for attempt in range(200):
+        for _ in range(200):
             try:
                 if old is None:
-                    return self.repo.refs.add_if_new(BRANCH, new, message=b"commit (initial): " + subject.encode())
+                    return self.repo.refs.add_if_new(
+                        BRANCH, new, message=b"commit (initial): " + subject.encode()
+                    )
                 return self.repo.refs.set_if_equals(BRANCH, old, new, message=b"commit: " + subject.encode())
             except FileLocked:
                 if not self._clear_stale(self.repo.refs.refpath(BRANCH) + b".lock"):
@@ -464,7 +470,9 @@ class Store:
             with contextlib.suppress(OSError):
                 if self._file_sha(path) == sha:
                     st = os.stat(full)
-            entries.append(gitindex.Entry(path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), st))
+            entries.append(
+                gitindex.Entry(path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), st)
+            )
         gitindex.write(self.index_path, entries)
 
     def checkout_head(self) -> None:
@@ -491,8 +499,11 @@ class Store:
                 found[path] = "deleted"
                 continue
             known = index.get(path.encode("utf-8", "surrogateescape"))
-            if known and known[0].hex().encode() == sha and known[1] == (
-                int(st.st_mtime) & 0xFFFFFFFF, st.st_mtime_ns % 1_000_000_000, st.st_size & 0xFFFFFFFF
+            if (
+                known
+                and known[0].hex().encode() == sha
+                and known[1]
+                == (int(st.st_mtime) & 0xFFFFFFFF, st.st_mtime_ns % 1_000_000_000, st.st_size & 0xFFFFFFFF)
             ):
                 continue  # stat data unchanged since we wrote it: content is too
             if self._file_sha(path) != sha:
@@ -507,8 +518,7 @@ class Store:
             rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
             rel = "" if rel == "." else rel
             dirs[:] = sorted(
-                d for d in dirs
-                if not (rel == "" and d == ".git") and not ignore(f"{rel}/{d}" if rel else d)
+                d for d in dirs if not (rel == "" and d == ".git") and not ignore(f"{rel}/{d}" if rel else d)
             )
             for name in sorted(files):
                 path = f"{rel}/{name}" if rel else name

@@ -163,7 +163,8 @@ def _type_name(value: Any) -> str:
 def _check_level(level: int) -> None:
     if level > MAX_DEPTH:
         raise _Failure(
-            InvalidValueError, "value",
+            InvalidValueError,
+            "value",
             f"is nested more than {MAX_DEPTH} levels deep (dicts, lists and tagged values "
             "each count one; a container that contains itself never ends); flatten the record",
         )
@@ -176,7 +177,8 @@ def _encode_str(value: str, subject: str = "value") -> str:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise _Failure(
-                InvalidValueError, subject,
+                InvalidValueError,
+                subject,
                 f"is a str that is not valid Unicode (lone surrogate {value[exc.start]!r} at "
                 f"index {exc.start}); it cannot be written as UTF-8",
             ) from None
@@ -190,8 +192,7 @@ def _encode_int(value: int, level: int) -> Any:
     try:
         digits = str(value)
     except ValueError:  # beyond sys.get_int_max_str_digits()
-        raise _Failure(InvalidValueError, "value",
-                       "is an int too large to write as decimal digits") from None
+        raise _Failure(InvalidValueError, "value", "is an int too large to write as decimal digits") from None
     return {"$type": "int", "value": digits}
 
 
@@ -262,8 +263,7 @@ def _hint(value: Any) -> str:
         return "store a datetime.datetime instead"
     if type(value).__name__ in ("Decimal", "Fraction"):
         return "store a float or a str instead"
-    return ("store a dict, list, str, int, float, bool, None, date, time, datetime "
-            "or Quantity instead")
+    return "store a dict, list, str, int, float, bool, None, date, time, datetime or Quantity instead"
 
 
 def _encode_table(table: Mapping, level: int) -> dict:
@@ -302,14 +302,20 @@ def _encode_key(key: Any) -> tuple[str, int | None]:
     if is_int and not is_bool:
         number = int(key)
         if not _I64_MIN <= number <= _I64_MAX:
-            raise _Failure(InvalidValueError, f"key {number} of the dict",
-                           "does not fit in 64 bits; int keys must be 64-bit, use a str key instead")
+            raise _Failure(
+                InvalidValueError,
+                f"key {number} of the dict",
+                "does not fit in 64 bits; int keys must be 64-bit, use a str key instead",
+            )
         return str(number), number
     if isinstance(key, str):
         name = _encode_str(str.__str__(key), f"key {key!r} of the dict")
         return ("$" + name if name.startswith("$") else name), None
-    raise _Failure(InvalidTypeError, f"key {key!r} of the dict",
-                   f"is {_article(_type_name(key))}; dict keys must be str or int")
+    raise _Failure(
+        InvalidTypeError,
+        f"key {key!r} of the dict",
+        f"is {_article(_type_name(key))}; dict keys must be str or int",
+    )
 
 
 def _collision(table: Mapping) -> str:
@@ -318,8 +324,10 @@ def _collision(table: Mapping) -> str:
         name = str(int(key)) if not isinstance(key, str) else str.__str__(key)
         if name in names:
             first, second = names[name], key
-            return (f"has both the keys {first!r} and {second!r}, which are the same TOML key "
-                    f"{name!r}; keep one of them")
+            return (
+                f"has both the keys {first!r} and {second!r}, which are the same TOML key "
+                f"{name!r}; keep one of them"
+            )
         names[name] = key
     return "has keys that map to the same TOML key; keep one of them"  # pragma: no cover
 
@@ -342,9 +350,12 @@ def _encode_ndarray(array: Any, level: int) -> Any:
     if quantities is not None and isinstance(array, quantities.Quantity):
         return _encode_quantity(array, level, quantities)
     if array.dtype.kind in "mM":
-        raise _Failure(InvalidTypeError, "value",
-                       f"is a numpy array of {array.dtype}; store a list of datetime.datetime "
-                       "(or of float seconds) instead")
+        raise _Failure(
+            InvalidTypeError,
+            "value",
+            f"is a numpy array of {array.dtype}; store a list of datetime.datetime "
+            "(or of float seconds) instead",
+        )
     # .tolist() gives Python scalars (or the objects of an object array), each
     # then checked like any other value; a 0-d array gives its scalar.
     return _encode(array.tolist(), level)
@@ -389,50 +400,74 @@ def _check_unit(unit: str, quantity: Any, quantities: Any) -> None:
         if known is not None:
             _UNITS_READ_BACK[unit] = known
     if known is None or known != quantity.dimensionality:
-        raise _Failure(InvalidValueError, "value",
-                       f"is a Quantity in {unit!r}, a unit quantities cannot read back from its "
-                       "name; rescale it to a unit quantities knows")
+        raise _Failure(
+            InvalidValueError,
+            "value",
+            f"is a Quantity in {unit!r}, a unit quantities cannot read back from its "
+            "name; rescale it to a unit quantities knows",
+        )
 
 
 def _magnitude(magnitude: Any, level: int) -> Any:
     """Return a quantity magnitude as plain numbers, refusing what would not round-trip."""
     kind, dtype = magnitude.dtype.kind, magnitude.dtype
     if kind == "c":
-        raise _Failure(InvalidTypeError, "value",
-                       "is a Quantity with complex values; store the real and imaginary parts "
-                       "as two Quantities")
+        raise _Failure(
+            InvalidTypeError,
+            "value",
+            "is a Quantity with complex values; store the real and imaginary parts as two Quantities",
+        )
     if kind not in "biuf":
-        raise _Failure(InvalidTypeError, "value",
-                       f"is a Quantity with values of dtype {dtype}; only bool, int and float "
-                       "magnitudes can be stored")
+        raise _Failure(
+            InvalidTypeError,
+            "value",
+            f"is a Quantity with values of dtype {dtype}; only bool, int and float magnitudes can be stored",
+        )
     if magnitude.ndim and level + magnitude.ndim > MAX_DEPTH:
         _check_level(level + magnitude.ndim)
     if magnitude.size == 0 and 0 in magnitude.shape[:-1]:
         # [] cannot say how many columns an array of shape (0, 3) had.
-        raise _Failure(InvalidValueError, "value",
-                       f"is an empty Quantity of shape {magnitude.shape}, which a list cannot "
-                       "describe; store it with shape (0,) or drop it")
+        raise _Failure(
+            InvalidValueError,
+            "value",
+            f"is an empty Quantity of shape {magnitude.shape}, which a list cannot "
+            "describe; store it with shape (0,) or drop it",
+        )
     if kind == "f" and dtype.itemsize > 8:
         magnitude = magnitude.astype("float64")  # .tolist() of longdouble stays numpy
     if kind == "u" and dtype.itemsize == 8 and magnitude.size and int(magnitude.max()) > _I64_MAX:
-        raise _Failure(InvalidValueError, "value",
-                       "is a Quantity with uint64 values beyond the int64 range; convert it "
-                       "to float")
+        raise _Failure(
+            InvalidValueError,
+            "value",
+            "is a Quantity with uint64 values beyond the int64 range; convert it to float",
+        )
     return magnitude.tolist()
 
 
 def _encode_datetime(value: _dt.datetime, level: int) -> Any:
     if type(value) is not _dt.datetime:  # pandas.Timestamp and other subclasses
-        value = _dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
-                             value.second, value.microsecond, value.tzinfo, fold=value.fold)
+        value = _dt.datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+            fold=value.fold,
+        )
     tzinfo = value.tzinfo
     if tzinfo is None:
         return value
     offset = value.utcoffset()
     if offset is None:
-        raise _Failure(InvalidValueError, "value",
-                       f"is a datetime whose tzinfo {tzinfo!r} gives no UTC offset; make it "
-                       "naive or give it a real time zone")
+        raise _Failure(
+            InvalidValueError,
+            "value",
+            f"is a datetime whose tzinfo {tzinfo!r} gives no UTC offset; make it "
+            "naive or give it a real time zone",
+        )
     wall = value.replace(tzinfo=None, fold=0)
     whole_minutes = offset % _dt.timedelta(minutes=1) == _dt.timedelta(0)
     key = getattr(tzinfo, "key", None) if isinstance(tzinfo, zoneinfo.ZoneInfo) else None
@@ -459,10 +494,13 @@ def _encode_date_or_time(value: Any, level: int) -> Any:
         return plain
     offset = value.utcoffset()
     if offset is None:
-        raise _Failure(InvalidValueError, "value",
-                       f"is a time whose tzinfo {value.tzinfo!r} gives no fixed UTC offset (a "
-                       "time zone needs a date); store a datetime, or a time with a "
-                       "datetime.timezone")
+        raise _Failure(
+            InvalidValueError,
+            "value",
+            f"is a time whose tzinfo {value.tzinfo!r} gives no fixed UTC offset (a "
+            "time zone needs a date); store a datetime, or a time with a "
+            "datetime.timezone",
+        )
     _check_level(level)
     return {"$type": "time", "value": plain, "utcoffset": offset.total_seconds()}
 
@@ -479,8 +517,7 @@ _NEEDS_ESCAPE = re.compile(f'["\\\\\x00-\x1f{_INVISIBLE}]')
 # In a multi-line string a lone quote may stay as it is; a quote after a quote,
 # or at the very end, is escaped so no run of three can close the string.
 _NEEDS_ESCAPE_MULTILINE = re.compile(f'(?<=")"|"\\Z|[\\\\\x00-\x09\x0b-\x1f{_INVISIBLE}]')
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
-            "\r": "\\r"}
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
 def _escape_char(match: re.Match) -> str:
@@ -628,8 +665,7 @@ def _decode_array(items: list) -> list:
     try:
         for index, item in enumerate(items):  # noqa: B007 - index is read on failure
             kind = type(item)
-            out.append(_decode_table(item) if kind is dict
-                       else _decode_array(item) if kind is list else item)
+            out.append(_decode_table(item) if kind is dict else _decode_array(item) if kind is list else item)
     except _Corrupt as corrupt:
         corrupt.path.append(index)
         raise
@@ -648,8 +684,10 @@ def _decode_table(table: dict) -> Any:
             if name == "$int_keys":
                 continue
             if name[:2] != "$$":
-                raise _Corrupt(f"has the key {name!r}, which is neither data (a key that "
-                               "begins with '$' is written '$$...') nor '$int_keys'")
+                raise _Corrupt(
+                    f"has the key {name!r}, which is neither data (a key that "
+                    "begins with '$' is written '$$...') nor '$int_keys'"
+                )
             key: Any = name[1:]
         elif name in int_names:
             key = int(name)
@@ -689,7 +727,7 @@ def _decode_tag(table: dict) -> Any:
     if decoder is None:
         if tag == "list":
             raise _Corrupt("is a 'list' tagged value, which is allowed only at the top level")
-        raise _Corrupt(f"has the unknown \"$type\" {tag!r}")
+        raise _Corrupt(f'has the unknown "$type" {tag!r}')
     return decoder(table)
 
 
@@ -744,8 +782,7 @@ def _is_number_tree(value: Any, depth: int) -> bool:
 def _offset(table: dict, tag: str) -> _dt.timedelta:
     seconds = table["utcoffset"]
     if type(seconds) not in (int, float) or not -86400 < seconds < 86400:
-        raise _Corrupt(f"is a {tag!r} tagged value whose utcoffset is not a number of seconds "
-                       "within a day")
+        raise _Corrupt(f"is a {tag!r} tagged value whose utcoffset is not a number of seconds within a day")
     return _dt.timedelta(seconds=seconds)
 
 
@@ -756,8 +793,7 @@ def _decode_datetime(table: dict) -> _dt.datetime:
         raise _Corrupt("is a 'datetime' tagged value whose value is not a date-time")
     if "utcoffset" in table:
         if value.tzinfo is not None:
-            raise _Corrupt("is a 'datetime' tagged value with both an offset in value and a "
-                           "utcoffset")
+            raise _Corrupt("is a 'datetime' tagged value with both an offset in value and a utcoffset")
         offset = _offset(table, "datetime")
         wall = value
     else:
@@ -773,8 +809,10 @@ def _decode_datetime(table: dict) -> _dt.datetime:
     try:
         zone = zoneinfo.ZoneInfo(key)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise _Corrupt(f"names the time zone {key!r}, which this computer does not know "
-                       "(is the tzdata package installed?)") from None
+        raise _Corrupt(
+            f"names the time zone {key!r}, which this computer does not know "
+            "(is the tzdata package installed?)"
+        ) from None
     for fold in (0, 1):
         candidate = wall.replace(tzinfo=zone, fold=fold)
         if candidate.utcoffset() == offset:
@@ -836,8 +874,7 @@ def dumps(value: Any, *, what: str) -> str:
             raw = {"$type": "list", "value": _encode_array(items, 1)}
         else:
             raise InvalidTypeError(
-                f"{what}: the record is {_article(_type_name(value))}; store a dict "
-                "(or a list) instead"
+                f"{what}: the record is {_article(_type_name(value))}; store a dict (or a list) instead"
             )
     except _Failure as failure:
         message = f"{what}: {failure.subject} at {_where(failure.path)} {failure.problem}"
@@ -873,9 +910,7 @@ def parse(text: str | bytes, *, what: str) -> dict:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CorruptFileError(
-                f"{what}: not valid UTF-8 (byte {exc.start}); {_FIX}", path=None
-            ) from None
+            raise CorruptFileError(f"{what}: not valid UTF-8 (byte {exc.start}); {_FIX}", path=None) from None
     elif isinstance(text, str):
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -888,8 +923,7 @@ def parse(text: str | bytes, *, what: str) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise CorruptFileError(f"{what}: not valid TOML: {exc}; {_FIX}", path=None) from exc
     except RecursionError:
-        raise CorruptFileError(f"{what}: not valid TOML: nested too deeply; {_FIX}",
-                               path=None) from None
+        raise CorruptFileError(f"{what}: not valid TOML: nested too deeply; {_FIX}", path=None) from None
 
 
 def decode(raw: dict, *, what: str) -> Any:
@@ -910,14 +944,14 @@ def decode(raw: dict, *, what: str) -> Any:
             one this encoding writes.
     """
     if type(raw) is not dict:
-        raise InvalidTypeError(f"{what}: decode() takes the dict parse() returns, "
-                               f"not {_article(_type_name(raw))}")
+        raise InvalidTypeError(
+            f"{what}: decode() takes the dict parse() returns, not {_article(_type_name(raw))}"
+        )
     try:
         if "$type" not in raw:
             return _decode_table(raw)
         if raw["$type"] != "list":
-            raise _Corrupt(f"has \"$type\" = {raw['$type']!r}; only a 'list' tag can be a "
-                           "whole document")
+            raise _Corrupt(f"has \"$type\" = {raw['$type']!r}; only a 'list' tag can be a whole document")
         _fields(raw, "list", ("value",))
         if type(raw["value"]) is not list:
             raise _Corrupt("is a 'list' document whose value is not an array")

@@ -23,8 +23,15 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
-    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
-                "GIT_DIR", "GIT_WORK_TREE", "EMAIL"):
+    for var in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "EMAIL",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -36,9 +43,7 @@ def project(tmp_path):
 
 def git(path: str | os.PathLike[str], *args: str, check: bool = True) -> str:
     """Run the real git binary in ``path`` and return its stdout."""
-    result = subprocess.run(
-        ["git", *args], cwd=path, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
@@ -47,8 +52,9 @@ def git(path: str | os.PathLike[str], *args: str, check: bool = True) -> str:
 def assert_clean(path: str | os.PathLike[str]) -> None:
     """Stock git must see a clean, valid repository."""
     assert git(path, "status", "--porcelain") == ""
-    fsck = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=path,
-                          capture_output=True, text=True)
+    fsck = subprocess.run(
+        ["git", "fsck", "--strict", "--no-dangling"], cwd=path, capture_output=True, text=True
+    )
     assert fsck.returncode == 0, fsck.stderr
     assert "error" not in fsck.stderr.lower() and "warning" not in fsck.stderr.lower(), fsck.stderr
 

@@ -343,9 +343,7 @@ def test_module_mapping_and_nested_write_through(project):
     assert set(module) == {"a", "c"} and len(module) == 2 and "a" in module
     with commits(project.path, 1):
         module["a"]["b"] = 5
-    assert git(project.path, "log", "-1", "--format=%s").strip() == (
-        "module 'probe' of action 'a': set a.b"
-    )
+    assert git(project.path, "log", "-1", "--format=%s").strip() == ("module 'probe' of action 'a': set a.b")
     with commits(project.path, 1):
         module["d"] = 3 * pq.mm
     with commits(project.path, 1):
@@ -418,7 +416,11 @@ def test_messages(project):
     late.user = "Peter"
     late.datetime = t0 - dt.timedelta(hours=1)
     assert [m.text for m in action.messages.values()] == ["later", "early"]
-    assert action.messages[late.id].contents == {"text": "later", "user": "Peter", "datetime": t0 - dt.timedelta(hours=1)}
+    assert action.messages[late.id].contents == {
+        "text": "later",
+        "user": "Peter",
+        "datetime": t0 - dt.timedelta(hours=1),
+    }
 
 
 def test_two_messages_in_one_second_are_both_kept(project):
@@ -517,9 +519,28 @@ def test_commit_refuses_invalid_hand_edits(project):
 @pytest.mark.parametrize(
     "name",
     [
-        "a/b", "a\\b", "..", ".", ".git", ".GIT", ".hidden", "GIT~1", "git~1", ".g\u200cit",
-        "a\u200bb", "nul\0", "tab\t", "new\nline", "con", "COM1", "lpt9.txt", "x" * 300,
-        "trailing.", "trailing ", "a:b", "what?",
+        "a/b",
+        "a\\b",
+        "..",
+        ".",
+        ".git",
+        ".GIT",
+        ".hidden",
+        "GIT~1",
+        "git~1",
+        ".g\u200cit",
+        "a\u200bb",
+        "nul\0",
+        "tab\t",
+        "new\nline",
+        "con",
+        "COM1",
+        "lpt9.txt",
+        "x" * 300,
+        "trailing.",
+        "trailing ",
+        "a:b",
+        "what?",
     ],
 )
 def test_hostile_names_are_refused_before_touching_disk(project, name):
@@ -542,9 +563,20 @@ def test_names_with_dots_work(project):
 
 
 def test_public_names():
-    for name in ["Project", "Action", "Entity", "Module", "Template", "Message", "PropertyList",
-                 "datetime_format", "datetime_key_format", "require_project", "create_project",
-                 "get_project"]:
+    for name in [
+        "Project",
+        "Action",
+        "Entity",
+        "Module",
+        "Template",
+        "Message",
+        "PropertyList",
+        "datetime_format",
+        "datetime_key_format",
+        "require_project",
+        "create_project",
+        "get_project",
+    ]:
         assert hasattr(expipe_git, name)
         assert hasattr(expipe_git.core, name)
     assert expipe_git.__all__ == sorted(expipe_git.__all__)

@@ -34,7 +34,11 @@ def run_json(capsys, *argv: str):
 def run_sub(*argv: str, cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "expipe_git", *argv],
-        cwd=cwd, capture_output=True, text=True, check=False, timeout=120,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
@@ -55,14 +59,17 @@ def rec(project):
     action.type = "Recording"
     action.datetime = dt.datetime(2024, 3, 1, 10, 30, 5)
     action.users = ["Peter"]
-    action.require_module("electrophysiology", contents={
-        "depth": 2 * pq.um,
-        "gains": [1.5, 2.5] * pq.mV,
-        "trace": np.array([1.0, np.nan, np.inf]),
-        "channels": {0: "left", 1: "right"},
-        "probe": {"name": "tetrode", "count": 4},
-        "missing": None,
-    })
+    action.require_module(
+        "electrophysiology",
+        contents={
+            "depth": 2 * pq.um,
+            "gains": [1.5, 2.5] * pq.mV,
+            "trace": np.array([1.0, np.nan, np.inf]),
+            "channels": {0: "left", 1: "right"},
+            "probe": {"name": "tetrode", "count": 4},
+            "missing": None,
+        },
+    )
     action.create_message("first note\nsecond line", user="Mary", datetime=dt.datetime(2024, 3, 1, 11, 0))
     return action
 
@@ -229,10 +236,12 @@ def test_status_lists_added_and_deleted(rec, capsys):
     (root / layout.module_path(("action", "rec-1"), "electrophysiology")).unlink()
     code, out, _ = run(capsys, "-C", str(root), "status")
     assert code == 0
-    assert sorted(out.splitlines()) == sorted([
-        "A modules/depth.toml",
-        f"D {layout.module_path(('action', 'rec-1'), 'electrophysiology')}",
-    ])
+    assert sorted(out.splitlines()) == sorted(
+        [
+            "A modules/depth.toml",
+            f"D {layout.module_path(('action', 'rec-1'), 'electrophysiology')}",
+        ]
+    )
     code, out, err = run(capsys, "-C", str(root), "commit", "-m", "Move depth", "-m", "A second paragraph.")
     assert code == 0, err
     assert git(root, "log", "-1", "--format=%B").startswith("Move depth\n\nA second paragraph.\n")
@@ -296,13 +305,19 @@ def test_list_summary(rec, capsys):
     code, out, err = run(capsys, "-C", str(project.path), "list")
     assert code == 0, err
     assert out.splitlines() == [
-        "actions: 1", "  rec-1",
-        "entities: 1", "  rat1",
-        "templates: 1", "  daq",
+        "actions: 1",
+        "  rec-1",
+        "entities: 1",
+        "  rat1",
+        "templates: 1",
+        "  daq",
         "modules: 0",
     ]
     assert run_json(capsys, "-C", str(project.path), "list") == {
-        "actions": ["rec-1"], "entities": ["rat1"], "templates": ["daq"], "modules": [],
+        "actions": ["rec-1"],
+        "entities": ["rat1"],
+        "templates": ["daq"],
+        "modules": [],
     }
 
 
@@ -374,8 +389,9 @@ def test_show_module_json_converts_values(rec, capsys):
 
 
 def test_show_json_is_strict_json(rec, capsys):
-    code, out, _ = run(capsys, "-C", str(rec.project.path), "show",
-                       "action/rec-1/module/electrophysiology", "--json")
+    code, out, _ = run(
+        capsys, "-C", str(rec.project.path), "show", "action/rec-1/module/electrophysiology", "--json"
+    )
     assert code == 0
 
     def refuse(constant):
@@ -386,11 +402,14 @@ def test_show_json_is_strict_json(rec, capsys):
 
 def test_show_uncertain_quantity_and_aware_datetime(project, capsys):
     when = dt.datetime(2024, 3, 1, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    project.require_module("pos", contents={
-        "x": pq.UncertainQuantity(2.0, pq.mm, 0.1),
-        "when": when,
-        "day": dt.date(2024, 3, 1),
-    })
+    project.require_module(
+        "pos",
+        contents={
+            "x": pq.UncertainQuantity(2.0, pq.mm, 0.1),
+            "when": when,
+            "day": dt.date(2024, 3, 1),
+        },
+    )
     data = run_json(capsys, "-C", str(project.path), "show", "module/pos")
     assert data["owner"] == "project"
     assert data["contents"]["x"] == {"value": 2.0, "unit": "mm", "uncertainty": 0.1}
@@ -437,12 +456,21 @@ def test_show_template_and_message(rec, capsys):
     message_id = list(rec.messages)[0]
     address = f"action/rec-1/message/{message_id}"
     data = run_json(capsys, "-C", str(project.path), "show", address)
-    assert data == {"address": address, "kind": "message", "id": message_id, "owner": "action/rec-1",
-                    "text": "first note\nsecond line", "user": "Mary", "datetime": "2024-03-01T11:00:00"}
+    assert data == {
+        "address": address,
+        "kind": "message",
+        "id": message_id,
+        "owner": "action/rec-1",
+        "text": "first note\nsecond line",
+        "user": "Mary",
+        "datetime": "2024-03-01T11:00:00",
+    }
     code, out, _ = run(capsys, "-C", str(project.path), "show", address)
     assert out.splitlines() == [
         f"message {message_id!r} of action 'rec-1'",
-        "text: |", "  first note", "  second line",
+        "text: |",
+        "  first note",
+        "  second line",
         "user: Mary",
         "datetime: 2024-03-01T11:00:00",
     ]
@@ -501,7 +529,7 @@ def _check_tour_output(out: str, folder: pathlib.Path) -> None:
     assert len(log) > 10
     expected = [f"{line[:7]} {line[41:]}" for line in log]
     lines = out.rstrip("\n").splitlines()
-    assert lines[-len(expected):] == expected
+    assert lines[-len(expected) :] == expected
     assert lines[-len(expected) - 1] == f"History of the project at {root}, newest first:"
     assert lines[-1].endswith("project: create 'test'")
     assert "action 'something': set messages" in lines[-len(expected)]

@@ -42,10 +42,7 @@ def same(a, b) -> bool:
             return np.array_equal(a.uncertainty.magnitude, b.uncertainty.magnitude, equal_nan=True)
         return True
     if isinstance(a, dict):
-        return (
-            [(type(k), k) for k in a] == [(type(k), k) for k in b]
-            and all(same(a[k], b[k]) for k in a)
-        )
+        return [(type(k), k) for k in a] == [(type(k), k) for k in b] and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float):
@@ -91,9 +88,7 @@ def test_same_is_strict():
 # ---------------------------------------------------------------------------
 # Property tests.
 
-MINUTE_OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(
-    lambda m: dt.timezone(dt.timedelta(minutes=m))
-)
+MINUTE_OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 ODD_OFFSETS = st.integers(-(86_400_000_000 - 1), 86_400_000_000 - 1).map(
     lambda us: dt.timezone(dt.timedelta(microseconds=us))
 )
@@ -169,14 +164,40 @@ def test_any_text_roundtrips_as_key_and_value(text):
 # Plain values.
 
 
-@pytest.mark.parametrize("value", [
-    0, -1, 2**63 - 1, -(2**63), 1.5, 1e-300, 5e-324, 1e300, float("inf"), float("-inf"),
-    -0.0, True, False, "", "plain", "ünïcødé 😀", "a\nb", 'q"uo"te\\', "\x00\x01\x1f\x7f\x85",
-    "tab\tcr\r", '"""', "''' end\"", dt.date(1, 1, 1), dt.date(9999, 12, 31),
-    dt.time(0, 0), dt.time(23, 59, 59, 999999), dt.datetime(2024, 2, 29, 12, 0, 0, 1),
-    dt.datetime(2024, 2, 29, 12, 0, tzinfo=dt.timezone.utc),
-    dt.datetime(2024, 2, 29, 12, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        1.5,
+        1e-300,
+        5e-324,
+        1e300,
+        float("inf"),
+        float("-inf"),
+        -0.0,
+        True,
+        False,
+        "",
+        "plain",
+        "ünïcødé 😀",
+        "a\nb",
+        'q"uo"te\\',
+        "\x00\x01\x1f\x7f\x85",
+        "tab\tcr\r",
+        '"""',
+        "''' end\"",
+        dt.date(1, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.time(0, 0),
+        dt.time(23, 59, 59, 999999),
+        dt.datetime(2024, 2, 29, 12, 0, 0, 1),
+        dt.datetime(2024, 2, 29, 12, 0, tzinfo=dt.timezone.utc),
+        dt.datetime(2024, 2, 29, 12, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
+    ],
+)
 def test_plain_values(value):
     assert_roundtrip({"x": value, "in_list": [value], "in_dict": {"y": value}})
 
@@ -213,18 +234,29 @@ def test_tuple_and_mapping_and_subclasses():
 
 
 def test_insertion_order_is_kept_around_sections():
-    value = {"z": 1, "inner": {"b": 2, "a": {"deep": 1}, "c": 3}, "y": 2,
-             "big": {f"k{i}": "x" * 20 for i in range(8)}, "last": 0,
-             "s1": {"q": 1, "sub": {"r": 2}}, "s2": {}}
+    value = {
+        "z": 1,
+        "inner": {"b": 2, "a": {"deep": 1}, "c": 3},
+        "y": 2,
+        "big": {f"k{i}": "x" * 20 for i in range(8)},
+        "last": 0,
+        "s1": {"q": 1, "sub": {"r": 2}},
+        "s2": {},
+    }
     back = assert_roundtrip(value)
     assert list(back) == list(value)
     assert list(back["inner"]) == ["b", "a", "c"]
 
 
 def test_layout_is_readable():
-    text = dumps({"name": "rec", "notes": "line 1\nline 2",
-                  "probe": {"x": 1, "tetrodes": [{"id": 1}, {"id": 2}], "site": {"depth": 2}}},
-                 what=WHAT)
+    text = dumps(
+        {
+            "name": "rec",
+            "notes": "line 1\nline 2",
+            "probe": {"x": 1, "tetrodes": [{"id": 1}, {"id": 2}], "site": {"depth": 2}},
+        },
+        what=WHAT,
+    )
     lines = text.splitlines()
     assert "[probe]" in lines
     assert "[probe.site]" in lines
@@ -233,8 +265,11 @@ def test_layout_is_readable():
 
 
 def test_long_arrays_wrap_and_read_back():
-    value = {"a": list(range(500)), "nested": [[float(i)] * 30 for i in range(4)],
-             "tables": [{"k": "v" * 30, "arr": list(range(40))} for _ in range(3)]}
+    value = {
+        "a": list(range(500)),
+        "nested": [[float(i)] * 30 for i in range(4)],
+        "tables": [{"k": "v" * 30, "arr": list(range(40))} for _ in range(3)],
+    }
     text = dumps(value, what=WHAT)
     assert max(len(line) for line in text.splitlines()) < 120
     assert_roundtrip(value)
@@ -358,8 +393,20 @@ def test_time_with_zoneinfo_refused():
 # ---------------------------------------------------------------------------
 # numpy and quantities.
 
-UNITS = [pq.um, pq.mm, pq.mV, pq.s, pq.Hz, 1 / pq.s, pq.dimensionless, pq.m**2, pq.um / pq.s,
-         pq.degC, pq.percent, pq.kg * pq.m / pq.s**2]
+UNITS = [
+    pq.um,
+    pq.mm,
+    pq.mV,
+    pq.s,
+    pq.Hz,
+    1 / pq.s,
+    pq.dimensionless,
+    pq.m**2,
+    pq.um / pq.s,
+    pq.degC,
+    pq.percent,
+    pq.kg * pq.m / pq.s**2,
+]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.dimensionality.string)
@@ -379,9 +426,13 @@ def test_quantity_prints_like_the_original():
 
 
 def test_quantity_dtypes():
-    assert_roundtrip({"i": pq.Quantity(np.array([1, 2, 3]), "um"),
-                      "b": pq.Quantity(np.array([True, False]), "s"),
-                      "f": pq.Quantity(np.array([], dtype=float), "s")})
+    assert_roundtrip(
+        {
+            "i": pq.Quantity(np.array([1, 2, 3]), "um"),
+            "b": pq.Quantity(np.array([True, False]), "s"),
+            "f": pq.Quantity(np.array([], dtype=float), "s"),
+        }
+    )
     back = roundtrip({"f32": pq.Quantity(np.array([0.1], dtype=np.float32), "mV")})["f32"]
     assert back.magnitude.tolist() == np.array([0.1], dtype=np.float32).tolist()
 
@@ -396,15 +447,16 @@ def test_uncertain_quantity():
 
 
 def test_quantities_in_lists_and_nested_dicts():
-    value = {"probe": [{"x": 1 * pq.um, "y": [2 * pq.mm, pq.Quantity([1, 2], "Hz")]}],
-             "deep": {"deeper": {"q": 3.0 * pq.s}}}
+    value = {
+        "probe": [{"x": 1 * pq.um, "y": [2 * pq.mm, pq.Quantity([1, 2], "Hz")]}],
+        "deep": {"deeper": {"q": 3.0 * pq.s}},
+    }
     assert_roundtrip(value)
     assert_roundtrip([2 * pq.um, {"q": 1 * pq.s}])
 
 
 def test_quantity_like_plain_dicts_stay_dicts():
-    for value in ({"value": 1000, "unit": "um", "definition": "depth"},
-                  {"value": 2.9, "unit": "mm"}):
+    for value in ({"value": 1000, "unit": "um", "definition": "depth"}, {"value": 2.9, "unit": "mm"}):
         back = assert_roundtrip({"depth": value, "list": [value]})
         assert type(back["depth"]) is dict and type(back["list"][0]) is dict
 
@@ -418,15 +470,30 @@ def test_unreadable_units_and_complex_quantities_refused():
 
 def test_numpy_scalars_and_arrays():
     value = {
-        "i64": np.int64(-5), "i8": np.int8(7), "u64": np.uint64(2**64 - 1), "f32": np.float32(0.5),
-        "f64": np.float64(1.25), "b": np.bool_(True), "s": np.str_("text"),
-        "a1": np.arange(3), "a2": np.array([[1.5, np.nan], [np.inf, 0.0]]),
-        "obj": np.array([{"k": 1}, None, "s"], dtype=object), "zero_d": np.array(4.0),
+        "i64": np.int64(-5),
+        "i8": np.int8(7),
+        "u64": np.uint64(2**64 - 1),
+        "f32": np.float32(0.5),
+        "f64": np.float64(1.25),
+        "b": np.bool_(True),
+        "s": np.str_("text"),
+        "a1": np.arange(3),
+        "a2": np.array([[1.5, np.nan], [np.inf, 0.0]]),
+        "obj": np.array([{"k": 1}, None, "s"], dtype=object),
+        "zero_d": np.array(4.0),
     }
     expected = {
-        "i64": -5, "i8": 7, "u64": 2**64 - 1, "f32": 0.5, "f64": 1.25, "b": True, "s": "text",
-        "a1": [0, 1, 2], "a2": [[1.5, float("nan")], [float("inf"), 0.0]],
-        "obj": [{"k": 1}, None, "s"], "zero_d": 4.0,
+        "i64": -5,
+        "i8": 7,
+        "u64": 2**64 - 1,
+        "f32": 0.5,
+        "f64": 1.25,
+        "b": True,
+        "s": "text",
+        "a1": [0, 1, 2],
+        "a2": [[1.5, float("nan")], [float("inf"), 0.0]],
+        "obj": [{"k": 1}, None, "s"],
+        "zero_d": 4.0,
     }
     assert_roundtrip(value, expected)
     assert_roundtrip(np.array([[1, 2], [3, 4]]), [[1, 2], [3, 4]])
@@ -441,14 +508,17 @@ def test_numpy_datetime_arrays_refused():
 # What cannot be stored.
 
 
-@pytest.mark.parametrize("bad, kind, hint", [
-    ({1, 2}, "set", "store a list instead"),
-    (b"raw", "bytes", "store a str"),
-    (1 + 2j, "complex", "real and imaginary"),
-    (np.complex128(1j), "complex", "real and imaginary"),
-    (dt.timedelta(seconds=1), "timedelta", "seconds"),
-    (object(), "object", "store a dict"),
-])
+@pytest.mark.parametrize(
+    "bad, kind, hint",
+    [
+        ({1, 2}, "set", "store a list instead"),
+        (b"raw", "bytes", "store a str"),
+        (1 + 2j, "complex", "real and imaginary"),
+        (np.complex128(1j), "complex", "real and imaginary"),
+        (dt.timedelta(seconds=1), "timedelta", "seconds"),
+        (object(), "object", "store a dict"),
+    ],
+)
 def test_unstorable_values_refused_with_path(bad, kind, hint):
     with pytest.raises(InvalidTypeError) as info:
         dumps({"probe": [{"x": bad}]}, what=WHAT)
@@ -521,8 +591,7 @@ def test_nesting_limit_counts_tags_and_quantity_dimensions():
 
 
 def test_decode_returns_new_containers():
-    raw = parse(dumps({"a": [1, {"b": [2]}], "q": pq.Quantity([1.0], "s"), 0: {}}, what=WHAT),
-                what=WHAT)
+    raw = parse(dumps({"a": [1, {"b": [2]}], "q": pq.Quantity([1.0], "s"), 0: {}}, what=WHAT), what=WHAT)
     snapshot = repr(raw)
     first = decode(raw, what=WHAT)
     first["a"].append(3)
@@ -560,28 +629,31 @@ def test_tomllib_position_is_in_the_message():
         parse("a = 1\nb = = 2\n", what=WHAT)
 
 
-@pytest.mark.parametrize("text, where", [
-    ('x = { "$type" = "frobnicate" }', "['x']"),
-    ('[a]\nb = [1, { "$type" = "unknown", value = 1 }]', "['a']['b'][1]"),
-    ('x = { "$type" = "int", value = "12a" }', "['x']"),
-    ('x = { "$type" = "int", value = 12 }', "['x']"),
-    ('x = { "$type" = "none", extra = 1 }', "['x']"),
-    ('x = { "$type" = "quantity", value = 1.0 }', "['x']"),
-    ('x = { "$type" = "quantity", value = "1", unit = "s" }', "['x']"),
-    ('x = { "$type" = "quantity", value = 1.0, unit = "parsec_of_cheese" }', "['x']"),
-    ('x = { "$type" = "quantity", value = [[1.0], 2.0], unit = "s" }', "['x']"),
-    ('x = { "$type" = "quantity", value = 1.0, unit = "9**9**9**9" }', "['x']"),
-    ('x = { "$type" = "datetime", value = 2020-01-01T00:00:00 }', "['x']"),
-    ('x = { "$type" = "datetime", value = 2020-01-01T00:00:00Z, tz = "Nowhere/City" }', "['x']"),
-    ('x = { "$type" = "time", value = 01:00:00, utcoffset = true }', "['x']"),
-    ('x = { "$type" = "list", value = [] }', "['x']"),
-    ('[x]\n"$int_keys" = [1]\n"2" = 3', "['x']"),
-    ('[x]\n"$int_keys" = ["1"]\n"1" = 3', "['x']"),
-    ('[x]\n"$other" = 1', "['x'] has the key '$other'"),
-    ('"$type" = "quantity"\nvalue = 1.0\nunit = "s"', "document"),
-    ('"$type" = "list"\nvalue = 3', "document"),
-    ('"$type" = "list"\nvalue = [1, { "$type" = "bad" }]', "['value'][1]"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ('x = { "$type" = "frobnicate" }', "['x']"),
+        ('[a]\nb = [1, { "$type" = "unknown", value = 1 }]', "['a']['b'][1]"),
+        ('x = { "$type" = "int", value = "12a" }', "['x']"),
+        ('x = { "$type" = "int", value = 12 }', "['x']"),
+        ('x = { "$type" = "none", extra = 1 }', "['x']"),
+        ('x = { "$type" = "quantity", value = 1.0 }', "['x']"),
+        ('x = { "$type" = "quantity", value = "1", unit = "s" }', "['x']"),
+        ('x = { "$type" = "quantity", value = 1.0, unit = "parsec_of_cheese" }', "['x']"),
+        ('x = { "$type" = "quantity", value = [[1.0], 2.0], unit = "s" }', "['x']"),
+        ('x = { "$type" = "quantity", value = 1.0, unit = "9**9**9**9" }', "['x']"),
+        ('x = { "$type" = "datetime", value = 2020-01-01T00:00:00 }', "['x']"),
+        ('x = { "$type" = "datetime", value = 2020-01-01T00:00:00Z, tz = "Nowhere/City" }', "['x']"),
+        ('x = { "$type" = "time", value = 01:00:00, utcoffset = true }', "['x']"),
+        ('x = { "$type" = "list", value = [] }', "['x']"),
+        ('[x]\n"$int_keys" = [1]\n"2" = 3', "['x']"),
+        ('[x]\n"$int_keys" = ["1"]\n"1" = 3', "['x']"),
+        ('[x]\n"$other" = 1', "['x'] has the key '$other'"),
+        ('"$type" = "quantity"\nvalue = 1.0\nunit = "s"', "document"),
+        ('"$type" = "list"\nvalue = 3', "document"),
+        ('"$type" = "list"\nvalue = [1, { "$type" = "bad" }]', "['value'][1]"),
+    ],
+)
 def test_corrupt_tags(text, where):
     start = time.perf_counter()
     with pytest.raises(CorruptFileError) as info:
@@ -592,11 +664,11 @@ def test_corrupt_tags(text, where):
 
 
 def test_hand_written_tags_read():
-    text = '''
+    text = """
     [probe]
     depth = { unit = "um", "$type" = "quantity", value = 1000 }
     start = { "$type" = "datetime", value = 2024-01-01T10:00:00+01:00, tz = "Europe/Oslo" }
-    '''
+    """
     back = loads(text, what=WHAT)
     assert same(back["probe"]["depth"], pq.Quantity(1000, "um"))
     assert back["probe"]["start"] == dt.datetime(2024, 1, 1, 10, tzinfo=OSLO)
