@@ -364,20 +364,8 @@ def cmd_commit(args: argparse.Namespace) -> int:
 
 
 def _history_lines(project: Project, limit: int | None = None) -> list[str]:
-    """One line per commit, newest first: short id and subject.
-
-    TODO(lead): move into the store / a history API; this reaches into
-    ``project.store.repo`` (dulwich) from the CLI.
-    """
-    head = project.store.head()
-    if head is None:
-        return []
-    lines = []
-    for entry in project.store.repo.get_walker(include=[head], max_entries=limit):
-        commit = entry.commit
-        subject = commit.message.decode("utf-8", "replace").split("\n", 1)[0]
-        lines.append(f"{commit.id.decode('ascii')[:7]} {subject}")
-    return lines
+    """One line per commit, newest first: short id and subject."""
+    return [f"{sha[:7]} {subject}" for sha, subject in project.store.subjects(limit)]
 
 
 def cmd_tour(args: argparse.Namespace) -> int:

@@ -213,8 +213,9 @@ def parse_address(text: str) -> tuple[str, ...]:
     )
     if not ok:
         raise InvalidValueError(
-            f"cannot read object address {text!r}; use e.g. action/rec-1, "
-            "action/rec-1/module/tracking, entity/rat1, template/daq or module/name"
+            f"cannot read object address {text!r}; use e.g. project, action/rec-1, "
+            "action/rec-1/module/tracking, action/rec-1/message/ID, entity/rat1, "
+            "template/daq or module/name"
         )
     for part in parts[1::2]:
         check_name(part, "object")

@@ -52,7 +52,14 @@ def get_project(path: str | os.PathLike[str], name: str | None = None) -> Projec
         raise NotFoundError(
             f"no expipe_git project at {root}; create one with expipe_git.create_project({str(path)!r})"
         )
-    return Project(root)
+    project = Project(root)
+    found = project.config.get("storage_format", layout.STORAGE_FORMAT)
+    if not isinstance(found, int) or found > layout.STORAGE_FORMAT:
+        raise InvalidValueError(
+            f"the project at {root} has storage format {found!r}, newer than this expipe_git "
+            f"understands ({layout.STORAGE_FORMAT}); upgrade expipe_git to open it"
+        )
+    return project
 
 
 def create_project(path: str | os.PathLike[str], name: str | None = None, init: bool = False) -> Project:
@@ -332,7 +339,11 @@ def _check_hand_edit(path: str, data: bytes) -> None:
             path,
         )
     what = f"{layout.describe(place.obj)} ({path})"
-    record = values.loads(data, what=what)
+    try:
+        record = values.loads(data, what=what)
+    except CorruptFileError as exc:
+        exc.path = path
+        raise
     if place.part in ("attributes", "config", "message") and not isinstance(record, dict):
         raise CorruptFileError(f"{what}: expected a table of keys", path)
     if place.part == "attributes":

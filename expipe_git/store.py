@@ -241,6 +241,17 @@ class Store:
             self._parsed[key] = value
         return value
 
+    def subjects(self, limit: int | None = None) -> list[tuple[str, str]]:
+        """Return (commit id, subject) of the branch's commits, newest first."""
+        head = self.head()
+        if head is None:
+            return []
+        found = []
+        for entry in self.repo.get_walker(include=[head], max_entries=limit):
+            message = entry.commit.message.decode("utf-8", "replace")
+            found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
+        return found
+
     # -- writing ----------------------------------------------------------
 
     def mutate(

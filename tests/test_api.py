@@ -53,6 +53,14 @@ def test_existing_folder_that_is_no_project_raises_file_exists_error(tmp_path):
     assert project.id == "plain"
 
 
+def test_newer_storage_format_is_refused_clearly(project):
+    config = project.path / "expipe.toml"
+    config.write_text(config.read_text().replace("storage_format = 1", "storage_format = 2"))
+    git(project.path, "commit", "-qam", "from the future")
+    with pytest.raises(ValueError, match="storage format 2.*upgrade expipe_git"):
+        expipe.get_project(project.path)
+
+
 def test_require_project_returns_existing(project):
     project.require_action("a")
     again = expipe.require_project(project.path)
