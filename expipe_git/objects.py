@@ -163,14 +163,19 @@ class _Attributed:
 
     def _update_list(self, key: str, change: Callable[[list[str]], list[str]], operation: str) -> None:
         def apply(record: dict) -> None:
-            record[key] = change(list(record.get(key) or []))
+            current = list(record.get(key) or [])
+            new = change(current)
+            if new != current or key in record:
+                record[key] = new
 
         self._change_attributes(apply, operation)
 
     def _set_list(self, key: str, items: Any) -> None:
         if not isinstance(items, (list, tuple, PropertyList)):
             raise InvalidTypeError(f'{key}: expected "list", got "{type(items).__name__}"')
-        self._set_attribute(key, _check_str_list(items, key))
+        new = _check_str_list(items, key)
+        # A missing list reads as []; setting [] then is no change, and no commit.
+        self._update_list(key, lambda current: new, f"set {key}")
 
     @property
     def type(self) -> str | None:
