@@ -1,13 +1,11 @@
-"""Python values <-> TOML text, losslessly: the only module that knows TOML.
+"""Python values <-> TOML text, losslessly: what each Python value is on disk.
 
-Writing uses a small emitter of our own instead of tomlkit. Measured with
-tomlkit 0.15.2 on Python 3.11: a 10-key record took about 0.45 ms, and arrays
-grow quadratically (1 000 floats: 65-110 ms; 10 000 floats: 6.8 s), so
-numpy arrays and Quantity arrays were out of reach. The emitter below writes
-only the TOML subset described here, and :func:`dumps` re-reads every text it
-produces with the stdlib ``tomllib`` and compares the result with what it
-meant to write, so an emitter bug can never reach disk. Reading is stdlib
-``tomllib`` only.
+Encoding turns a value into raw TOML data (what ``tomllib`` returns), which
+:mod:`expipe_git.tomltext` lays out as text. tomlkit was measured and not
+used: 0.45 ms for a 10-key record, and quadratic in array length (10,000
+floats: 6.8 s). :func:`dumps` re-reads every text it produces with the stdlib
+``tomllib`` and compares the result with what it meant to write, so an
+emitter bug can never reach disk. Reading is stdlib ``tomllib`` only.
 
 The on-disk encoding
 ====================
@@ -92,7 +90,6 @@ numpy was imported already.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
 import sys
 import zoneinfo
@@ -105,14 +102,13 @@ except ImportError:  # Python 3.10: the same parser, published as tomli
     import tomli as tomllib  # type: ignore[no-redef]
 
 from expipe_git.errors import CorruptFileError, InvalidTypeError, InvalidValueError
+from expipe_git.tomltext import emit_document, same_raw
 
 __all__ = ["dumps", "parse", "decode", "loads"]
 
 MAX_DEPTH = 48
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
-_WIDTH = 88  # target line width of the emitter; lines may exceed it (long strings)
-_INDENT = "    "
 _FIX = "fix the file or restore it with git"
 
 
@@ -506,145 +502,6 @@ def _encode_date_or_time(value: Any, level: int) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# Emitting: raw TOML data -> text. Handles exactly the types _encode produces.
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# Control characters must be escaped; C1 controls and invisible or
-# direction-changing characters are escaped too, so a person reading the file
-# sees what is there.
-_INVISIBLE = "\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-_NEEDS_ESCAPE = re.compile(f'["\\\\\x00-\x1f{_INVISIBLE}]')
-# In a multi-line string a lone quote may stay as it is; a quote after a quote,
-# or at the very end, is escaped so no run of three can close the string.
-_NEEDS_ESCAPE_MULTILINE = re.compile(f'(?<=")"|"\\Z|[\\\\\x00-\x09\x0b-\x1f{_INVISIBLE}]')
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _escape_char(match: re.Match) -> str:
-    char = match.group()
-    return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
-
-
-def _string(text: str) -> str:
-    return '"' + _NEEDS_ESCAPE.sub(_escape_char, text) + '"'
-
-
-def _multiline_string(text: str) -> str:
-    # The newline right after the opening quotes is not part of the value.
-    return '"""\n' + _NEEDS_ESCAPE_MULTILINE.sub(_escape_char, text) + '"""'
-
-
-def _key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else _string(name)
-
-
-def _is_section(value: Any) -> bool:
-    """A plain (untagged) table, which may be written as a [section]."""
-    return type(value) is dict and "$type" not in value
-
-
-def _emit_document(raw: dict) -> str:
-    lines: list[str] = []
-    _emit_body(raw, (), lines)
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-def _emit_body(table: dict, header: tuple[str, ...], lines: list[str]) -> None:
-    items = list(table.items())
-    first_section = len(items)
-    while first_section and _is_section(items[first_section - 1][1]):
-        first_section -= 1
-    for name, value in items[:first_section]:
-        _emit_pair(_key(name), value, lines)
-    for name, value in items[first_section:]:
-        path = (*header, name)
-        # A header with only sub-tables under it is implied by theirs.
-        if not value or not all(_is_section(item) for item in value.values()):
-            if lines:
-                lines.append("")
-            lines.append("[" + ".".join(_key(step) for step in path) + "]")
-        _emit_body(value, path, lines)
-
-
-def _emit_pair(key: str, value: Any, lines: list[str]) -> None:
-    if _is_section(value) and value:
-        # A dict followed by plain keys cannot become a [section] without
-        # reordering the keys: inline if it fits on a line, else dotted keys.
-        inline = _inline(value)
-        if "\n" not in inline and len(key) + 3 + len(inline) <= _WIDTH:
-            lines.append(f"{key} = {inline}")
-        else:
-            for name, item in value.items():
-                _emit_pair(f"{key}.{_key(name)}", item, lines)
-    elif type(value) is str and "\n" in value:
-        lines.append(f"{key} = {_multiline_string(value)}")
-    else:
-        lines.append(f"{key} = {_inline(value)}")
-
-
-def _inline(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
-        return _string(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return repr(value)  # 'nan', 'inf', '-0.0', '1e-05': all valid TOML floats
-    if kind is dict:
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items()) + " }"
-    if kind is list:
-        return _array(value)
-    return value.isoformat()  # date, time, naive or whole-minute-offset datetime
-
-
-def _array(items: list) -> str:
-    if not items:
-        return "[]"
-    parts = [_inline(item) for item in items]
-    one_line = "[" + ", ".join(parts) + "]"
-    if len(one_line) <= _WIDTH - 8 and "\n" not in one_line:
-        return one_line
-    if any(type(item) is list or type(item) is dict for item in items):
-        # Nested arrays and tables: one element a line, their own lines indented.
-        body = [_INDENT + part.replace("\n", "\n" + _INDENT) + "," for part in parts]
-    else:
-        # Scalars: fill lines, as a person would wrap a long list of numbers.
-        body, line = [], ""
-        for part in parts:
-            if line and len(line) + len(part) + 2 > _WIDTH - len(_INDENT):
-                body.append(_INDENT + line)
-                line = part + ","
-            else:
-                line = f"{line} {part}," if line else part + ","
-        body.append(_INDENT + line)
-    return "[\n" + "\n".join(body) + "\n]"
-
-
-def _same_raw(a: Any, b: Any) -> bool:
-    """Strict equality of raw TOML data: types, key order, nan and the sign of zero."""
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is dict:
-        return len(a) == len(b) and all(
-            ka == kb and _same_raw(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
-        )
-    if kind is list:
-        return len(a) == len(b) and all(_same_raw(x, y) for x, y in zip(a, b, strict=True))
-    if kind is float:
-        if a != a:
-            return b != b
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if kind is _dt.datetime:
-        return a == b and a.utcoffset() == b.utcoffset()
-    return a == b
-
-
-# ---------------------------------------------------------------------------
 # Decoding: raw TOML data -> Python value, always in new containers.
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -879,9 +736,9 @@ def dumps(value: Any, *, what: str) -> str:
     except _Failure as failure:
         message = f"{what}: {failure.subject} at {_where(failure.path)} {failure.problem}"
         raise failure.cls(message) from None
-    text = _emit_document(raw)
+    text = emit_document(raw)
     # Cheap insurance: what reaches disk must read back as what we meant.
-    if not _same_raw(tomllib.loads(text), raw):
+    if not same_raw(tomllib.loads(text), raw):
         raise InvalidValueError(
             f"{what}: could not be written as TOML that reads back equal; this is a bug in "
             "expipe_git.values, please report it with the value"

@@ -682,8 +682,8 @@ def test_decode_refuses_non_dicts():
 
 def test_emitter_bugs_never_reach_disk(monkeypatch):
     # dumps re-reads its own output; a broken escape must be caught, not written.
-    import expipe_git.values as values
+    import expipe_git.tomltext as tomltext
 
-    monkeypatch.setitem(values._ESCAPES, "\n", "\\t")
+    monkeypatch.setitem(tomltext._ESCAPES, "\n", "\\t")
     with pytest.raises(InvalidValueError, match="bug"):
         dumps({"a": ["x\ny"]}, what=WHAT)
