@@ -307,20 +307,52 @@ class Project:
         """
         if not isinstance(message, str) or not message.strip():
             raise InvalidValueError("a commit needs a message that says what was changed")
-        edits = self._store.status()
-        changes: Changes = {}
-        for path, state in edits:
-            if state == "deleted":
-                changes[path] = None
-                continue
-            data = (self.path / path).read_bytes()
-            _check_hand_edit(path, data)
-            changes[path] = data
-        if not changes:
-            return None
+
+        def build(snap: Snapshot) -> Changes:
+            # Under the write lock, so the edits are read against the commit
+            # they will be committed on top of.
+            changes: Changes = {}
+            for path, state in self._store.status():
+                if state == "deleted":
+                    changes[path] = None
+                    continue
+                data = (self.path / path).read_bytes()
+                _check_hand_edit(path, data)
+                changes[path] = data
+            _check_objects_whole(snap, changes)
+            return changes
+
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
-        sha = self._store.mutate(lambda snap: changes, body, author=self._identity(), from_worktree=True)
+        sha = self._store.mutate(build, body, author=self._identity(), from_worktree=True)
         return None if sha is None else sha.decode()
+
+
+def _check_objects_whole(snap: Snapshot, changes: Changes) -> None:
+    """Refuse edits that leave modules or messages without their action or entity."""
+
+    def exists_after(path: str) -> bool:
+        return changes[path] is not None if path in changes else snap.blob_id(path) is not None
+
+    for path, data in changes.items():
+        place = layout.place_of(path)
+        if place is None or place.obj[0] not in layout.FOLDER_KINDS:
+            continue
+        owner = place.obj[:2]
+        attributes = layout.attributes_path(*owner)
+        if data is not None and not exists_after(attributes):
+            raise CorruptFileError(
+                f"{path} belongs to {layout.describe(owner)}, which has no {attributes}; "
+                "create the object through expipe_git first",
+                path,
+            )
+        if data is None and place.part == "attributes":
+            left = [p for p, _ in snap.walk(layout.object_dir(*owner)) if exists_after(p)]
+            if left:
+                raise CorruptFileError(
+                    f"{path} was deleted but {left[0]} of {layout.describe(owner)} remains; "
+                    "delete the whole folder (or project.delete_" + owner[0] + "(name))",
+                    path,
+                )
 
 
 class FileStatus(collections.namedtuple("FileStatus", "path state")):

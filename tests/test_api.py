@@ -524,6 +524,29 @@ def test_commit_refuses_invalid_hand_edits(project):
     assert module["a"] == 2
 
 
+def test_commit_refuses_hand_edits_that_orphan_records(project):
+    action = project.require_action("a")
+    action.require_module(name="m", contents={"x": 1})
+    [attributes] = list(project.path.glob("actions/*/a/attributes.toml"))
+    attributes.unlink()
+    before = commit_count(project.path)
+    with pytest.raises(ValueError, match="modules/m.toml of action 'a' remains"):
+        project.commit("half a deletion")
+    stray = project.path / expipe_git.layout.module_path(("action", "ghost"), "m")
+    stray.parent.mkdir(parents=True)
+    stray.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="has no"):
+        project.commit("orphan")
+    assert commit_count(project.path) == before
+    import shutil
+
+    shutil.rmtree(stray.parents[1])
+    shutil.rmtree(attributes.parent)
+    project.commit("delete action a by hand")
+    assert list(project.actions) == []
+    assert_clean(project.path)
+
+
 @pytest.mark.parametrize(
     "name",
     [
