@@ -532,6 +532,7 @@ def test_commit_refuses_hand_edits_that_orphan_records(project):
     before = commit_count(project.path)
     with pytest.raises(ValueError, match="modules/m.toml of action 'a' remains"):
         project.commit("half a deletion")
+    git(project.path, "checkout", "--", attributes.relative_to(project.path).as_posix())
     stray = project.path / expipe_git.layout.module_path(("action", "ghost"), "m")
     stray.parent.mkdir(parents=True)
     stray.write_text("x = 1\n")
