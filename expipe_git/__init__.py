@@ -15,6 +15,7 @@ from .errors import (
     NotFoundError,
     ProjectBusyError,
     ReadOnlyError,
+    RepositoryStateError,
     UncommittedChangesError,
 )
 from .model import FileStatus, Project, create_project, get_project, require_project
@@ -41,6 +42,7 @@ __all__ = [
     "ProjectBusyError",
     "PropertyList",
     "ReadOnlyError",
+    "RepositoryStateError",
     "Template",
     "UncommittedChangesError",
     "core",

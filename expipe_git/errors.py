@@ -12,6 +12,7 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── NotAProjectError(FileExistsError)  a path that exists but is no project
     ├── UncommittedChangesError            a hand edit would be overwritten
     ├── ReadOnlyError                      a mutation on a read-only view
+    ├── RepositoryStateError               git is mid-merge, on another branch, …
     └── ProjectBusyError                   the project's write lock was not free
 
 This module imports nothing of ours.
@@ -67,6 +68,10 @@ class UncommittedChangesError(ExpipeError):
 
 class ReadOnlyError(ExpipeError):
     """A mutation was attempted on a read-only view of a project."""
+
+
+class RepositoryStateError(ExpipeError):
+    """git is in a state expipe_git must not commit in: another branch, a merge, …"""
 
 
 class ProjectBusyError(ExpipeError):

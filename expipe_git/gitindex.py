@@ -4,9 +4,10 @@ git's index lists every tracked file with its blob id and stat data; it must
 match HEAD and the working tree or ``git status`` shows changes. Parsing and
 rewriting the whole index costs ~7 µs per entry (over a second at 100k
 files), so a mutation instead splices the few entries it changed into the raw
-bytes. Only versions 2 and 3 are patched; anything else (version 4 path
-compression, a split or sparse index) makes :func:`patch` return False and
-the caller rebuilds the index from HEAD.
+bytes. Versions 2 and 3 are patched as they are; version 4 (path
+compression) is rewritten as version 3. A split or sparse index, or one with
+unresolved conflicts, is refused with the reason (:attr:`IndexFile.problem`)
+before anything is committed, so the user's staged work is never lost.
 
 Cached extensions (TREE, UNTR, EOIE, IEOT, REUC) describe the old entries, so
 they are dropped; git recomputes them when it needs them.
@@ -25,7 +26,6 @@ _STAT = struct.Struct(">LLLLLLLLLL")
 _FLAG_EXTENDED = 0x4000
 _NAME_MASK = 0x0FFF
 _FIXED = 62  # stat data (40) + sha (20) + flags (2)
-_MANDATORY_EXTENSIONS = (b"link", b"sdir")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Entry:
 
 
 def _entry_end(data: bytes, off: int, version: int) -> tuple[int, bytes, bool]:
-    """Return (end offset, path, is_stage0) of the entry at ``off``."""
+    """Return (end offset, path, is_stage0) of the version 2/3 entry at ``off``."""
     flags = (data[off + 60] << 8) | data[off + 61]
     start = off + _FIXED
     if version >= 3 and flags & _FLAG_EXTENDED:
@@ -73,62 +73,150 @@ def _entry_end(data: bytes, off: int, version: int) -> tuple[int, bytes, bool]:
     return end, path, (flags >> 12) & 3 == 0
 
 
-def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
-    """Apply ``updates`` (path -> new entry, or None to remove) to the index.
+def _v4_to_v3(data: bytes, count: int) -> tuple[bytes, int]:
+    """Rewrite version-4 entries (prefix-compressed names) in version-3 layout.
 
-    Returns False, writing nothing, if the index is absent or in a form this
-    module does not patch; the caller then rebuilds it.
+    Returns the entries' bytes and the offset in ``data`` where they ended.
+    The index is written back as version 3 (or 2); git rewrites it in its
+    configured version the next time it writes the index itself.
     """
-    try:
-        with open(index_path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return False
-    if len(data) < _HEADER.size + 20:
-        return False
-    signature, version, count = _HEADER.unpack_from(data)
-    if signature != b"DIRC" or version not in (2, 3):
-        return False
-
-    offsets: list[int] = []
-    paths: list[bytes] = []
+    out = []
     off = _HEADER.size
+    previous = b""
     for _ in range(count):
-        end, path, stage0 = _entry_end(data, off, version)
-        if not stage0:
-            return False  # a merge in progress: not ours to touch
-        offsets.append(off)
-        paths.append(path)
-        off = end
-    entries_end = off
-    ext = entries_end
-    while ext < len(data) - 20:
-        name = data[ext : ext + 4]
-        if name in _MANDATORY_EXTENSIONS:
-            return False
-        (size,) = struct.unpack_from(">L", data, ext + 4)
-        ext += 8 + size
+        flags = (data[off + 60] << 8) | data[off + 61]
+        fixed_end = off + _FIXED + (2 if flags & _FLAG_EXTENDED else 0)
+        # git's varint: how many bytes to drop from the end of the previous name.
+        pos = fixed_end
+        byte = data[pos]
+        pos += 1
+        strip = byte & 0x7F
+        while byte & 0x80:
+            byte = data[pos]
+            pos += 1
+            strip = ((strip + 1) << 7) | (byte & 0x7F)
+        nul = data.index(b"\0", pos)
+        path = previous[: len(previous) - strip] + data[pos:nul]
+        body = data[off:fixed_end] + path
+        out.append(body + b"\0" * (8 - len(body) % 8))
+        previous = path
+        off = nul + 1
+    return b"".join(out), off
 
-    # Splice: walk the sorted updates once, copying untouched runs of bytes.
-    pieces: list[bytes] = []
-    cursor = _HEADER.size
-    new_count = count
-    for path in sorted(updates):
-        i = bisect_left(paths, path)
-        exists = i < len(paths) and paths[i] == path
-        at = offsets[i] if i < len(offsets) else entries_end
-        pieces.append(data[cursor:at])
-        entry = updates[path]
-        if entry is not None:
-            pieces.append(entry.encode())
-            new_count += 0 if exists else 1
-        elif exists:
-            new_count -= 1
-        cursor = (offsets[i + 1] if i + 1 < len(offsets) else entries_end) if exists else at
-    pieces.append(data[cursor:entries_end])
-    body = _HEADER.pack(b"DIRC", version, new_count) + b"".join(pieces)
-    write_atomic(index_path, body + hashlib.sha1(body).digest())
-    return True
+
+class IndexBusyError(Exception):
+    """Someone else holds ``index.lock``."""
+
+
+class IndexFile:
+    """git's index, read once before a commit and patched after it.
+
+    Reading first lets a mutation refuse, before it commits, an index it
+    cannot patch (``problem``); applying re-reads only if git changed the file
+    in between.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._load()
+
+    def _load(self) -> None:
+        self.data: bytes | None = None  # None: absent or unreadable; rebuild it
+        self.problem: str | None = None
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+                st = os.fstat(f.fileno())
+        except FileNotFoundError:
+            self._seen = None
+            return
+        self._seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if len(data) < _HEADER.size + 20:
+            return
+        signature, version, count = _HEADER.unpack_from(data)
+        if signature != b"DIRC" or version not in (2, 3, 4):
+            return
+        if version == 4:
+            entries, tail = _v4_to_v3(data, count)
+            data = _HEADER.pack(b"DIRC", 3, count) + entries + data[tail:]
+            version = 3
+        offsets: list[int] = []
+        paths: list[bytes] = []
+        off = _HEADER.size
+        for _ in range(count):
+            end, path, stage0 = _entry_end(data, off, version)
+            if not stage0:
+                self.problem = "the index has unresolved merge conflicts; resolve them and commit first"
+            offsets.append(off)
+            paths.append(path)
+            off = end
+        ext = off
+        while ext < len(data) - 20:
+            name = data[ext : ext + 4]
+            if name == b"link":
+                self.problem = (
+                    "git's split index (core.splitIndex) is not supported; "
+                    "run 'git update-index --no-split-index' in the project"
+                )
+            elif name == b"sdir":
+                self.problem = (
+                    "git's sparse index is not supported; run 'git sparse-checkout disable' in the project"
+                )
+            (size,) = struct.unpack_from(">L", data, ext + 4)
+            ext += 8 + size
+        self.data, self.version, self.count = data, version, count
+        self.offsets, self.paths, self.entries_end = offsets, paths, off
+
+    def _changed_on_disk(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return self._seen is not None
+        return self._seen != (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def apply(self, updates: dict[bytes, Entry | None]) -> bool:
+        """Apply ``updates`` (path -> new entry, or None to remove).
+
+        Returns False, writing nothing, if the index is absent or unreadable:
+        the caller writes a fresh one. Cached extensions are dropped.
+
+        Raises:
+            IndexBusyError: ``index.lock`` is held.
+            ValueError: the index cannot be patched (see ``problem``).
+        """
+        if self._changed_on_disk():
+            self._load()
+        if self.data is None:
+            return False
+        if self.problem:
+            raise ValueError(self.problem)
+        data, offsets, paths, entries_end = self.data, self.offsets, self.paths, self.entries_end
+        # Splice: walk the sorted updates once, copying untouched runs of bytes.
+        pieces: list[bytes] = []
+        cursor = _HEADER.size
+        count = self.count
+        for path in sorted(updates):
+            i = bisect_left(paths, path)
+            exists = i < len(paths) and paths[i] == path
+            at = offsets[i] if i < len(offsets) else entries_end
+            pieces.append(data[cursor:at])
+            entry = updates[path]
+            if entry is not None:
+                pieces.append(entry.encode())
+                count += 0 if exists else 1
+            elif exists:
+                count -= 1
+            cursor = (offsets[i + 1] if i + 1 < len(offsets) else entries_end) if exists else at
+        pieces.append(data[cursor:entries_end])
+        body = _HEADER.pack(b"DIRC", self.version, count) + b"".join(pieces)
+        write_atomic(self.path, body + hashlib.sha1(body).digest())
+        self._load()
+        return True
+
+
+def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
+    """Read the index and apply ``updates`` to it; see :meth:`IndexFile.apply`."""
+    return IndexFile(index_path).apply(updates)
 
 
 def write(index_path: str, entries: list[Entry]) -> None:
@@ -141,27 +229,18 @@ def write(index_path: str, entries: list[Entry]) -> None:
 def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]]] | None:
     """Return path -> (sha, (mtime_s, mtime_ns, size)) for stage-0 entries.
 
-    None if the index is absent or in a form this module does not read.
+    None if the index is absent or unreadable.
     """
-    try:
-        with open(index_path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    index = IndexFile(index_path)
+    if index.data is None:
         return None
-    if len(data) < _HEADER.size + 20:
-        return None
-    signature, version, count = _HEADER.unpack_from(data)
-    if signature != b"DIRC" or version not in (2, 3):
-        return None
+    data = index.data
     result = {}
-    off = _HEADER.size
-    for _ in range(count):
-        end, path, stage0 = _entry_end(data, off, version)
-        if stage0:
+    for off, path in zip(index.offsets, index.paths, strict=True):
+        if (data[off + 60] >> 4) & 3 == 0:
             mtime_s, mtime_ns = struct.unpack_from(">LL", data, off + 8)
             (size,) = struct.unpack_from(">L", data, off + 36)
             result[path] = (data[off + 40 : off + 60], (mtime_s, mtime_ns, size))
-        off = end
     return result
 
 
@@ -169,10 +248,13 @@ def write_atomic(path: str, data: bytes) -> None:
     """Replace ``path`` by ``data`` through git's ``<path>.lock`` protocol.
 
     Raises:
-        FileExistsError: the lock file is held by someone else.
+        IndexBusyError: the lock file is held by someone else.
     """
     lock = path + ".lock"
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise IndexBusyError(lock) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -29,13 +29,15 @@ import os
 import stat
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked
-from dulwich.objects import Blob, Commit, Tree, parse_tree
+from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
 from dulwich.repo import Repo
 
 from . import gitindex
@@ -43,6 +45,7 @@ from .errors import (
     ExpipeError,
     ProjectBusyError,
     ReadOnlyError,
+    RepositoryStateError,
     UncommittedChangesError,
 )
 
@@ -50,7 +53,19 @@ BRANCH = b"refs/heads/main"
 FILE_MODE = 0o100644
 TREE_MODE = 0o040000
 _STATE_DIR = "expipe-git"
-_STALE_LOCK_SECONDS = 5.0
+_LOCK_WAIT_SECONDS = 3.0
+_STALE_OBJECT_LOCK_SECONDS = 2.0
+_DEAD_WRITER_LOCK_SECONDS = 1.0
+# Files git keeps while an operation of the user's is unfinished.
+_IN_PROGRESS = [
+    ("MERGE_HEAD", "merge"),
+    ("CHERRY_PICK_HEAD", "cherry-pick"),
+    ("REVERT_HEAD", "revert"),
+    ("rebase-merge", "rebase"),
+    ("rebase-apply", "rebase or git am"),
+    ("BISECT_LOG", "bisect"),
+]
+T = TypeVar("T")
 
 # A change: path -> new bytes, or None to delete the file.
 Changes = dict[str, "bytes | None"]
@@ -272,31 +287,59 @@ class Store:
         if self.pinned is not None:
             raise ReadOnlyError("this is a read-only view of an old state of the project")
         with self._thread_lock, self._write_lock():
+            self._recover_dead_writer()
             self._finish_interrupted()
-            while True:
-                head = self.head()
-                snap = Snapshot(self, head)
-                changes = build(snap)
-                updates = self._effective(snap, changes)
-                if not updates:
-                    return None
-                if not from_worktree:
-                    self._refuse_hand_edits(snap, updates)
-                commit = self._write_commit(snap, updates, message, author)
-                self._journal(
-                    {
-                        "old": _hex(head),
-                        "new": commit.decode(),
-                        "paths": {p: [_hex(snap.blob_id(p)), _hex(sha)] for p, (sha, _) in updates.items()},
-                    }
-                )
-                if self._swap_branch(head, commit, message):
-                    break
-                # Stock git moved the branch without our lock; rebuild on top.
-                self._clear_journal()
-            self._sync_worktree(updates)
-            self._clear_journal()
+            self._check_repository_state()
+            index = gitindex.IndexFile(self.index_path)
+            if index.problem:
+                raise RepositoryStateError(f"{self.root}: {index.problem}")
+            with self._writer_marker():
+                while True:
+                    head = self.head()
+                    snap = Snapshot(self, head)
+                    changes = build(snap)
+                    updates = self._effective(snap, changes)
+                    if not updates:
+                        return None
+                    if not from_worktree:
+                        self._refuse_hand_edits(snap, updates)
+                    commit = self._write_commit(snap, updates, message, author)
+                    self._journal(
+                        {
+                            "old": _hex(head),
+                            "new": commit.decode(),
+                            "paths": {
+                                p: [_hex(snap.blob_id(p)), _hex(sha)] for p, (sha, _) in updates.items()
+                            },
+                        }
+                    )
+                    if self._swap_branch(head, commit, message):
+                        break
+                    # Stock git moved the branch without our lock; rebuild on top.
+                    self._clear_journal()
+                if self._sync_worktree(updates, index):
+                    self._clear_journal()
             return commit
+
+    def _check_repository_state(self) -> None:
+        """Refuse to commit where git is in the middle of something of the user's."""
+        try:
+            with open(os.path.join(self.git_dir, "HEAD"), "rb") as f:
+                head = f.read().strip()
+        except FileNotFoundError:
+            head = b""
+        if head != b"ref: " + BRANCH:
+            checked_out = head[len(b"ref: refs/heads/") :].decode() if head.startswith(b"ref: ") else None
+            what = f"branch {checked_out!r} checked out" if checked_out else "a detached HEAD"
+            raise RepositoryStateError(
+                f"{self.root} has {what}; expipe_git records on branch main: "
+                "run 'git switch main' there first"
+            )
+        for name, doing in _IN_PROGRESS:
+            if os.path.exists(os.path.join(self.git_dir, name)):
+                raise RepositoryStateError(
+                    f"{self.root} is in the middle of a {doing}; finish it (or abort it) with git first"
+                )
 
     def _effective(self, snap: Snapshot, changes: Changes) -> dict[str, tuple[bytes | None, bytes | None]]:
         """Return path -> (new sha, data) for changes that change something."""
@@ -352,10 +395,9 @@ class Store:
             return None
 
     def _write_commit(self, snap: Snapshot, updates: dict, message: str, author: Identity) -> bytes:
-        store = self.repo.object_store
         for _, data in updates.values():
             if data is not None:
-                store.add_object(Blob.from_string(data))
+                self._add_object(Blob.from_string(data))
         tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
         commit = Commit()
         commit.tree = tree
@@ -367,7 +409,7 @@ class Store:
         commit.author_timezone = commit.commit_timezone = offset
         commit.encoding = b"UTF-8"
         commit.message = message.encode("utf-8")
-        store.add_object(commit)
+        self._add_object(commit)
         return commit.id
 
     def _apply_to_tree(self, tree: bytes | None, changes: dict[str, bytes | None]) -> bytes:
@@ -399,69 +441,94 @@ class Store:
         obj = Tree()
         for name, (mode, sha) in entries.items():
             obj.add(name.encode("utf-8", "surrogateescape"), mode, sha)
-        self.repo.object_store.add_object(obj)
+        self._add_object(obj)
         return obj.id
+
+    def _add_object(self, obj: ShaFile) -> None:
+        """Store an object; a lock left on it by a killed dulwich writer is removed.
+
+        Only dulwich takes ``objects/xx/<sha>.lock`` (git writes objects under
+        temporary names) and holds it for milliseconds while writing.
+        """
+        self._retry(
+            lambda: self.repo.object_store.add_object(obj),
+            FileLocked,
+            self.repo.object_store._get_shafile_path(obj.id) + ".lock",
+            stale_after=_STALE_OBJECT_LOCK_SECONDS,
+        )
 
     def _swap_branch(self, old: bytes | None, new: bytes, message: str) -> bool:
         """Move the branch from ``old`` to ``new`` if nobody moved it meanwhile."""
-        subject = message.split("\n", 1)[0]
-        for _ in range(200):
-            try:
-                if old is None:
-                    return self.repo.refs.add_if_new(
-                        BRANCH, new, message=b"commit (initial): " + subject.encode()
-                    )
-                return self.repo.refs.set_if_equals(BRANCH, old, new, message=b"commit: " + subject.encode())
-            except FileLocked:
-                if not self._clear_stale(self.repo.refs.refpath(BRANCH) + b".lock"):
-                    time.sleep(0.01)
-        raise ProjectBusyError(
-            "the branch ref stayed locked by another program (refs/heads/main.lock); "
-            "wait for it to finish, then try again"
-        )
+        subject = message.split("\n", 1)[0].encode()
 
-    def _clear_stale(self, lock_path: bytes | str) -> bool:
-        """Remove a git lock file left by a killed writer; True if removed.
+        def swap() -> bool:
+            if old is None:
+                return self.repo.refs.add_if_new(BRANCH, new, message=b"commit (initial): " + subject)
+            return self.repo.refs.set_if_equals(BRANCH, old, new, message=b"commit: " + subject)
 
-        We hold the project lock, so no writer of ours owns it; stock git
-        holds its locks for milliseconds, so an old one is abandoned.
+        return self._retry(swap, FileLocked, self._branch_file + ".lock")
+
+    def _retry(
+        self, action: Callable[[], T], busy: type[Exception], lock: str, stale_after: float | None = None
+    ) -> T:
+        """Run ``action`` until ``lock`` is free, for up to a few seconds.
+
+        A lock older than ``stale_after`` seconds is removed; git's own locks
+        are never removed by age (a ``git commit`` waiting in an editor holds
+        ``index.lock`` for minutes), only after a writer of ours died.
         """
-        try:
-            age = time.time() - os.stat(lock_path).st_mtime
-        except FileNotFoundError:
-            return True
-        if age < _STALE_LOCK_SECONDS:
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)
-        return True
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return action()
+            except busy:
+                if stale_after is not None and _age(lock) > stale_after:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(lock)
+                    continue
+                if time.monotonic() > deadline:
+                    raise ProjectBusyError(
+                        f"{lock} is held by another program; wait for it to finish and try again "
+                        "(if no git program is running, the file is left over from a crash: delete it)"
+                    ) from None
+                time.sleep(0.01)
 
     # -- the index and working tree ---------------------------------------
 
-    def _sync_worktree(self, updates: dict) -> None:
-        """Make the working tree and the index match the new commit."""
+    def _sync_worktree(self, updates: dict, index: gitindex.IndexFile | None = None) -> bool:
+        """Make the working tree and the index match the new commit.
+
+        Returns False if git held the index for too long: the commit stands,
+        and the journal lets the next mutation finish the index.
+        """
         entries: dict[bytes, gitindex.Entry | None] = {}
         for path, (sha, data) in updates.items():
             full = os.path.join(self.root, path)
+            name = path.encode("utf-8", "surrogateescape")
             if data is None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(full)
                 self._prune_dirs(os.path.dirname(full))
-                entries[path.encode("utf-8", "surrogateescape")] = None
+                entries[name] = None
             else:
                 _write_file(full, data, self.state_dir)
-                entries[path.encode("utf-8", "surrogateescape")] = gitindex.Entry(
-                    path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), os.stat(full)
-                )
-        for _ in range(200):
-            try:
-                if not gitindex.patch(self.index_path, entries):
-                    self.rebuild_index()
-                return
-            except FileExistsError:
-                if not self._clear_stale(self.index_path + ".lock"):
-                    time.sleep(0.01)
-        raise ProjectBusyError("the git index stayed locked (.git/index.lock); try again")
+                entries[name] = gitindex.Entry(name, bytes.fromhex(sha.decode()), os.stat(full))
+        index = index or gitindex.IndexFile(self.index_path)
+
+        def apply() -> None:
+            if not index.apply(entries):
+                self.rebuild_index()
+
+        try:
+            self._retry(apply, gitindex.IndexBusyError, self.index_path + ".lock")
+        except (ProjectBusyError, ValueError) as exc:
+            warnings.warn(
+                f"committed, but git's index was not updated ({exc}); "
+                "the next change made through expipe_git updates it",
+                stacklevel=4,
+            )
+            return False
+        return True
 
     def _prune_dirs(self, folder: str) -> None:
         while folder != self.root and folder.startswith(self.root):
@@ -485,13 +552,6 @@ class Store:
                 gitindex.Entry(path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), st)
             )
         gitindex.write(self.index_path, entries)
-
-    def checkout_head(self) -> None:
-        """Write every file of HEAD into the working tree and the index."""
-        snap = self.snapshot()
-        for path, sha in snap.walk():
-            _write_file(os.path.join(self.root, path), self.read_blob(sha), self.state_dir)
-        self.rebuild_index()
 
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits.
@@ -557,6 +617,42 @@ class Store:
         finally:
             os.close(fd)  # closing releases the flock
 
+    @contextlib.contextmanager
+    def _writer_marker(self) -> Iterator[None]:
+        """Mark a mutation in progress; a marker found later means its writer died."""
+        marker = os.path.join(self.state_dir, "writer")
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+
+    def _recover_dead_writer(self) -> None:
+        """Clean up after a writer of ours that was killed mid-mutation.
+
+        We hold the project lock, so a marker left behind belongs to a dead
+        writer, and git lock files it may have held are removed — only those
+        older than a moment, so a git command that just started keeps its own.
+        """
+        marker = os.path.join(self.state_dir, "writer")
+        if not os.path.exists(marker):
+            return
+        for lock in (self._branch_file + ".lock", self.index_path + ".lock"):
+            # A lock of the dead writer's is at most moments old; give a git
+            # command that took it just now that moment to finish.
+            while 0 <= _age(lock) < _DEAD_WRITER_LOCK_SECONDS:
+                time.sleep(0.05)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+        for name in os.listdir(self.state_dir):
+            if name.startswith("write-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.state_dir, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+
     def _journal_path(self) -> str:
         return os.path.join(self.state_dir, "journal.json")
 
@@ -591,7 +687,8 @@ class Store:
                 if current is None or current.decode() in (old, new):
                     sha = snap.blob_id(path)
                     updates[path] = (sha, None if sha is None else self.read_blob(sha))
-            self._sync_worktree(updates)
+            if not self._sync_worktree(updates):
+                return  # still busy: keep the journal for the next writer
         self._clear_journal()
 
     def git_identity(self) -> tuple[str | None, str | None]:
@@ -611,6 +708,14 @@ class Store:
 
 
 _EMPTY_TREE = Tree().id
+
+
+def _age(path: str) -> float:
+    """Seconds since ``path`` was modified; -1 if it does not exist."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return -1.0
 
 
 def _hex(sha: bytes | None) -> str | None:

@@ -348,12 +348,6 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_mutation(project)
     assert not (git_dir / "refs" / "heads" / "main.lock").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dulwich's add_object takes objects/xx/<sha>.lock; a writer "
-    "killed there leaves it forever and every later mutation writing the same object "
-    "fails with dulwich.file.FileLocked (not even ProjectBusyError)",
-)
 def test_lock_of_a_loose_object_left_by_a_killed_writer_does_not_block_forever(project):
     from expipe_git import values
     from expipe_git.store import blob_sha
@@ -381,9 +375,11 @@ def _age(path: pathlib.Path, seconds: float) -> None:
 
 
 @pytest.mark.parametrize("lock", ["refs/heads/main.lock", "index.lock"])
-def test_stale_git_lock_is_removed_and_does_not_block(project, lock):
+def test_git_lock_left_by_a_dead_writer_of_ours_is_removed(project, lock):
     action = project.require_action("rec")
-    lock_file = pathlib.Path(project.path) / ".git" / lock
+    git_dir = pathlib.Path(project.path) / ".git"
+    (git_dir / "expipe-git" / "writer").write_text("999999999")  # the marker a killed writer leaves
+    lock_file = git_dir / lock
     lock_file.write_text("left by a killed writer\n")
     _age(lock_file, 10)
     started = time.monotonic()
@@ -392,6 +388,18 @@ def test_stale_git_lock_is_removed_and_does_not_block(project, lock):
     assert time.monotonic() - started < 1.5
     assert not lock_file.exists()
     assert action.tags == ["x"]
+
+
+def test_old_branch_lock_of_git_is_not_removed_by_age(project):
+    # Without a dead writer of ours, a lock belongs to git, however old:
+    # a 'git commit' waiting in an editor holds its locks for minutes.
+    action = project.require_action("rec")
+    lock_file = pathlib.Path(project.path) / ".git" / "refs" / "heads" / "main.lock"
+    lock_file.write_text("held by git\n")
+    _age(lock_file, 600)
+    with pytest.raises(ProjectBusyError, match="main.lock is held by another program"):
+        action.tags.append("x")
+    assert lock_file.exists() and action.tags == []
 
 
 def test_fresh_branch_lock_makes_mutation_raise_busy_and_changes_nothing(project):
@@ -414,16 +422,16 @@ def test_fresh_branch_lock_makes_mutation_raise_busy_and_changes_nothing(project
     assert action.tags == ["x"]
 
 
-def test_fresh_index_lock_makes_mutation_raise_busy_but_the_commit_has_landed(project):
-    """The current behaviour: the branch moves before the index is written, so
-    ProjectBusyError comes after the commit; the journal finishes the working
-    tree and index on the next mutation once the lock is gone."""
+def test_held_index_lock_defers_the_index_update_but_the_commit_stands(project):
+    """The branch moves before the index is written: if git holds the index,
+    the mutation warns instead of raising (it did land), and the journal lets
+    the next mutation finish the working tree and index."""
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
     before = commit_count(path)
     lock_file = path / ".git" / "index.lock"
     lock_file.write_text("held by stock git\n")
-    with pytest.raises(ProjectBusyError):
+    with pytest.warns(UserWarning, match="committed, but git's index was not updated"):
         action.tags.append("x")
     assert lock_file.read_text() == "held by stock git\n"
     assert commit_count(path) == before + 1
@@ -528,11 +536,6 @@ def test_old_handle_survives_stock_git_gc_and_pack_refs(project):
     assert action.tags == ["x", "y"] and module["x"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mutations always commit to refs/heads/main but write the "
-    "working tree and index of whatever branch is checked out",
-)
 def test_mutation_with_another_branch_checked_out_leaves_that_branch_alone(project):
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
@@ -563,7 +566,7 @@ DYING_WRITER = textwrap.dedent(
     if where == "before-worktree":
         Store._sync_worktree = die
     else:  # after the files are written, before the index is patched
-        gitindex.patch = die
+        gitindex.IndexFile.apply = die
     action = expipe_git.get_project(path).actions["rec"]
     if op == "modify":
         action.tags.append("x")

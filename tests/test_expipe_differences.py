@@ -89,7 +89,9 @@ def test_expipe_06_fails_where_expipe_git_works(case, expipe_error, expected, tm
     [(two_appends_on_one_tags_object, ["b"], ["a", "b"]), (name_with_dots, False, True)],
     ids=["two_appends_on_one_tags_object", "name_with_dots"],
 )
-def test_expipe_06_loses_data_where_expipe_git_keeps_it(case, expipe_result, our_result, tmp_path, monkeypatch):
+def test_expipe_06_loses_data_where_expipe_git_keeps_it(
+    case, expipe_result, our_result, tmp_path, monkeypatch
+):
     assert case(*_setup(expipe06, tmp_path / "expipe", monkeypatch)) == expipe_result
     assert case(*_setup(expipe_git, tmp_path / "expipe_git", monkeypatch)) == our_result
 

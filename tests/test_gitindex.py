@@ -255,22 +255,32 @@ def test_patch_keeps_entries_it_does_not_touch(project):
 # Index forms written by stock git
 
 
-@pytest.mark.parametrize("form", ["version2", "version3", "version4", "split"])
+def test_split_index_is_refused_before_anything_is_committed(project):
+    path = pathlib.Path(project.path)
+    action = project.require_action("rec")
+    git(path, "update-index", "--split-index")
+    assert b"link" in index_file(project).read_bytes()
+    before = commit_count(path)
+    with pytest.raises(expipe_git.RepositoryStateError, match="--no-split-index"):
+        action.tags.append("x")
+    assert commit_count(path) == before
+    git(path, "update-index", "--no-split-index")
+    action.tags.append("x")
+    assert_index_is_head(path)
+    assert_clean(path)
+
+
+@pytest.mark.parametrize("form", ["version2", "version3", "version4"])
 def test_index_written_by_stock_git_in_any_form(project, form):
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
     action.require_module(name="tracking", contents={"x": 1})
-    if form == "split":
-        git(path, "update-index", "--split-index")
-        assert b"link" in index_file(project).read_bytes()
-        assert list(path.glob(".git/sharedindex.*"))
-    else:
-        version = int(form[-1])
-        git(path, "update-index", f"--index-version={version}")
-        if version == 3:
-            # git writes version 2 unless an entry needs the extended flags.
-            git(path, "update-index", "--skip-worktree", "expipe.toml")
-        assert index_version(project) == version
+    version = int(form[-1])
+    git(path, "update-index", f"--index-version={version}")
+    if version == 3:
+        # git writes version 2 unless an entry needs the extended flags.
+        git(path, "update-index", "--skip-worktree", "expipe.toml")
+    assert index_version(project) == version
 
     action.tags.append("x")
     action.modules["tracking"]["x"] = 2
@@ -288,12 +298,12 @@ def test_index_written_by_stock_git_in_any_form(project, form):
     assert_clean(path)
 
 
-def test_rebuilding_a_version4_index_keeps_stat_data_of_clean_files(project):
+def test_version4_index_is_rewritten_as_version3_with_its_stat_data(project):
     path = pathlib.Path(project.path)
     project.require_action("rec").tags.append("x")
     git(path, "update-index", "--index-version=4")
     project.require_action("rec2")
-    assert index_version(project) == 2
+    assert index_version(project) == 3
     # Every entry carries real stat data: diff-files (no refresh) reports nothing.
     assert git(path, "diff-files", "--name-status") == ""
     assert_index_is_head(path)
@@ -385,8 +395,8 @@ def test_truncated_or_foreign_index_is_rebuilt(project, content):
     assert_index_is_head(path)
 
 
-def test_index_with_unmerged_entries_is_rebuilt_not_patched(project, tmp_path):
-    """A conflicted merge leaves stage 1-3 entries: patch refuses, rebuild from HEAD."""
+def test_index_with_unmerged_entries_is_never_patched(project, tmp_path):
+    """A conflicted merge leaves stage 1-3 entries: the index is not ours to touch."""
     path = pathlib.Path(project.path)
     git(path, "checkout", "-q", "-b", "side")
     (path / ".gitignore").write_text("side\n")
@@ -396,7 +406,8 @@ def test_index_with_unmerged_entries_is_rebuilt_not_patched(project, tmp_path):
     git(path, "commit", "-q", "-am", "main")
     git(path, "merge", "side", check=False)
     assert "UU .gitignore" in git(path, "status", "--porcelain")
-    assert gitindex.patch(str(index_file(project)), {}) is False
+    with pytest.raises(ValueError, match="unresolved merge conflicts"):
+        gitindex.patch(str(index_file(project)), {})
     # Resolve by hand as a user would; expipe_git never touches the conflict.
     (path / ".gitignore").write_text(layout.IGNORE_TEXT)
     git(path, "add", ".gitignore")
@@ -426,7 +437,7 @@ def test_gitindex_write_and_read_paths_round_trip(tmp_path):
     read = gitindex.read_paths(str(repo / ".git" / "index"))
     assert set(read) == {e.path for e in entries}
     git(repo, "update-index", "--index-version=4")
-    assert gitindex.read_paths(str(repo / ".git" / "index")) is None
+    assert gitindex.read_paths(str(repo / ".git" / "index")) == read
 
 
 def test_store_rebuild_index_matches_git_read_tree(project):
@@ -455,14 +466,9 @@ def test_project_commit_of_hand_edits_updates_index(project):
 
 
 # ---------------------------------------------------------------------------
-# Known problems of the rebuild fallback (reported; xfail until fixed)
+# The user's staged work and merge state survive a mutation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rebuild_index() writes the index from HEAD alone, so a "
-    "version-4 or split index loses the user's staged files",
-)
 def test_staged_file_survives_a_mutation_with_a_version4_index(project):
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
@@ -473,12 +479,6 @@ def test_staged_file_survives_a_mutation_with_a_version4_index(project):
     assert git(path, "status", "--porcelain") == "A  notes.txt\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a mutation during a conflicted merge rebuilds the index "
-    "from HEAD: the merge's staged, cleanly merged changes are dropped and the "
-    "user's merge commit silently loses them",
-)
 def test_mutation_during_a_conflicted_merge_keeps_the_merge_state(project):
     path = pathlib.Path(project.path)
     project.require_module(name="depth", contents={"d": 1})

@@ -16,7 +16,11 @@ names = st.sampled_from(["rec-1", "rec.2", "rat", "z", "ålesund"])
 tags = st.sampled_from(["a", "b", "place cell", "ø", "x y"])
 keys = st.sampled_from(["depth", "gain", "0", "$x", ""])
 scalars = st.one_of(
-    st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8), st.booleans(), st.none()
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
 )
 
 
