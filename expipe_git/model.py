@@ -168,6 +168,16 @@ class Project:
     def __repr__(self) -> str:
         return f"<expipe_git Project {self.id!r} at {str(self.path)!r}>"
 
+    def close(self) -> None:
+        """Release the files the repository keeps open (pack files)."""
+        self._store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def actions(self) -> ObjectMap:
         return ObjectMap(self, "action")
