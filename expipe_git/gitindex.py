@@ -19,6 +19,7 @@ import hashlib
 import os
 import struct
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _HEADER = struct.Struct(">4sLL")
@@ -26,6 +27,8 @@ _STAT = struct.Struct(">LLLLLLLLLL")
 _FLAG_EXTENDED = 0x4000
 _NAME_MASK = 0x0FFF
 _FIXED = 62  # stat data (40) + sha (20) + flags (2)
+# Past this many changed paths one walk over the entries is cheaper than searches.
+_MAX_SEARCHED_UPDATES = 16
 
 
 @dataclass(frozen=True)
@@ -114,15 +117,32 @@ class IndexFile:
     Reading first lets a mutation refuse, before it commits, an index it
     cannot patch (``problem``); applying re-reads only if git changed the file
     in between.
+
+    Finding entries needs a walk over every entry (~1 µs each in Python) —
+    unless the index is one we wrote ourselves: then it has no extensions, its
+    entries end 20 bytes before the end of the file, and an entry is found by
+    searching the raw bytes for its name (see :meth:`_find`). We recognise our
+    own index by its (inode, mtime, size), recorded in ``trust_file``.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, trust_file: str | None = None):
         self.path = path
+        self.trust_file = trust_file
         self._load()
+
+    def _trusted(self, seen: tuple[int, int, int]) -> bool:
+        if self.trust_file is None:
+            return False
+        try:
+            with open(self.trust_file) as f:
+                return tuple(int(x) for x in f.read().split()) == seen
+        except (OSError, ValueError):
+            return False
 
     def _load(self) -> None:
         self.data: bytes | None = None  # None: absent or unreadable; rebuild it
         self.problem: str | None = None
+        self.offsets: list[int] | None = None  # None until walked
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
@@ -136,6 +156,16 @@ class IndexFile:
         signature, version, count = _HEADER.unpack_from(data)
         if signature != b"DIRC" or version not in (2, 3, 4):
             return
+        self.data, self.version, self.count = data, version, count
+        if version != 4 and self._trusted(self._seen):
+            self.entries_end = len(data) - 20
+        else:
+            self._walk()
+
+    def _walk(self) -> None:
+        """Read every entry's offset and path, and check the extensions."""
+        data, version, count = self.data, self.version, self.count
+        assert data is not None
         if version == 4:
             entries, tail = _v4_to_v3(data, count)
             data = _HEADER.pack(b"DIRC", 3, count) + entries + data[tail:]
@@ -164,7 +194,7 @@ class IndexFile:
                 )
             (size,) = struct.unpack_from(">L", data, ext + 4)
             ext += 8 + size
-        self.data, self.version, self.count = data, version, count
+        self.data, self.version = data, version
         self.offsets, self.paths, self.entries_end = offsets, paths, off
 
     def _changed_on_disk(self) -> bool:
@@ -174,11 +204,18 @@ class IndexFile:
             return self._seen is not None
         return self._seen != (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def apply(self, updates: dict[bytes, Entry | None]) -> bool:
+    def apply(
+        self,
+        updates: dict[bytes, Entry | None],
+        predecessor: Callable[[bytes], bytes | None] | None = None,
+    ) -> bool:
         """Apply ``updates`` (path -> new entry, or None to remove).
 
-        Returns False, writing nothing, if the index is absent or unreadable:
-        the caller writes a fresh one. Cached extensions are dropped.
+        ``predecessor(path)`` may name the tracked path that sorts right
+        before a new ``path``; with it, an index we wrote ourselves is patched
+        without walking its entries. Returns False, writing nothing, if the
+        index is absent or unreadable: the caller writes a fresh one. Cached
+        extensions are dropped.
 
         Raises:
             IndexBusyError: ``index.lock`` is held.
@@ -190,8 +227,25 @@ class IndexFile:
             return False
         if self.problem:
             raise ValueError(self.problem)
+        body = None
+        if self.offsets is None and len(updates) <= _MAX_SEARCHED_UPDATES:
+            body = self._splice_by_search(updates, predecessor)
+        if body is None:
+            if self.offsets is None:
+                self._walk()
+                if self.problem:
+                    raise ValueError(self.problem)
+            body = self._splice_by_walk(updates)
+        write_atomic(self.path, body + hashlib.sha1(body).digest())
+        if self.trust_file is not None:
+            _record_written(self.path, self.trust_file)
+        self._seen = (-1, -1, -1)  # reload if applied again
+        return True
+
+    def _splice_by_walk(self, updates: dict[bytes, Entry | None]) -> bytes:
         data, offsets, paths, entries_end = self.data, self.offsets, self.paths, self.entries_end
-        # Splice: walk the sorted updates once, copying untouched runs of bytes.
+        assert data is not None and offsets is not None
+        # Walk the sorted updates once, copying untouched runs of bytes.
         pieces: list[bytes] = []
         cursor = _HEADER.size
         count = self.count
@@ -208,10 +262,68 @@ class IndexFile:
                 count -= 1
             cursor = (offsets[i + 1] if i + 1 < len(offsets) else entries_end) if exists else at
         pieces.append(data[cursor:entries_end])
-        body = _HEADER.pack(b"DIRC", self.version, count) + b"".join(pieces)
-        write_atomic(self.path, body + hashlib.sha1(body).digest())
-        self._load()
-        return True
+        return _HEADER.pack(b"DIRC", self.version, count) + b"".join(pieces)
+
+    def _find(self, data: bytes | bytearray, path: bytes, limit: int) -> tuple[int, int] | None:
+        """Return (start, end) of the stage-0 entry for ``path``, found by search.
+
+        An entry is 62 bytes of stat data, id and flags, then its name and
+        1-8 NULs; the flags of a plain stage-0 entry are the name's length, so
+        flags + name + NUL occurs only where that entry is (names hold no NUL,
+        and the flags of a short name start with one).
+        """
+        if len(path) >= _NAME_MASK:
+            return None
+        needle = struct.pack(">H", len(path)) + path + b"\0"
+        at = data.find(needle, _HEADER.size + 60, limit)
+        if at < 0:
+            return None
+        start = at - 60
+        return start, start + ((_FIXED + len(path) + 8) & ~7)
+
+    def _splice_by_search(
+        self, updates: dict[bytes, Entry | None], predecessor: Callable[[bytes], bytes | None] | None
+    ) -> bytes | None:
+        """Patch an index we wrote, finding entries by search; None to fall back."""
+        data = bytearray(self.data)  # type: ignore[arg-type]
+        end = self.entries_end
+        count = self.count
+        last_inserted: tuple[bytes, int] | None = None  # (path, end offset)
+        for path in sorted(updates):
+            entry = updates[path]
+            found = self._find(data, path, end)
+            if found is not None:
+                start, stop = found
+                new = entry.encode() if entry is not None else b""
+                data[start:stop] = new
+                end += len(new) - (stop - start)
+                count -= 0 if entry is not None else 1
+                continue
+            if entry is None:
+                continue  # nothing to remove
+            if predecessor is None:
+                return None
+            before = predecessor(path)
+            if last_inserted is not None and (before is None or last_inserted[0] > before):
+                at = last_inserted[1]
+            elif before is None:
+                at = _HEADER.size
+            else:
+                found = self._find(data, before, end)
+                if found is None:
+                    return None
+                at = found[1]
+            # The entry after the gap must sort after the new one, or entries
+            # not in HEAD (staged by the user) sit here: walk instead.
+            if at < end and _entry_end(data, at, self.version)[1] <= path:
+                return None
+            new = entry.encode()
+            data[at:at] = new
+            end += len(new)
+            count += 1
+            last_inserted = (path, at + len(new))
+        _HEADER.pack_into(data, 0, b"DIRC", self.version, count)
+        return bytes(data[:end])
 
 
 def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
@@ -219,11 +331,20 @@ def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
     return IndexFile(index_path).apply(updates)
 
 
-def write(index_path: str, entries: list[Entry]) -> None:
+def write(index_path: str, entries: list[Entry], trust_file: str | None = None) -> None:
     """Write a fresh version-2 index holding ``entries``."""
     entries = sorted(entries, key=lambda e: e.path)
     body = _HEADER.pack(b"DIRC", 2, len(entries)) + b"".join(e.encode() for e in entries)
     write_atomic(index_path, body + hashlib.sha1(body).digest())
+    if trust_file is not None:
+        _record_written(index_path, trust_file)
+
+
+def _record_written(index_path: str, trust_file: str) -> None:
+    """Remember the index we wrote, so it is recognised without a walk."""
+    st = os.stat(index_path)
+    with open(trust_file, "w") as f:
+        f.write(f"{st.st_ino} {st.st_mtime_ns} {st.st_size}")
 
 
 def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]]] | None:

@@ -127,6 +127,15 @@ class Snapshot:
             return {}
         return self.store.tree_entries(found[1])
 
+    def predecessor(self, path: str) -> str | None:
+        """Return the file that sorts right before ``path`` in git's index order.
+
+        The index sorts full paths as bytes; a folder ``d`` sorts as ``d/``.
+        """
+        if self.tree is None:
+            return None
+        return self.store.predecessor(self.tree, path)
+
     def walk(self, path: str = "") -> Iterator[tuple[str, bytes]]:
         """Yield (path, blob sha) of every file below ``path``."""
         for name, (mode, sha) in self.listdir(path).items():
@@ -149,6 +158,7 @@ class Store:
         self.git_dir = self.repo.controldir()
         self.state_dir = os.path.join(self.git_dir, _STATE_DIR)
         self.index_path = self.repo.index_path()
+        self._index_trust = os.path.join(self.state_dir, "index-written")
         # Loose objects are fsynced so a power cut cannot leave the branch
         # pointing at an object that never reached the disk (~2 ms a commit).
         self.repo.object_store.fsync_object_files = True
@@ -241,6 +251,39 @@ class Store:
             entry = found
         return entry
 
+    def predecessor(self, tree: bytes, path: str, prefix: str = "") -> str | None:
+        """Return the greatest file path below ``tree`` that sorts before ``path``."""
+        head, _, rest = path.partition("/")
+        entries = self.tree_entries(tree)
+        if rest:
+            found = entries.get(head)
+            if found is not None and stat.S_ISDIR(found[0]):
+                inner = self.predecessor(found[1], rest, f"{prefix}{head}/")
+                if inner is not None:
+                    return inner
+        target = (head + "/" + rest if rest else head).encode("utf-8", "surrogateescape")
+        best: tuple[bytes, str, tuple[int, bytes]] | None = None
+        for name, entry in entries.items():
+            is_dir = stat.S_ISDIR(entry[0])
+            key = (name + "/" if is_dir else name).encode("utf-8", "surrogateescape")
+            if key < target and (is_dir or key != target) and not (is_dir and name == head and rest):
+                if best is None or key > best[0]:
+                    best = (key, name, entry)
+        while best is not None:
+            _, name, (mode, sha) = best
+            if not stat.S_ISDIR(mode):
+                return prefix + name
+            prefix = f"{prefix}{name}/"
+            inner = self.tree_entries(sha)
+            best = max(
+                (
+                    ((n + "/" if stat.S_ISDIR(e[0]) else n).encode("utf-8", "surrogateescape"), n, e)
+                    for n, e in inner.items()
+                ),
+                default=None,
+            )
+        return None
+
     def read_blob(self, sha: bytes) -> bytes:
         _, raw = self.repo.object_store.get_raw(sha)
         return raw
@@ -290,7 +333,7 @@ class Store:
             self._recover_dead_writer()
             self._finish_interrupted()
             self._check_repository_state()
-            index = gitindex.IndexFile(self.index_path)
+            index = gitindex.IndexFile(self.index_path, self._index_trust)
             if index.problem:
                 raise RepositoryStateError(f"{self.root}: {index.problem}")
             with self._writer_marker():
@@ -317,7 +360,7 @@ class Store:
                         break
                     # Stock git moved the branch without our lock; rebuild on top.
                     self._clear_journal()
-                if self._sync_worktree(updates, index):
+                if self._sync_worktree(updates, index, snap):
                     self._clear_journal()
             return commit
 
@@ -495,7 +538,9 @@ class Store:
 
     # -- the index and working tree ---------------------------------------
 
-    def _sync_worktree(self, updates: dict, index: gitindex.IndexFile | None = None) -> bool:
+    def _sync_worktree(
+        self, updates: dict, index: gitindex.IndexFile | None = None, before: Snapshot | None = None
+    ) -> bool:
         """Make the working tree and the index match the new commit.
 
         Returns False if git held the index for too long: the commit stands,
@@ -513,10 +558,14 @@ class Store:
             else:
                 _write_file(full, data, self.state_dir)
                 entries[name] = gitindex.Entry(name, bytes.fromhex(sha.decode()), os.stat(full))
-        index = index or gitindex.IndexFile(self.index_path)
+        index = index or gitindex.IndexFile(self.index_path, self._index_trust)
+
+        def predecessor(path: bytes) -> bytes | None:
+            found = before.predecessor(path.decode("utf-8", "surrogateescape")) if before else None
+            return None if found is None else found.encode("utf-8", "surrogateescape")
 
         def apply() -> None:
-            if not index.apply(entries):
+            if not index.apply(entries, predecessor):
                 self.rebuild_index()
 
         try:
@@ -551,7 +600,7 @@ class Store:
             entries.append(
                 gitindex.Entry(path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), st)
             )
-        gitindex.write(self.index_path, entries)
+        gitindex.write(self.index_path, entries, self._index_trust)
 
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits.

@@ -500,3 +500,86 @@ def test_mutation_during_a_conflicted_merge_keeps_the_merge_state(project):
         pass  # refusing to commit during a merge would be fine too
     # git's merge state must be intact: the conflict and the staged clean merge.
     assert git(path, "status", "--porcelain") == "UU .gitignore\nM  modules/depth.toml\n"
+
+
+# ---------------------------------------------------------------------------
+# Patching an index we wrote without walking it
+
+
+def count_walks(monkeypatch) -> list[int]:
+    walks = [0]
+    original = gitindex.IndexFile._walk
+
+    def counting(self):
+        walks[0] += 1
+        original(self)
+
+    monkeypatch.setattr(gitindex.IndexFile, "_walk", counting)
+    return walks
+
+
+def test_index_we_wrote_is_patched_without_a_walk(project, monkeypatch):
+    path = pathlib.Path(project.path)
+    for name in ["b", "a", "c", "a.b", "a-b", "ab"]:
+        project.require_action(name)
+    walks = count_walks(monkeypatch)
+    action = project.actions["a"]
+    action.tags.append("x")
+    action.create_message("hello")
+    action.require_module(name="m", contents={"x": 1})
+    action.modules["m"]["x"] = 2
+    project.require_action("aa")
+    project.require_template("t", {"x": {"value": 1}})
+    project.delete_action("c")
+    assert walks[0] == 0
+    assert_index_is_head(path)
+    assert_clean(path)
+
+
+def test_staged_entry_between_our_paths_falls_back_to_a_walk(project, monkeypatch):
+    path = pathlib.Path(project.path)
+    action = project.require_action("rec")
+    action.require_module(name="a", contents={"x": 1})
+    staged = path / layout.module_path(("action", "rec"), "b")
+    staged.write_text("x = 2\n")
+    git(path, "add", staged.relative_to(path).as_posix())
+    action.tags.append("x")  # git rewrote the index: one walk, then it is ours again
+    walks = count_walks(monkeypatch)
+    # 'c' sorts after the staged 'b' that HEAD does not know: searching from
+    # HEAD's predecessor 'a' would put 'c' before 'b', so it walks.
+    action.require_module(name="c", contents={"x": 3})
+    assert walks[0] == 1
+    status = git(path, "status", "--porcelain")
+    assert status == f"A  {staged.relative_to(path).as_posix()}\n"
+    listed = [line.split("\t", 1)[1] for line in git(path, "ls-files", "-s").splitlines()]
+    assert listed == sorted(listed, key=str.encode)
+
+
+def test_predecessor_agrees_with_sorting_every_path(tmp_path):
+    import random
+
+    from expipe_git.store import Identity, Store
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", "a.b", "a-b", "ab", "a b", "b0", "é", "Z", "_"]
+    paths = set()
+    while len(paths) < 60:
+        parts = [rng.choice(alphabet) for _ in range(rng.randint(1, 3))]
+        candidate = "/".join(parts)
+        # a path cannot be both a file and a folder
+        if any(
+            p == candidate or p.startswith(candidate + "/") or candidate.startswith(p + "/") for p in paths
+        ):
+            continue
+        paths.add(candidate)
+    store = Store.init(tmp_path)
+    store.mutate(lambda snap: {p: b"x" for p in paths}, "many", author=Identity("t", "t@x"))
+    snap = store.snapshot()
+    ordered = sorted(paths, key=lambda p: p.encode())
+    for _ in range(300):
+        parts = [rng.choice(alphabet) for _ in range(rng.randint(1, 4))]
+        probe = "/".join(parts)
+        if probe in paths:
+            continue
+        smaller = [p for p in ordered if p.encode() < probe.encode()]
+        assert snap.predecessor(probe) == (smaller[-1] if smaller else None), probe
