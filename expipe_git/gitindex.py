@@ -284,26 +284,35 @@ class IndexFile:
     def _splice_by_search(
         self, updates: dict[bytes, Entry | None], predecessor: Callable[[bytes], bytes | None] | None
     ) -> bytes | None:
-        """Patch an index we wrote, finding entries by search; None to fall back."""
-        data = bytearray(self.data)  # type: ignore[arg-type]
+        """Patch an index we wrote, finding entries by search; None to fall back.
+
+        Edits are planned against the unchanged bytes and joined once at the
+        end: the index is megabytes, and each copy of it costs a millisecond.
+        """
+        data = self.data
+        assert data is not None
         end = self.entries_end
         count = self.count
-        last_inserted: tuple[bytes, int] | None = None  # (path, end offset)
+        edits: list[tuple[int, int, bytes]] = []  # (offset, bytes replaced, new bytes)
+        removed: set[bytes] = set()
+        last_inserted: tuple[bytes, int] | None = None  # (path, offset it went in at)
         for path in sorted(updates):
             entry = updates[path]
             found = self._find(data, path, end)
             if found is not None:
                 start, stop = found
-                new = entry.encode() if entry is not None else b""
-                data[start:stop] = new
-                end += len(new) - (stop - start)
-                count -= 0 if entry is not None else 1
+                edits.append((start, stop - start, entry.encode() if entry is not None else b""))
+                if entry is None:
+                    count -= 1
+                    removed.add(path)
                 continue
             if entry is None:
                 continue  # nothing to remove
             if predecessor is None:
                 return None
             before = predecessor(path)
+            if before in removed:
+                return None
             if last_inserted is not None and (before is None or last_inserted[0] > before):
                 at = last_inserted[1]
             elif before is None:
@@ -317,13 +326,20 @@ class IndexFile:
             # not in HEAD (staged by the user) sit here: walk instead.
             if at < end and _entry_end(data, at, self.version)[1] <= path:
                 return None
-            new = entry.encode()
-            data[at:at] = new
-            end += len(new)
+            edits.append((at, 0, entry.encode()))
             count += 1
-            last_inserted = (path, at + len(new))
-        _HEADER.pack_into(data, 0, b"DIRC", self.version, count)
-        return bytes(data[:end])
+            last_inserted = (path, at)
+        view = memoryview(data)
+        pieces: list[bytes | memoryview] = [_HEADER.pack(b"DIRC", self.version, count)]
+        cursor = _HEADER.size
+        # Stable sort: an insertion and the edit of the entry after it share
+        # an offset, and were planned in path order.
+        for at, length, new in sorted(edits, key=lambda edit: edit[0]):
+            pieces.append(view[cursor:at])
+            pieces.append(new)
+            cursor = at + length
+        pieces.append(view[cursor:end])
+        return b"".join(pieces)
 
 
 def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:

@@ -20,6 +20,7 @@ of a mutation stays flat from ten to a hundred thousand actions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ def check_name(name: object, kind: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _name_problem(name: str) -> str | None:
     if any(ch in _WINDOWS_FORBIDDEN for ch in name):
         return 'it contains a path separator or one of < > : " | ? *'
@@ -93,6 +95,7 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def shard(name: str) -> str:
     """Return the shard folder of an action or entity name."""
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:2]

@@ -41,10 +41,16 @@ class PropertyList(collections.abc.Sequence):
     def __init__(self, owner: _Attributed, key: str):
         self._owner = owner
         self.name = key
+        self._seen: tuple[bytes | None, list[str]] | None = None
 
     @property
     def data(self) -> list[str]:
-        return list(self._owner._attribute(self.name) or [])
+        # ``list(action.tags)`` asks for the length and then the items: read
+        # the record once per commit, not once per question.
+        head = self._owner._project.store.head()
+        if self._seen is None or self._seen[0] != head:
+            self._seen = (head, list(self._owner._attribute(self.name) or []))
+        return list(self._seen[1])
 
     def __getitem__(self, index):  # type: ignore[override]
         return self.data[index]
