@@ -137,6 +137,14 @@ class Project:
             return None
         return values.decode(raw, what=f"{what} ({path})")
 
+    def _existing(self, snap: Snapshot | None, path: str, obj: tuple[str, ...]) -> Any:
+        """Return the record of ``obj`` at ``path``; NotFoundError if it is gone."""
+        what = layout.describe(obj)
+        record = self._record(snap or self._snap(), path, what)
+        if record is None:
+            raise NotFoundError(f"{what} does not exist (it was deleted)")
+        return record
+
     def _identity(self) -> Identity:
         if self._author is None:
             name, email = settings.identity(*self._store.git_identity())

@@ -140,16 +140,13 @@ class _Attributed:
 
     # -- attributes --------------------------------------------------------
 
-    def _read_attributes(self, snap: Snapshot) -> dict:
-        record = self._project._record(snap, self._attributes_path, layout.describe(self._obj))
-        if record is None:
-            raise NotFoundError(f"{layout.describe(self._obj)} does not exist (it was deleted)")
-        return record
+    def _read_attributes(self, snap: Snapshot | None) -> dict:
+        return self._project._existing(snap, self._attributes_path, self._obj)
 
     @property
     def attributes(self) -> dict:
         """Everything stored in this object's attributes file."""
-        return self._read_attributes(self._project._snap())
+        return self._read_attributes(None)
 
     def _attribute(self, key: str) -> Any:
         return self.attributes.get(key)
@@ -517,11 +514,7 @@ class Message:
         return f"<expipe_git Message {self.id!r} of {layout.describe(self._owner._obj)}>"
 
     def _read(self, snap: Snapshot | None = None) -> dict:
-        project = self._owner._project
-        record = project._record(snap or project._snap(), self._path, layout.describe(self._obj))
-        if record is None:
-            raise NotFoundError(f"{layout.describe(self._obj)} does not exist (it was deleted)")
-        return record
+        return self._owner._project._existing(snap, self._path, self._obj)
 
     @property
     def contents(self) -> dict:

@@ -152,11 +152,7 @@ class _Record(collections.abc.MutableMapping):
         return layout.describe(self._obj)
 
     def _read(self, snap: Snapshot | None = None) -> Any:
-        snap = snap or self._project._snap()
-        record = self._project._record(snap, self._path, self._what())
-        if record is None:
-            raise NotFoundError(f"{self._what()} does not exist (it was deleted)")
-        return record
+        return self._project._existing(snap, self._path, self._obj)
 
     @property
     def contents(self) -> Any:
