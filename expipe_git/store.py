@@ -742,10 +742,11 @@ class Store:
         return os.path.join(self.state_dir, "journal.json")
 
     def _journal(self, entry: dict) -> None:
-        tmp = self._journal_path() + ".tmp"
-        with open(tmp, "w") as f:
+        # Written in place, not renamed: the branch moves only after this
+        # returns, so a journal torn by a crash belongs to a commit that never
+        # landed, and recovery discards it as unreadable.
+        with open(self._journal_path(), "w") as f:
             json.dump(entry, f)
-        os.replace(tmp, self._journal_path())
 
     def _clear_journal(self) -> None:
         with contextlib.suppress(FileNotFoundError):
