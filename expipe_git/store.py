@@ -390,6 +390,12 @@ class Store:
                     self._clear_journal()
                 if self._sync_worktree(updates, index, snap):
                     self._clear_journal()
+                else:
+                    warnings.warn(
+                        f"committed, but git's index was busy ({self.index_path}.lock); "
+                        "the next change made through expipe_git updates it",
+                        stacklevel=3,
+                    )
             return commit
 
     def _check_repository_state(self) -> None:
@@ -606,12 +612,7 @@ class Store:
 
         try:
             self._retry(apply, gitindex.IndexBusyError, self.index_path + ".lock")
-        except (ProjectBusyError, ValueError) as exc:
-            warnings.warn(
-                f"committed, but git's index was not updated ({exc}); "
-                "the next change made through expipe_git updates it",
-                stacklevel=4,
-            )
+        except (ProjectBusyError, ValueError):
             return False
         return True
 
@@ -770,11 +771,19 @@ class Store:
             updates = {}
             for path, (old, new) in entry["paths"].items():
                 current = self._file_sha(path)
-                if current is None or current.decode() in (old, new):
+                # Missing is unfinished only for a file the commit added (or
+                # removed); a modified file missing was deleted by a person.
+                unfinished = (
+                    (old is None or new is None) if current is None else current.decode() in (old, new)
+                )
+                if unfinished:
                     sha = snap.blob_id(path)
                     updates[path] = (sha, None if sha is None else self.read_blob(sha))
             if not self._sync_worktree(updates):
-                return  # still busy: keep the journal for the next writer
+                raise ProjectBusyError(
+                    f"{self.index_path}.lock is held by another program, and the last change "
+                    "still has to be written to git's index; wait for git to finish and try again"
+                )
         self._clear_journal()
 
     def git_identity(self) -> tuple[str | None, str | None]:

@@ -431,7 +431,7 @@ def test_held_index_lock_defers_the_index_update_but_the_commit_stands(project):
     before = commit_count(path)
     lock_file = path / ".git" / "index.lock"
     lock_file.write_text("held by stock git\n")
-    with pytest.warns(UserWarning, match="committed, but git's index was not updated"):
+    with pytest.warns(UserWarning, match="committed, but git's index was busy"):
         action.tags.append("x")
     assert lock_file.read_text() == "held by stock git\n"
     assert commit_count(path) == before + 1
@@ -441,6 +441,11 @@ def test_held_index_lock_defers_the_index_update_but_the_commit_stands(project):
         ["git", "fsck", "--strict", "--no-dangling"], cwd=path, capture_output=True, text=True
     )
     assert fsck.returncode == 0, fsck.stderr
+    # While git still holds the index, the next change refuses before it
+    # commits: the journal of the last one must be finished first.
+    with pytest.raises(ProjectBusyError, match="index.lock"):
+        action.tags.append("z")
+    assert commit_count(path) == before + 1
     lock_file.unlink()
     with commits(path, 1):
         action.tags.append("y")
