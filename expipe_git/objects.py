@@ -47,9 +47,10 @@ class PropertyList(collections.abc.Sequence):
     def data(self) -> list[str]:
         # ``list(action.tags)`` asks for the length and then the items: read
         # the record once per commit, not once per question.
-        head = self._owner._project.store.head()
-        if self._seen is None or self._seen[0] != head:
-            self._seen = (head, list(self._owner._attribute(self.name) or []))
+        snap = self._owner._project._snap()
+        if self._seen is None or self._seen[0] != snap.commit:
+            items = self._owner._read_attributes(snap).get(self.name)
+            self._seen = (snap.commit, list(items or []))
         return list(self._seen[1])
 
     def __getitem__(self, index):  # type: ignore[override]

@@ -43,7 +43,7 @@ from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import gitindex
+from . import gitindex, readcache
 from .errors import (
     ExpipeError,
     ProjectBusyError,
@@ -168,9 +168,11 @@ class Store:
         self._branch_file = os.path.join(self.git_dir, "refs", "heads", "main")
         self._packed_refs = os.path.join(self.git_dir, "packed-refs")
         self._branch_seen: tuple[tuple, bytes | None] | None = None
-        # Close pack files before the interpreter tears down the modules
+        self._cache = readcache.ReadCache(os.path.join(self.state_dir, "read-cache"))
+        # At exit (or when this store is collected): save what was parsed, and
+        # close pack files before the interpreter tears down the modules
         # dulwich's __del__ needs (it prints tracebacks otherwise).
-        weakref.finalize(self, self.repo.close)
+        weakref.finalize(self, _close, self.repo, self._cache)
         self._parsed: dict[bytes, object] = {}
         self._thread_lock = threading.RLock()
 
@@ -232,11 +234,14 @@ class Store:
         """Return name -> (mode, sha) of a tree, cached by its id."""
         entries = self._trees.get(sha)
         if entries is None:
-            _, raw = self._raw_object(sha)
-            entries = {
-                name.decode("utf-8", "surrogateescape"): (mode, child)
-                for name, mode, child in parse_tree(raw, 20)
-            }
+            entries = self._cache.tree(sha)
+            if entries is None:
+                _, raw = self._raw_object(sha)
+                entries = {
+                    name.decode("utf-8", "surrogateescape"): (mode, child)
+                    for name, mode, child in parse_tree(raw, 20)
+                }
+                self._cache.add_tree(sha, entries)
             if len(self._trees) > 200_000:
                 self._trees.clear()
             self._trees[sha] = entries
@@ -317,14 +322,20 @@ class Store:
             ) from exc
 
     def parsed(self, sha: bytes, parse: Callable[[bytes], object]) -> object:
-        """Return ``parse`` of a blob; blobs never change, so cache by id."""
-        key = sha
-        value = self._parsed.get(key)
+        """Return ``parse`` of a blob; blobs never change, so cache by id.
+
+        The cache outlives the process (:mod:`expipe_git.readcache`), so every
+        caller must pass the same ``parse`` (``values.parse``).
+        """
+        value = self._parsed.get(sha)
         if value is None:
-            value = parse(self.read_blob(sha))
+            value = self._cache.record(sha)
+            if value is None:
+                value = parse(self.read_blob(sha))
+                self._cache.add_record(sha, value)
             if len(self._parsed) > 200_000:
                 self._parsed.clear()
-            self._parsed[key] = value
+            self._parsed[sha] = value
         return value
 
     def subjects(self, limit: int | None = None) -> list[tuple[str, str]]:
@@ -799,11 +810,16 @@ class Store:
         return get(b"name"), get(b"email")
 
     def close(self) -> None:
-        self.repo.close()
+        _close(self.repo, self._cache)
 
 
 _EMPTY_TREE = Tree().id
 _TYPE_NUMBERS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+
+
+def _close(repo: Repo, cache: readcache.ReadCache) -> None:
+    cache.save()
+    repo.close()
 
 
 def _stat_key(path: str) -> tuple[int, int, int] | None:

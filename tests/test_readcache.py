@@ -1,0 +1,83 @@
+"""The read cache shared between processes: correct, and never trusted blindly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import subprocess
+import sys
+
+import quantities as pq
+
+import expipe_git
+from expipe_git import readcache
+
+READ_ALL = """
+import sys, expipe_git
+project = expipe_git.get_project(sys.argv[1])
+print(sorted((n, tuple(project.actions[n].tags), str(project.actions[n].datetime)) for n in project.actions))
+print(project.actions["rec-0"].modules["m"]["depth"])
+"""
+
+
+def read_in_fresh_process(path) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", READ_ALL, str(path)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def make_project(path, n=600):
+    project = expipe_git.require_project(path)
+
+    def build(snap):
+        from expipe_git import layout, values
+
+        changes = {}
+        for i in range(n):
+            record = {
+                "registered": dt.datetime(2020, 1, 1, 12, 0, i % 60, 123456),
+                "tags": [f"t{i % 5}", f"n{i}"],
+                "datetime": dt.datetime(2021, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            }
+            changes[layout.attributes_path("action", f"rec-{i}")] = values.dumps(record, what="x").encode()
+        return changes
+
+    project.store.mutate(build, "many actions\n", author=project._identity())
+    project.actions["rec-0"].require_module(name="m", contents={"depth": 2 * pq.um})
+    return project
+
+
+def test_a_fresh_process_reads_the_same_with_and_without_the_cache(tmp_path):
+    project = make_project(tmp_path / "p")
+    cache = pathlib.Path(project.path) / ".git" / "expipe-git" / "read-cache"
+    first = read_in_fresh_process(project.path)
+    assert cache.exists()  # the first reader parsed enough to save
+    second = read_in_fresh_process(project.path)
+    assert first == second
+    assert "('rec-1', ('t1', 'n1'), '2021-01-01 00:00:00+02:00')" in first
+    assert first.splitlines()[-1] == "2.0 um"
+
+
+def test_a_damaged_cache_is_ignored_and_rewritten(tmp_path):
+    project = make_project(tmp_path / "p")
+    expected = read_in_fresh_process(project.path)
+    cache = pathlib.Path(project.path) / ".git" / "expipe-git" / "read-cache"
+    for garbage in (b"", b"not marshal at all", b"\x00" * 100):
+        cache.write_bytes(garbage)
+        assert read_in_fresh_process(project.path) == expected
+
+
+def test_changes_are_read_even_with_a_cache(tmp_path):
+    project = make_project(tmp_path / "p")
+    read_in_fresh_process(project.path)
+    project.actions["rec-1"].tags = ["changed"]
+    assert "('rec-1', ('changed',)" in read_in_fresh_process(project.path)
+
+
+def test_freeze_and_thaw_round_trip_dates_and_times():
+    value = {
+        "a": [dt.datetime(2020, 1, 1, 1, 2, 3, 4), dt.date(2020, 2, 2), dt.time(1, 2, 3, 5)],
+        "b": {"c": dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30)))},
+        "d": [1, 2.5, "x", True, float("inf")],
+    }
+    assert readcache._thaw(readcache._freeze(value)) == value
