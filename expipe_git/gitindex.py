@@ -227,22 +227,22 @@ class IndexFile:
             return False
         if self.problem:
             raise ValueError(self.problem)
-        body = None
+        pieces = None
         if self.offsets is None and len(updates) <= _MAX_SEARCHED_UPDATES:
-            body = self._splice_by_search(updates, predecessor)
-        if body is None:
+            pieces = self._splice_by_search(updates, predecessor)
+        if pieces is None:
             if self.offsets is None:
                 self._walk()
                 if self.problem:
                     raise ValueError(self.problem)
-            body = self._splice_by_walk(updates)
-        write_atomic(self.path, body + hashlib.sha1(body).digest())
+            pieces = self._splice_by_walk(updates)
+        write_index(self.path, pieces)
         if self.trust_file is not None:
             _record_written(self.path, self.trust_file)
         self._seen = (-1, -1, -1)  # reload if applied again
         return True
 
-    def _splice_by_walk(self, updates: dict[bytes, Entry | None]) -> bytes:
+    def _splice_by_walk(self, updates: dict[bytes, Entry | None]) -> list:
         data, offsets, paths, entries_end = self.data, self.offsets, self.paths, self.entries_end
         assert data is not None and offsets is not None
         # Walk the sorted updates once, copying untouched runs of bytes.
@@ -262,7 +262,7 @@ class IndexFile:
                 count -= 1
             cursor = (offsets[i + 1] if i + 1 < len(offsets) else entries_end) if exists else at
         pieces.append(data[cursor:entries_end])
-        return _HEADER.pack(b"DIRC", self.version, count) + b"".join(pieces)
+        return [_HEADER.pack(b"DIRC", self.version, count), *pieces]
 
     def _find(self, data: bytes | bytearray, path: bytes, limit: int) -> tuple[int, int] | None:
         """Return (start, end) of the stage-0 entry for ``path``, found by search.
@@ -283,7 +283,7 @@ class IndexFile:
 
     def _splice_by_search(
         self, updates: dict[bytes, Entry | None], predecessor: Callable[[bytes], bytes | None] | None
-    ) -> bytes | None:
+    ) -> list | None:
         """Patch an index we wrote, finding entries by search; None to fall back.
 
         Edits are planned against the unchanged bytes and joined once at the
@@ -339,7 +339,7 @@ class IndexFile:
             pieces.append(new)
             cursor = at + length
         pieces.append(view[cursor:end])
-        return b"".join(pieces)
+        return pieces
 
 
 def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
@@ -350,8 +350,7 @@ def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
 def write(index_path: str, entries: list[Entry], trust_file: str | None = None) -> None:
     """Write a fresh version-2 index holding ``entries``."""
     entries = sorted(entries, key=lambda e: e.path)
-    body = _HEADER.pack(b"DIRC", 2, len(entries)) + b"".join(e.encode() for e in entries)
-    write_atomic(index_path, body + hashlib.sha1(body).digest())
+    write_index(index_path, [_HEADER.pack(b"DIRC", 2, len(entries)), *(e.encode() for e in entries)])
     if trust_file is not None:
         _record_written(index_path, trust_file)
 
@@ -381,8 +380,20 @@ def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]
     return result
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` by ``data`` through git's ``<path>.lock`` protocol.
+def write_index(path: str, pieces: list) -> None:
+    """Write an index from ``pieces`` (bytes-like), with its SHA-1 trailer.
+
+    The pieces are hashed and written one by one: joining a megabytes-long
+    index into one bytes object would only copy it twice more.
+    """
+    digest = hashlib.sha1()
+    for piece in pieces:
+        digest.update(piece)
+    write_atomic(path, [*pieces, digest.digest()])
+
+
+def write_atomic(path: str, pieces: list) -> None:
+    """Replace ``path`` by the concatenated ``pieces`` through git's ``<path>.lock`` protocol.
 
     Raises:
         IndexBusyError: the lock file is held by someone else.
@@ -394,7 +405,7 @@ def write_atomic(path: str, data: bytes) -> None:
         raise IndexBusyError(lock) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.writelines(pieces)
         os.replace(lock, path)
     except BaseException:
         try:
