@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -78,14 +79,33 @@ def _module_obj(owner: tuple[str, ...], name: str) -> tuple[str, ...]:
 
 
 def require_module(project, owner, name, template, contents, exist_ok) -> Module:
+    """Create (or with ``exist_ok``, get) a module from ``contents`` or ``template``.
+
+    With ``exist_ok`` an existing module is returned as it is, except that
+    keys of ``contents`` it lacks are added (one commit; values it has are
+    never changed). A missing template then gives an empty module and a
+    warning instead of an error, so expipe's getting-started document, which
+    asks for a ``tracking`` template it never made, runs.
+    """
     if template is not None:
         if contents is not None:
             raise InvalidValueError("give a module either a template or contents, not both")
         layout.check_name(template, "template")
-        tpl = project.templates[template]
-        record = tpl.contents
-        identifier = record.get("identifier") or template
-        contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
+        if template in project.templates:
+            record = project.templates[template].contents
+            identifier = record.get("identifier") or template
+            contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
+        elif exist_ok and name is not None:
+            contents = {}
+            if name not in ModuleMap(project, owner):
+                warnings.warn(
+                    f"template {template!r} does not exist in project {project.id!r}, so module "
+                    f"{name!r} starts empty; project.require_template({template!r}, {{...}}) "
+                    "makes a template that fills modules in",
+                    stacklevel=3,
+                )
+        else:
+            project.templates[template]  # raises NotFoundError naming the template
         if name is None:
             name = identifier
     if name is None:
@@ -108,6 +128,11 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
             f'got "{type(contents).__name__}"'
         )
     data = values.dumps(contents, what=layout.describe(obj)).encode()
+    if exist_ok and name in ModuleMap(project, owner):
+        module = Module(project, owner, name)
+        if isinstance(contents, Mapping) and contents:
+            module._add_missing(contents)
+        return module
 
     def build(snap: Snapshot) -> Changes:
         if owner != ("project",) and snap.blob_id(layout.attributes_path(*owner)) is None:
@@ -205,6 +230,21 @@ class _Record(collections.abc.MutableMapping):
             del node[key]
 
         self._update_at((), remove, f"delete {_key_text((key,))}")
+
+    def _add_missing(self, contents: Mapping) -> None:
+        """Add the keys of ``contents`` this record lacks, in one commit (or none)."""
+        current = self._read()
+        if not isinstance(current, dict):
+            return
+        missing = [key for key in contents if key not in current]
+        if not missing:
+            return
+
+        def add(node: dict) -> None:
+            for key, value in contents.items():
+                node.setdefault(key, value)
+
+        self._update_at((), add, "add " + ", ".join(map(str, missing)))
 
     def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
         """Set several keys in one commit."""

@@ -1,7 +1,9 @@
 """The getting-started walkthrough of expipe, run on expipe_git.
 
 Each step is the code a user types, exactly as the getting-started document
-has it with ``import expipe_git as expipe``; :func:`run` executes the steps in
+(``shared/seed/getting_started.txt``) has it, with ``import expipe_git as
+expipe`` and the values its copy lost (``datetime.now()``, ``2 * pq.um``)
+filled in; :func:`run` executes the steps in
 one namespace and prints each with what it printed, like a Python session.
 The tests run the same steps and compare the output with the document.
 """
@@ -12,6 +14,7 @@ import ast
 import contextlib
 import io
 import os
+import warnings
 from collections.abc import Callable
 
 # (what the document says, code the user types)
@@ -19,10 +22,6 @@ STEPS: list[tuple[str, str]] = [
     (
         "Create a new project with the require_project function",
         'import expipe_git as expipe\nproject = expipe.require_project("test")',
-    ),
-    (
-        "Ideally, templates are designed at the beginning of a project",
-        "project.require_template('tracking', {'box_shape': {'value': 'square'}})",
     ),
     (
         "Create an action, or return it if it exists",
@@ -39,7 +38,7 @@ STEPS: list[tuple[str, str]] = [
         "action.users = ['Peter', 'Mary']",
     ),
     (
-        "Add a module from a template",
+        "Add a module; the template parameter is optional",
         'tracking = action.require_module("tracking", template="tracking")',
     ),
     (
@@ -100,10 +99,14 @@ def run_steps(write: Callable[[str], None] = print) -> dict:
                 write(("... " if i else ">>> ") + line)
             out = io.StringIO()
             module = ast.Module(body=[statement], type_ignores=[])
-            with contextlib.redirect_stdout(out):
+            with contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 exec(compile(module, "<getting started>", "exec"), namespace)
             for line in out.getvalue().splitlines():
                 write(line)
+            # As the interpreter shows them, so the transcript is complete.
+            for warning in caught:
+                write(f"<getting started>:{statement.lineno}: {warning.category.__name__}: {warning.message}")
         write("")
     return namespace
 

@@ -372,11 +372,15 @@ def test_to_dict_is_an_ordered_dict_of_plain_values(project):
     assert repr(module.to_dict()) == "OrderedDict([('box_shape', {'value': 'square'})])"
 
 
-def test_require_module_returns_existing_without_changing_it(project):
+def test_require_module_returns_existing_without_changing_its_values(project):
     action = project.require_action("a")
     action.require_module(name="m", contents={"a": 1})
     with commits(project.path, 0):
         assert action.require_module(name="m", contents={"a": 2}).contents == {"a": 1}
+    with commits(project.path, 1):
+        module = action.require_module(name="m", contents={"a": 2, "b": 3})
+    assert module.contents == {"a": 1, "b": 3}  # missing keys added, existing ones kept
+    assert git(project.path, "log", "-1", "--format=%s").strip() == "module 'm' of action 'a': add b"
     with pytest.raises(KeyError, match="does not exist"):
         action.require_module(name="missing")
 
@@ -403,9 +407,18 @@ def test_template_identifier_names_the_module(project):
     assert module.name == "ident" and module.contents == {"x": {"value": 1}}
 
 
-def test_missing_template_raises_key_error(project):
+def test_missing_template(project):
+    action = project.require_action("a")
     with pytest.raises(KeyError, match="template 'nope'"):
-        project.require_action("a").require_module("tracking", template="nope")
+        action.create_module("tracking", template="nope")
+    with pytest.raises(KeyError, match="template 'nope'"):
+        action.require_module(template="nope")  # no name to give the module
+    with pytest.warns(UserWarning, match="template 'nope' does not exist.*starts empty"):
+        module = action.require_module("tracking", template="nope")
+    assert module.contents == {}
+    # The getting-started document's next step fills it in.
+    action.require_module(name="tracking", contents={"box_shape": {"value": "square"}})
+    assert repr(module.to_dict()) == "OrderedDict([('box_shape', {'value': 'square'})])"
 
 
 # -- messages ----------------------------------------------------------------------
