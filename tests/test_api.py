@@ -625,3 +625,29 @@ def test_public_names():
         assert hasattr(expipe_git, name)
         assert hasattr(expipe_git.core, name)
     assert expipe_git.__all__ == sorted(expipe_git.__all__)
+
+
+def test_hooks_never_run(project):
+    hooks = project.path / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    marker = project.path.parent / "hook-ran"
+    for name in ("pre-commit", "commit-msg", "post-commit", "reference-transaction"):
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+        hook.chmod(0o755)
+    with commits(project.path, 2):
+        action = project.require_action("a")
+        action.tags = ["x"]
+    assert not marker.exists()
+
+
+def test_state_folder_can_be_deleted(project):
+    import shutil
+
+    action = project.require_action("a")
+    action.tags = ["x"]
+    shutil.rmtree(project.path / ".git" / "expipe-git")
+    assert list(expipe.get_project(project.path).actions["a"].tags) == ["x"]
+    with commits(project.path, 1):
+        action.tags.append("y")
+    assert list(action.tags) == ["x", "y"]
