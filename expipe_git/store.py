@@ -22,7 +22,6 @@ Hooks never run and gc never starts: nothing here calls porcelain.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -40,7 +39,7 @@ from typing import TypeVar
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked
-from dulwich.objects import Blob, Commit, Tree, parse_tree
+from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
 from . import gitindex, readcache
@@ -51,6 +50,7 @@ from .errors import (
     RepositoryStateError,
     UncommittedChangesError,
 )
+from .worktree import WorkTree, blob_sha
 
 BRANCH = b"refs/heads/main"
 FILE_MODE = 0o100644
@@ -82,11 +82,6 @@ class Identity:
 
     def git_form(self) -> bytes:
         return f"{self.name} <{self.email}>".encode()
-
-
-def blob_sha(data: bytes) -> bytes:
-    """Return the hex id git gives a blob holding ``data``."""
-    return Blob.from_string(data).id
 
 
 class Snapshot:
@@ -161,6 +156,7 @@ class Store:
         self.state_dir = os.path.join(self.git_dir, _STATE_DIR)
         self.index_path = self.repo.index_path()
         self._objects_dir = os.path.join(self.git_dir, "objects")
+        self.worktree = WorkTree(self.root, self.state_dir)
         self._index_trust = os.path.join(self.state_dir, "index-written")
         self.pinned = read_only_at
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}
@@ -446,10 +442,10 @@ class Store:
     def _refuse_hand_edits(self, snap: Snapshot, updates: dict) -> None:
         edited = []
         for path, (new_sha, _) in updates.items():
-            state = self._worktree_state(path, snap.blob_id(path))
+            state = self.worktree.state(path, snap.blob_id(path))
             if state is None:
                 continue
-            if state == "added" and new_sha is not None and self._file_sha(path) == new_sha:
+            if state == "added" and new_sha is not None and self.worktree.file_sha(path) == new_sha:
                 continue  # the file already holds what we are about to commit
             if state == "deleted" and new_sha is None:
                 continue
@@ -463,24 +459,6 @@ class Store:
                 "('git checkout -- FILE') before changing it through expipe_git",
                 edited,
             )
-
-    def _worktree_state(self, path: str, committed: bytes | None) -> str | None:
-        """Return None if the file matches ``committed``, else how it differs."""
-        sha = self._file_sha(path)
-        if sha == committed:
-            return None
-        if committed is None:
-            return "added"
-        if sha is None:
-            return "deleted"
-        return "modified"
-
-    def _file_sha(self, path: str) -> bytes | None:
-        try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                return blob_sha(f.read())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
 
     def _write_commit(self, snap: Snapshot, updates: dict, message: str, author: Identity) -> bytes:
         for _, data in updates.values():
@@ -601,16 +579,13 @@ class Store:
         """
         entries: dict[bytes, gitindex.Entry | None] = {}
         for path, (sha, data) in updates.items():
-            full = os.path.join(self.root, path)
             name = path.encode("utf-8", "surrogateescape")
             if data is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(full)
-                self._prune_dirs(os.path.dirname(full))
+                self.worktree.remove(path)
                 entries[name] = None
             else:
-                _write_file(full, data, self.state_dir)
-                entries[name] = gitindex.Entry(name, bytes.fromhex(sha.decode()), os.stat(full))
+                st = self.worktree.write(path, data)
+                entries[name] = gitindex.Entry(name, bytes.fromhex(sha.decode()), st)
         index = index or gitindex.IndexFile(self.index_path, self._index_trust)
 
         def predecessor(path: bytes) -> bytes | None:
@@ -627,14 +602,6 @@ class Store:
             return False
         return True
 
-    def _prune_dirs(self, folder: str) -> None:
-        while folder != self.root and folder.startswith(self.root):
-            try:
-                os.rmdir(folder)
-            except OSError:
-                return
-            folder = os.path.dirname(folder)
-
     def rebuild_index(self) -> None:
         """Write the index afresh from HEAD, keeping stat data of clean files."""
         snap = self.snapshot()
@@ -643,7 +610,7 @@ class Store:
             full = os.path.join(self.root, path)
             st = None
             with contextlib.suppress(OSError):
-                if self._file_sha(path) == sha:
+                if self.worktree.file_sha(path) == sha:
                     st = os.stat(full)
             entries.append(
                 gitindex.Entry(path.encode("utf-8", "surrogateescape"), bytes.fromhex(sha.decode()), st)
@@ -651,56 +618,9 @@ class Store:
         gitindex.write(self.index_path, entries, self._index_trust)
 
     def status(self) -> list[tuple[str, str]]:
-        """Return (path, "added" | "modified" | "deleted") for uncommitted edits.
-
-        Only files git would track are listed (ignored data folders are not).
-        """
-        snap = self.snapshot()
-        committed = dict(snap.walk())
-        index = gitindex.read_paths(self.index_path) or {}
-        found: dict[str, str] = {}
-        for path, sha in committed.items():
-            full = os.path.join(self.root, path)
-            try:
-                st = os.stat(full)
-            except (FileNotFoundError, NotADirectoryError):
-                found[path] = "deleted"
-                continue
-            known = index.get(path.encode("utf-8", "surrogateescape"))
-            if (
-                known
-                and known[0].hex().encode() == sha
-                and known[1]
-                == (int(st.st_mtime) & 0xFFFFFFFF, st.st_mtime_ns % 1_000_000_000, st.st_size & 0xFFFFFFFF)
-            ):
-                continue  # stat data unchanged since we wrote it: content is too
-            if self._file_sha(path) != sha:
-                found[path] = "modified"
-        for path in self._untracked(committed):
-            found[path] = "added"
-        return sorted(found.items())
-
-    def _untracked(self, committed: dict[str, bytes]) -> Iterator[str]:
-        ignore = self._ignored_dirs()
-        for folder, dirs, files in os.walk(self.root):
-            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-            rel = "" if rel == "." else rel
-            dirs[:] = sorted(
-                d for d in dirs if not (rel == "" and d == ".git") and not ignore(f"{rel}/{d}" if rel else d)
-            )
-            for name in sorted(files):
-                path = f"{rel}/{name}" if rel else name
-                if path not in committed:
-                    yield path
-
-    def _ignored_dirs(self) -> Callable[[str], bool]:
-        # The layout ignores exactly the data folders of actions and entities
-        # (see layout.IGNORE_TEXT); a second parser of .gitignore is not worth it.
-        def ignored(path: str) -> bool:
-            parts = path.split("/")
-            return len(parts) == 4 and parts[0] in ("actions", "entities") and parts[3] == "data"
-
-        return ignored
+        """Return (path, "added" | "modified" | "deleted") for uncommitted edits."""
+        committed = dict(self.snapshot().walk())
+        return self.worktree.changes(committed, gitindex.read_paths(self.index_path) or {})
 
     # -- locking and crash recovery ---------------------------------------
 
@@ -781,7 +701,7 @@ class Store:
             snap = self.snapshot()
             updates = {}
             for path, (old, new) in entry["paths"].items():
-                current = self._file_sha(path)
+                current = self.worktree.file_sha(path)
                 # Missing is unfinished only for a file the commit added (or
                 # removed); a modified file missing was deleted by a person.
                 unfinished = (
@@ -840,28 +760,3 @@ def _age(path: str) -> float:
 
 def _hex(sha: bytes | None) -> str | None:
     return None if sha is None else sha.decode()
-
-
-def _write_file(full: str, data: bytes, tmp_dir: str) -> None:
-    """Write a file atomically, so a reader or a crash never sees half of it.
-
-    The temporary file lives in ``.git`` so a killed writer leaves no stray
-    file in the working tree.
-    """
-    folder = os.path.dirname(full)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except FileExistsError as exc:
-        raise ExpipeError(f"cannot create folder {folder}: a file is in the way") from exc
-    os.makedirs(tmp_dir, exist_ok=True)
-    tmp = os.path.join(tmp_dir, f"write-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    try:
-        os.replace(tmp, full)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if exc.errno == errno.EISDIR:
-            raise ExpipeError(f"cannot write {full}: a folder is in the way") from exc
-        raise
