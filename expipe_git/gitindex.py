@@ -342,11 +342,6 @@ class IndexFile:
         return pieces
 
 
-def patch(index_path: str, updates: dict[bytes, Entry | None]) -> bool:
-    """Read the index and apply ``updates`` to it; see :meth:`IndexFile.apply`."""
-    return IndexFile(index_path).apply(updates)
-
-
 def write(index_path: str, entries: list[Entry], trust_file: str | None = None) -> None:
     """Write a fresh version-2 index holding ``entries``."""
     entries = sorted(entries, key=lambda e: e.path)

@@ -127,12 +127,12 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
             f'module {name!r}: contents expected "dict", "list" or numpy array, '
             f'got "{type(contents).__name__}"'
         )
-    data = values.dumps(contents, what=layout.describe(obj)).encode()
     if exist_ok and name in ModuleMap(project, owner):
         module = Module(project, owner, name)
         if isinstance(contents, Mapping) and contents:
             module._add_missing(contents)
         return module
+    data = values.dumps(contents, what=layout.describe(obj)).encode()
 
     def build(snap: Snapshot) -> Changes:
         if owner != ("project",) and snap.blob_id(layout.attributes_path(*owner)) is None:

@@ -104,10 +104,6 @@ class Snapshot:
             return None
         return found[1]
 
-    def read(self, path: str) -> bytes | None:
-        sha = self.blob_id(path)
-        return None if sha is None else self.store.read_blob(sha)
-
     def read_parsed(self, path: str, parse: Callable[[bytes], object]) -> object | None:
         """Return ``parse(bytes)`` of a file, cached by its blob id."""
         sha = self.blob_id(path)
@@ -368,9 +364,7 @@ class Store:
             self._recover_dead_writer()
             self._finish_interrupted()
             self._check_repository_state()
-            index = gitindex.IndexFile(self.index_path, self._index_trust)
-            if index.problem:
-                raise RepositoryStateError(f"{self.root}: {index.problem}")
+            index: gitindex.IndexFile | None = None
             with self._writer_marker():
                 while True:
                     head = self.head()
@@ -381,6 +375,12 @@ class Store:
                         return None
                     if not from_worktree:
                         self._refuse_hand_edits(snap, updates)
+                    if index is None:
+                        # Read only when there is something to commit (require_*
+                        # of an existing object commits nothing): it is megabytes.
+                        index = gitindex.IndexFile(self.index_path, self._index_trust)
+                        if index.problem:
+                            raise RepositoryStateError(f"{self.root}: {index.problem}")
                     commit = self._write_commit(snap, updates, message, author)
                     self._journal(
                         {

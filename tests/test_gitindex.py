@@ -202,7 +202,7 @@ def test_many_mutations_keep_index_equal_to_head(project):
 
 
 def test_one_patch_with_inserts_and_deletes_on_both_sides_of_existing_entries(project):
-    """gitindex.patch directly: many updates around, before and after existing paths."""
+    """Store.mutate directly: many updates around, before and after existing paths."""
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
     for name in ["b", "d", "f"]:
@@ -407,7 +407,7 @@ def test_index_with_unmerged_entries_is_never_patched(project, tmp_path):
     git(path, "merge", "side", check=False)
     assert "UU .gitignore" in git(path, "status", "--porcelain")
     with pytest.raises(ValueError, match="unresolved merge conflicts"):
-        gitindex.patch(str(index_file(project)), {})
+        gitindex.IndexFile(str(index_file(project))).apply({})
     # Resolve by hand as a user would; expipe_git never touches the conflict.
     (path / ".gitignore").write_text(layout.IGNORE_TEXT)
     git(path, "add", ".gitignore")
