@@ -84,6 +84,54 @@ class Identity:
         return f"{self.name} <{self.email}>".encode()
 
 
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit's header fields and message, as stored."""
+
+    id: bytes
+    tree: bytes
+    parents: tuple[bytes, ...]
+    author: str  # "Name <email>"
+    author_time: int  # seconds since the epoch
+    author_offset: int  # seconds east of UTC
+    committer: str
+    commit_time: int
+    commit_offset: int
+    message: str
+
+    @classmethod
+    def parse(cls, sha: bytes, raw: bytes) -> CommitInfo:
+        header, _, message = raw.partition(b"\n\n")
+        fields: dict[bytes, list[bytes]] = {}
+        last = b""
+        for line in header.split(b"\n"):
+            if line.startswith(b" ") and last:
+                fields[last][-1] += b"\n" + line[1:]  # continuation (gpgsig, mergetag)
+                continue
+            key, _, value = line.partition(b" ")
+            fields.setdefault(key, []).append(value)
+            last = key
+        author, author_time, author_offset = _signature(fields.get(b"author", [b""])[0])
+        committer, commit_time, commit_offset = _signature(fields.get(b"committer", [b""])[0])
+        encoding = fields.get(b"encoding", [b"utf-8"])[0].decode("ascii", "replace")
+        try:
+            text = message.decode(encoding, "replace")
+        except LookupError:
+            text = message.decode("utf-8", "replace")
+        return cls(
+            id=sha,
+            tree=fields[b"tree"][0],
+            parents=tuple(fields.get(b"parent", [])),
+            author=author,
+            author_time=author_time,
+            author_offset=author_offset,
+            committer=committer,
+            commit_time=commit_time,
+            commit_offset=commit_offset,
+            message=text,
+        )
+
+
 class Snapshot:
     """A read view of the files of one commit (or of an empty repository)."""
 
@@ -166,6 +214,7 @@ class Store:
         # dulwich's __del__ needs (it prints tracebacks otherwise).
         weakref.finalize(self, _close, self.repo, self._cache)
         self._parsed: dict[bytes, object] = {}
+        self._commits: dict[bytes, CommitInfo] = {}
         self._thread_lock = threading.RLock()
 
     # -- creating ---------------------------------------------------------
@@ -283,6 +332,48 @@ class Store:
             )
         return None
 
+    def diff_trees(
+        self, old: bytes | None, new: bytes | None, prefix: str = ""
+    ) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """Return path -> (old blob id, new blob id) of the files that differ.
+
+        Only folders whose tree ids differ are opened, so comparing two
+        commits costs the size of the change, not of the project.
+        """
+        if old == new:
+            return {}
+        before = self.tree_entries(old) if old else {}
+        after = self.tree_entries(new) if new else {}
+        changed: dict[str, tuple[bytes | None, bytes | None]] = {}
+        for name in before.keys() | after.keys():
+            a, b = before.get(name), after.get(name)
+            if a == b:
+                continue
+            a_dir = a is not None and stat.S_ISDIR(a[0])
+            b_dir = b is not None and stat.S_ISDIR(b[0])
+            if a_dir or b_dir:
+                changed.update(
+                    self.diff_trees(a[1] if a_dir else None, b[1] if b_dir else None, f"{prefix}{name}/")
+                )
+            a_file = None if a is None or a_dir else a[1]
+            b_file = None if b is None or b_dir else b[1]
+            if a_file != b_file:
+                changed[prefix + name] = (a_file, b_file)
+        return changed
+
+    def read_commit(self, sha: bytes) -> CommitInfo:
+        """Return the parsed header and message of a commit (cached)."""
+        found = self._commits.get(sha)
+        if found is None:
+            type_num, raw = self._raw_object(sha)
+            if type_num != Commit.type_num:
+                raise ExpipeError(f"{sha.decode()} is not a commit")
+            found = CommitInfo.parse(sha, raw)
+            if len(self._commits) > 200_000:
+                self._commits.clear()
+            self._commits[sha] = found
+        return found
+
     def read_blob(self, sha: bytes) -> bytes:
         _, raw = self._raw_object(sha)
         return raw
@@ -350,6 +441,8 @@ class Store:
         *,
         author: Identity,
         from_worktree: bool = False,
+        when: datetime | None = None,
+        merge_parent: bytes | None = None,
     ) -> bytes | None:
         """Commit the changes ``build`` computes from the latest commit.
 
@@ -357,6 +450,49 @@ class Store:
         commit id, or None when the changes leave every file as it was.
         ``from_worktree`` says the changes are the working-tree files
         themselves (committing hand edits), so they are not refused as edits.
+        ``when`` dates the commit (default: now). ``merge_parent`` makes a
+        merge commit whose second parent it is; it is made even when the
+        merged tree equals HEAD's, so the other history becomes an ancestor.
+        """
+
+        def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
+            updates = self._effective(snap, build(snap))
+            if not updates and merge_parent is None:
+                return None
+            if not from_worktree:
+                self._refuse_hand_edits(snap, updates)
+            commit = self._write_commit(snap, updates, message, author, when=when, merge_parent=merge_parent)
+            return updates, commit
+
+        return self._land(prepare, message)
+
+    def fast_forward(self, target: bytes, message: str = "fast-forward") -> bool:
+        """Move the branch to ``target``, a descendant of HEAD, and check it out.
+
+        The caller makes sure HEAD is an ancestor of ``target``. Files that
+        differ between the two and were edited by hand are refused, as in
+        :meth:`mutate`. Returns False if HEAD already is ``target``.
+        """
+
+        def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
+            if snap.commit == target:
+                return None
+            changed = self.diff_trees(snap.tree, self.commit_tree(target))
+            updates = {
+                path: (new, None if new is None else self.read_blob(new))
+                for path, (_, new) in changed.items()
+            }
+            self._refuse_hand_edits(snap, updates)
+            return updates, target
+
+        return self._land(prepare, message) is not None
+
+    def _land(self, prepare: Callable[[Snapshot], tuple[dict, bytes] | None], message: str) -> bytes | None:
+        """Move the branch to the commit ``prepare`` makes from HEAD; check it out.
+
+        ``prepare(snapshot)`` returns (path -> (new blob id, bytes), commit)
+        or None for nothing to do. It runs again if stock git moved the
+        branch meanwhile.
         """
         if self.pinned is not None:
             raise ReadOnlyError("this is a read-only view of an old state of the project")
@@ -369,19 +505,16 @@ class Store:
                 while True:
                     head = self.head()
                     snap = Snapshot(self, head)
-                    changes = build(snap)
-                    updates = self._effective(snap, changes)
-                    if not updates:
+                    prepared = prepare(snap)
+                    if prepared is None:
                         return None
-                    if not from_worktree:
-                        self._refuse_hand_edits(snap, updates)
+                    updates, commit = prepared
                     if index is None:
                         # Read only when there is something to commit (require_*
                         # of an existing object commits nothing): it is megabytes.
                         index = gitindex.IndexFile(self.index_path, self._index_trust)
                         if index.problem:
                             raise RepositoryStateError(f"{self.root}: {index.problem}")
-                    commit = self._write_commit(snap, updates, message, author)
                     self._journal(
                         {
                             "old": _hex(head),
@@ -401,7 +534,7 @@ class Store:
                     warnings.warn(
                         f"committed, but git's index was busy ({self.index_path}.lock); "
                         "the next change made through expipe_git updates it",
-                        stacklevel=3,
+                        stacklevel=4,
                     )
             return commit
 
@@ -460,7 +593,16 @@ class Store:
                 edited,
             )
 
-    def _write_commit(self, snap: Snapshot, updates: dict, message: str, author: Identity) -> bytes:
+    def _write_commit(
+        self,
+        snap: Snapshot,
+        updates: dict,
+        message: str,
+        author: Identity,
+        *,
+        when: datetime | None = None,
+        merge_parent: bytes | None = None,
+    ) -> bytes:
         for _, data in updates.values():
             if data is not None:
                 self._write_object(b"blob", data)
@@ -468,8 +610,12 @@ class Store:
         commit = Commit()
         commit.tree = tree
         commit.parents = [snap.commit] if snap.commit else []
+        if merge_parent is not None:
+            commit.parents.append(merge_parent)
         commit.author = commit.committer = author.git_form()
-        now = datetime.now(timezone.utc).astimezone()
+        if when is not None and when.tzinfo is None:
+            when = when.astimezone()  # a naive time is local time
+        now = when if when is not None else datetime.now(timezone.utc).astimezone()
         offset = int(now.utcoffset().total_seconds())
         commit.author_time = commit.commit_time = int(now.timestamp())
         commit.author_timezone = commit.commit_timezone = offset
@@ -760,3 +906,15 @@ def _age(path: str) -> float:
 
 def _hex(sha: bytes | None) -> str | None:
     return None if sha is None else sha.decode()
+
+
+def _signature(value: bytes) -> tuple[str, int, int]:
+    """Split ``Name <email> 1700000000 +0100`` into (identity, time, offset)."""
+    person, _, when = value.rpartition(b"> ")
+    try:
+        seconds, zone = when.split(b" ")
+        sign = -1 if zone.startswith(b"-") else 1
+        offset = sign * (int(zone[-4:-2]) * 3600 + int(zone[-2:]) * 60)
+        return (person + b">").decode("utf-8", "replace"), int(seconds), offset
+    except ValueError:
+        return value.decode("utf-8", "replace"), 0, 0

@@ -507,11 +507,11 @@ def test_stock_git_commit_racing_a_mutation_is_kept(project, monkeypatch):
     original = Store._write_commit
     raced = []
 
-    def write_commit(self, snap, updates, message, author):
+    def write_commit(self, snap, updates, message, author, **options):
         if not raced:
             raced.append(True)
             git(path, "commit", "-q", "-am", "stock commit meanwhile")
-        return original(self, snap, updates, message, author)
+        return original(self, snap, updates, message, author, **options)
 
     monkeypatch.setattr(Store, "_write_commit", write_commit)
     with commits(path, 2):

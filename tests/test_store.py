@@ -1,0 +1,86 @@
+"""The store's building blocks for history and merging, checked against real git."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from conftest import assert_clean, git, project_path
+
+from expipe_git.store import Identity
+
+
+def test_diff_trees_lists_exactly_the_files_git_diff_lists(project):
+    path = project_path(project)
+    project.require_action("a").tags = ["x"]
+    project.require_action("b")
+    before = git(path, "rev-parse", "HEAD").strip()
+    project.actions["a"].tags = ["y"]
+    project.delete_action("b")
+    project.require_action("c").create_module("m", contents={"k": 1})
+    store = project.store
+    changed = store.diff_trees(store.commit_tree(before.encode()), store.commit_tree(store.head()))
+    expected = git(path, "diff", "--no-renames", "--name-status", before, "HEAD").splitlines()
+    assert sorted(changed) == sorted(line.split("\t")[1] for line in expected)
+    for line in expected:
+        status, name = line.split("\t")
+        old, new = changed[name]
+        assert (old is None) == (status == "A") and (new is None) == (status == "D")
+    assert store.diff_trees(store.commit_tree(before.encode()), store.commit_tree(before.encode())) == {}
+
+
+def test_read_commit_agrees_with_git_log(project):
+    path = project_path(project)
+    project.require_action("a")
+    git(
+        path,
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "stock subject\n\nbody line",
+        "--date",
+        "2020-01-02T03:04:05+05:30",
+    )
+    info = project.store.read_commit(project.store.head())
+    fields = git(path, "log", "-1", "--format=%T%n%P%n%an <%ae>%n%at%n%B").split("\n", 4)
+    assert info.tree.decode() == fields[0]
+    assert [p.decode() for p in info.parents] == fields[1].split()
+    assert info.author == fields[2]
+    assert info.author_time == int(fields[3])
+    assert info.author_offset == 5 * 3600 + 30 * 60
+    assert info.message.strip() == fields[4].strip()
+
+
+def test_mutate_dates_a_commit_and_records_a_merge_parent(project):
+    path = project_path(project)
+    project.require_action("a")
+    first = project.store.head()
+    project.require_action("b")
+    when = dt.datetime(2019, 5, 6, 7, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    merged = project.store.mutate(
+        lambda snap: {},
+        "merge",
+        author=Identity("Merger", "m@example.org"),
+        when=when,
+        merge_parent=first,
+    )
+    assert merged is not None
+    assert git(path, "log", "-1", "--format=%P|%aI|%an").strip() == (
+        f"{git(path, 'rev-parse', 'HEAD~1').strip()} {first.decode()}|2019-05-06T07:08:09-03:00|Merger"
+    )
+    assert_clean(path)
+
+
+def test_fast_forward_checks_out_the_new_files(project, tmp_path):
+    path = project_path(project)
+    project.require_action("a")
+    start = project.store.head()
+    project.actions["a"].tags = ["t"]
+    project.require_action("b")
+    end = project.store.head()
+    git(path, "reset", "-q", "--hard", start.decode())
+    assert project.store.fast_forward(end)
+    assert project.store.head() == end
+    assert project.actions["a"].tags == ["t"] and "b" in project.actions
+    assert not project.store.fast_forward(end)
+    assert_clean(path)
