@@ -16,8 +16,10 @@ from .errors import (
     ProjectBusyError,
     ReadOnlyError,
     RepositoryStateError,
+    RevertConflictError,
     UncommittedChangesError,
 )
+from .history import Change, Commit
 from .model import FileStatus, Project, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
@@ -28,6 +30,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "AlreadyExistsError",
+    "Change",
+    "Commit",
     "CorruptFileError",
     "Entity",
     "ExpipeError",
@@ -43,6 +47,7 @@ __all__ = [
     "PropertyList",
     "ReadOnlyError",
     "RepositoryStateError",
+    "RevertConflictError",
     "Template",
     "UncommittedChangesError",
     "core",

@@ -13,6 +13,7 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── UncommittedChangesError            a hand edit would be overwritten
     ├── ReadOnlyError                      a mutation on a read-only view
     ├── RepositoryStateError               git is mid-merge, on another branch, …
+    ├── RevertConflictError                a revert would undo a later commit's change
     └── ProjectBusyError                   the project's write lock was not free
 
 This module imports nothing of ours.
@@ -76,3 +77,11 @@ class RepositoryStateError(ExpipeError):
 
 class ProjectBusyError(ExpipeError):
     """Another writer held the project for longer than we were willing to wait."""
+
+
+class RevertConflictError(ExpipeError):
+    """Later commits changed keys a revert would set back; ``conflicts`` lists them."""
+
+    def __init__(self, message: str, conflicts: list[str] | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])

@@ -16,7 +16,7 @@ import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import layout, settings, values
+from . import history, layout, settings, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -343,6 +343,59 @@ class Project:
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
         sha = self._store.mutate(build, body, author=self._identity(), from_worktree=True)
         return None if sha is None else sha.decode()
+
+    # -- history (expipe_git.history) --------------------------------------
+
+    def log(
+        self,
+        *,
+        path: Any = None,
+        since: Any = None,
+        until: Any = None,
+        author: str | None = None,
+        limit: int | None = None,
+    ) -> list[history.Commit]:
+        """Return the commits of the project, newest first, as ``git log`` lists them.
+
+        Args:
+            path: only commits that changed this: an action, entity, module,
+                template or message, an address tuple such as
+                ``("action", "rec-1")``, or a path in the repository.
+            since, until: only commits made in this span: datetimes, or text
+                such as "2026-11-01", "yesterday 14:00" or "3 days ago".
+            author: a regular expression matched against "Name <email>".
+            limit: at most this many commits.
+        """
+        return history.log(self, path=path, since=since, until=until, author=author, limit=limit)
+
+    def get_commit(self, revision: Any = "HEAD") -> history.Commit:
+        """Return the commit a revision names: an id, HEAD~2, a branch, a tag or a datetime."""
+        found = history.history_of(self._store)
+        return found.commit(found.resolve(revision))
+
+    def diff(self, a: Any, b: Any = "HEAD") -> list[history.Change]:
+        """Return the key-level changes from revision ``a`` to revision ``b``."""
+        return history.history_of(self._store).diff(a, b)
+
+    def at(self, revision: Any) -> Project:
+        """Return a read-only view of the project as it was at a revision or datetime.
+
+        Every read works as on the project; every change raises ReadOnlyError
+        and writes nothing.
+        """
+        sha = history.history_of(self._store).resolve(revision)
+        return Project(self.path, store=Store(self.path, read_only_at=sha))
+
+    def revert(self, commit: Any) -> history.Commit | None:
+        """Undo a commit's changes, key by key, in one new commit; return it.
+
+        Raises:
+            RevertConflictError: a later commit changed a key the revert would
+                set back; nothing is written.
+        """
+        build, message = history.history_of(self._store).revert_builder(commit, _check_objects_whole)
+        sha = self._store.mutate(build, message, author=self._identity())
+        return None if sha is None else self.get_commit(sha.decode())
 
 
 def _check_objects_whole(snap: Snapshot, changes: Changes) -> None:

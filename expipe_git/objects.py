@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import dateutil.parser
 
-from . import layout, values
+from . import history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import Module, ModuleMap, ReadMapping, delete_module, require_module
 from .store import Changes, Snapshot
@@ -333,6 +333,14 @@ class _Attributed:
         self._project._commit((*self._obj, "message", message_id), "create", build)
         return Message(self, message_id)
 
+    def history(self) -> list[history.Commit]:
+        """Return the commits that changed this object (its attributes, modules and messages)."""
+        return history.log(self._project, path=self)
+
+    def blame(self) -> dict[tuple, history.Commit]:
+        """Return each leaf key of the attributes -> the commit that last set it."""
+        return history.blame(self._project, self._obj)
+
     def delete_messages(self) -> None:
         """Delete every message of this object in one commit."""
         folder = layout.messages_dir(self._kind, self.name)
@@ -550,6 +558,10 @@ class Message:
         if not isinstance(value, dt.datetime):
             raise InvalidTypeError(f'message datetime: expected "datetime", got "{type(value).__name__}"')
         self._set("datetime", value)
+
+    def history(self) -> list[history.Commit]:
+        """Return the commits that changed this message, newest first."""
+        return history.log(self._owner._project, path=self)
 
     def _set(self, key: str, value: Any) -> None:
         def build(snap: Snapshot) -> Changes:

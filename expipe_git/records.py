@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import layout, values
+from . import history, layout, values
 from .errors import AlreadyExistsError, InvalidTypeError, InvalidValueError, NotFoundError
 from .store import Changes, Snapshot
 
@@ -270,6 +270,14 @@ class _Record(collections.abc.MutableMapping):
 
     def _check(self, record: Any) -> None:
         """Hook for subclasses to refuse records that break their rules."""
+
+    def history(self) -> list[history.Commit]:
+        """Return the commits that changed this record, newest first."""
+        return history.log(self._project, path=self)
+
+    def blame(self) -> dict[tuple, history.Commit]:
+        """Return each leaf key path -> the commit that last set it."""
+        return history.blame(self._project, self._obj)
 
 
 class Module(_Record):

@@ -432,6 +432,72 @@ class Store:
             found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
         return found
 
+    # -- history (read-only helpers for expipe_git.history) ----------------
+
+    def peek_tree(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
+        """Return name -> (mode, sha) of a tree without remembering it.
+
+        History walks read thousands of old trees once each; keeping them in
+        the shared read cache would bloat it with trees nobody reads again.
+        """
+        entries = self._trees.get(sha)
+        if entries is None:
+            _, raw = self._raw_object(sha)
+            entries = {
+                name.decode("utf-8", "surrogateescape"): (mode, child)
+                for name, mode, child in parse_tree(raw, 20)
+            }
+        return entries
+
+    def resolve_ref(self, name: str) -> bytes | None:
+        """Return the commit a ref name means, by git's rules, or None.
+
+        ``name``, ``refs/<name>``, ``refs/tags/<name>``, ``refs/heads/<name>``,
+        ``refs/remotes/<name>`` and ``refs/remotes/<name>/HEAD`` are tried in
+        that order (git's order); an annotated tag is peeled to its commit.
+        """
+        raw = name.encode("utf-8", "surrogateescape")
+        for candidate in (
+            raw,
+            b"refs/" + raw,
+            b"refs/tags/" + raw,
+            b"refs/heads/" + raw,
+            b"refs/remotes/" + raw,
+            b"refs/remotes/" + raw + b"/HEAD",
+        ):
+            if candidate != b"HEAD" and not candidate.startswith(b"refs/"):
+                continue
+            try:
+                sha = self.repo.refs[candidate]
+            except (KeyError, ValueError):
+                continue
+            return self.peel(sha)
+        return None
+
+    def peel(self, sha: bytes) -> bytes:
+        """Follow annotated tags to the object they name."""
+        for _ in range(64):
+            type_num, raw = self._raw_object(sha)
+            if type_num != _TYPE_NUMBERS[b"tag"] or not raw.startswith(b"object "):
+                return sha
+            sha = raw[7:47]
+        return sha
+
+    def objects_with_prefix(self, prefix: str) -> list[bytes]:
+        """Return the ids of the objects whose hex id starts with ``prefix``."""
+        try:
+            return sorted(set(self.repo.object_store.iter_prefix(prefix.lower().encode("ascii"))))
+        except (ValueError, UnicodeEncodeError):
+            return []
+
+    def object_type(self, sha: bytes) -> str | None:
+        """Return "commit", "tree", "blob" or "tag", or None if the object is missing."""
+        try:
+            type_num, _ = self._raw_object(sha)
+        except KeyError:
+            return None
+        return {number: kind.decode() for kind, number in _TYPE_NUMBERS.items()}.get(type_num)
+
     # -- writing ----------------------------------------------------------
 
     def mutate(

@@ -1,0 +1,678 @@
+"""History and audit: who changed which key of which object, and when.
+
+git records files and lines; people ask about actions, modules and keys.
+This module turns commits into :class:`Commit` and :class:`Change` values,
+with the values decoded (a Quantity stays a Quantity), and provides the
+operations behind ``project.log``, ``obj.history()``, ``project.diff``,
+``project.at``, ``obj.blame()`` and ``project.revert``.
+
+Objects
+=======
+
+A change names the object it belongs to by its address tuple, the same
+tuple ``layout.parse_address`` returns for the CLI's addresses:
+
+=============================================  ===========================================
+file                                           ``Change.object``
+=============================================  ===========================================
+``expipe.toml``                                ``("project",)``
+``modules/<m>.toml``                           ``("module", m)``
+``templates/<t>.toml``                         ``("template", t)``
+``actions/<shard>/<a>/attributes.toml``        ``("action", a)``
+``actions/<shard>/<a>/modules/<m>.toml``       ``("action", a, "module", m)``
+``actions/<shard>/<a>/messages/<id>.toml``     ``("action", a, "message", id)``
+``entities/...``                               as actions, with ``"entity"``
+any other file (``.gitignore``)                ``None``
+=============================================  ===========================================
+
+Keys
+====
+
+``Change.key`` is the path of keys inside the record. A record created or
+deleted as a whole is one change with key ``()``; a changed record gives one
+change per leaf key that differs, recursing into tables (a list such as
+``tags`` is one value). A key added or removed whose value is a table is one
+change holding the whole table. Edits that change no value (reordered keys,
+comments, spacing) give no change. A file that does not parse as TOML, and a
+file outside the layout, is compared as text, with key ``()``.
+
+Revisions
+=========
+
+Wherever a revision is taken: a :class:`Commit`; a full or abbreviated
+(4+ hex digits) commit id; ``HEAD`` (or ``@``); a branch, tag or remote
+branch name; any of those followed by ``~n``, ``^`` or ``^n`` (``HEAD~3``,
+``main^2``); or a ``datetime`` (the newest commit on HEAD's first-parent
+line committed at or before it; a naive datetime is local time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dateutil.parser
+
+from . import commitgraph, layout, values
+from .errors import (
+    CorruptFileError,
+    InvalidTypeError,
+    InvalidValueError,
+    NotFoundError,
+    RevertConflictError,
+)
+from .store import Changes, Snapshot, Store
+
+if TYPE_CHECKING:
+    from .model import Project
+
+_MISSING = object()
+_REVISION = re.compile(r"^(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)$")
+_HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_AGO = re.compile(r"^(\d+)\s*(second|minute|hour|day|week)s?\s+ago$")
+_RELATIVE_DAY = re.compile(r"^(now|today|yesterday)(?:\s+(.+))?$")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One key of one record that differs between two states of a project.
+
+    Attributes:
+        kind: "added", "modified" or "removed".
+        path: the file in the repository.
+        object: the address tuple of the object the file stores (see the
+            module docstring), or None for a file outside the layout.
+        key: the keys leading to the value inside the record; ``()`` for the
+            whole record.
+        old: the value before (None when added), decoded.
+        new: the value after (None when removed), decoded.
+    """
+
+    kind: str
+    path: str
+    object: tuple[str, ...] | None
+    key: tuple
+    old: Any = field(compare=False)
+    new: Any = field(compare=False)
+
+    @property
+    def address(self) -> str | None:
+        """The object's CLI address, e.g. ``action/rec-1/module/tracking``."""
+        return None if self.object is None else layout.address(self.object)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return (self.kind, self.path, self.object, self.key) == (
+            other.kind,
+            other.path,
+            other.object,
+            other.key,
+        ) and (same_value(self.old, other.old) and same_value(self.new, other.new))
+
+
+@dataclass(frozen=True, eq=False)
+class Commit:
+    """A commit of the project, with its changes as key-level :class:`Change` values.
+
+    ``changes`` are computed on first use, against the first parent (for a
+    merge: what the merge brought into the first parent's line).
+    """
+
+    id: str
+    author: str
+    author_email: str
+    datetime: dt.datetime
+    message: str
+    parents: tuple[str, ...]
+    _history: _History = field(repr=False)
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+    @functools.cached_property
+    def changes(self) -> list[Change]:
+        sha = self.id.encode("ascii")
+        return self._history.file_changes(self._history.graph.changes(sha))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Commit) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __str__(self) -> str:
+        return f"{self.id[:7]} {self.subject}"
+
+
+class _History:
+    """The history operations over one store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.graph = commitgraph.of(store)
+
+    # -- revisions ---------------------------------------------------------
+
+    def resolve(self, revision: Any) -> bytes:
+        """Return the commit id ``revision`` names (see the module docstring).
+
+        Raises:
+            NotFoundError: no such commit, ref or commit at that time.
+            InvalidValueError: the text is not a revision, or a short id is ambiguous.
+        """
+        if isinstance(revision, Commit):
+            return revision.id.encode("ascii")
+        if isinstance(revision, dt.datetime):
+            return self._at_time(revision)
+        if isinstance(revision, bytes):
+            revision = revision.decode("ascii", "replace")
+        if not isinstance(revision, str):
+            raise InvalidTypeError(
+                f"a revision is a commit id, HEAD~n, a branch or tag name, a Commit or a datetime, "
+                f"not {type(revision).__name__}"
+            )
+        text = revision.strip()
+        match = _REVISION.match(text)
+        base, ops = (match.group("base"), match.group("ops")) if match else (text, "")
+        if not base:
+            raise InvalidValueError(
+                f"{revision!r} is not a revision; try HEAD, HEAD~2, a commit id or a branch"
+            )
+        sha = self._base(base, revision)
+        for op in re.findall(r"[~^][0-9]*", ops):
+            number = int(op[1:]) if len(op) > 1 else 1
+            if op[0] == "~":
+                for _ in range(number):
+                    sha = self._parent(sha, 0, revision)
+            elif number > 0:
+                sha = self._parent(sha, number - 1, revision)
+        return sha
+
+    def _parent(self, sha: bytes, index: int, revision: str) -> bytes:
+        parents = self.graph.parents(sha)
+        if index >= len(parents):
+            which = "a parent" if index == 0 else f"a parent number {index + 1}"
+            raise NotFoundError(
+                f"revision {revision!r} does not exist: commit {sha.decode()[:7]} has no {which}"
+            )
+        return parents[index]
+
+    def _base(self, base: str, revision: str) -> bytes:
+        if base in ("HEAD", "@"):
+            head = self.store.head()
+            if head is None:
+                raise NotFoundError("the project has no commits yet")
+            return head
+        if len(base) == 40 and _HEX.match(base):
+            sha = base.lower().encode("ascii")
+            if self.store.object_type(sha) is None:
+                raise NotFoundError(f"no commit {base} in {self.store.root}")
+            return self._commit_of(sha, revision)
+        sha = self.store.resolve_ref(base)
+        if sha is not None:
+            return self._commit_of(sha, revision)
+        if _HEX.match(base):
+            found = [s for s in self.store.objects_with_prefix(base) if self.store.object_type(s) == "commit"]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                listing = ", ".join(s.decode()[:12] for s in found[:5])
+                raise InvalidValueError(
+                    f"short commit id {base!r} is ambiguous ({listing}); give more digits"
+                )
+        raise NotFoundError(
+            f"unknown revision {revision!r}: not a commit id, branch or tag of {self.store.root} "
+            "(use HEAD, HEAD~2, a commit id, a branch or a tag name)"
+        )
+
+    def _commit_of(self, sha: bytes, revision: str) -> bytes:
+        sha = self.store.peel(sha)
+        if self.store.object_type(sha) != "commit":
+            raise InvalidValueError(
+                f"revision {revision!r} names a {self.store.object_type(sha)}, not a commit"
+            )
+        return sha
+
+    def _at_time(self, when: dt.datetime) -> bytes:
+        moment = _aware(when).timestamp()
+        sha = self.store.head()
+        while sha is not None:
+            if self.graph.time(sha) <= moment:
+                return sha
+            parents = self.graph.parents(sha)
+            sha = parents[0] if parents else None
+        raise NotFoundError(f"the project has no commit at or before {_aware(when).isoformat()}")
+
+    # -- commits and changes ---------------------------------------------
+
+    def commit(self, sha: bytes) -> Commit:
+        info = self.store.read_commit(sha)
+        name, email = _split_identity(info.author)
+        zone = dt.timezone(dt.timedelta(seconds=info.author_offset))
+        return Commit(
+            id=sha.decode("ascii"),
+            author=name,
+            author_email=email,
+            datetime=dt.datetime.fromtimestamp(info.author_time, zone),
+            message=info.message,
+            parents=tuple(p.decode("ascii") for p in info.parents),
+            _history=self,
+        )
+
+    def load(self, sha: bytes | None, path: str) -> Any:
+        """Return the decoded record a blob holds, its text if it is no record, or _MISSING."""
+        if sha is None:
+            return _MISSING
+        if path.endswith(layout.SUFFIX):
+            place = layout.place_of(path)
+            what = f"{layout.describe(place.obj) if place else path} ({path})"
+            try:
+                raw = self.store.parsed(sha, lambda data: values.parse(data, what=what))
+                return values.decode(raw, what=what)
+            except CorruptFileError:
+                pass
+        return self.store.read_blob(sha).decode("utf-8", "replace")
+
+    def file_changes(self, files: tuple[commitgraph.FileChange, ...]) -> list[Change]:
+        changes: list[Change] = []
+        for path, old_sha, new_sha in files:
+            place = layout.place_of(path)
+            obj = place.obj if place else None
+            old, new = self.load(old_sha, path), self.load(new_sha, path)
+            if old is _MISSING:
+                changes.append(Change("added", path, obj, (), None, new))
+            elif new is _MISSING:
+                changes.append(Change("removed", path, obj, (), old, None))
+            else:
+                changes.extend(_diff_values(path, obj, (), old, new))
+        return changes
+
+    def diff(self, a: Any, b: Any = "HEAD") -> list[Change]:
+        old, new = self.resolve(a), self.resolve(b)
+        files = self.graph.diff_trees(self.store.commit_tree(old), self.store.commit_tree(new))
+        return self.file_changes(files)
+
+    # -- walking ---------------------------------------------------------
+
+    def log(
+        self,
+        *,
+        paths: list[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        author: str | None = None,
+        limit: int | None = None,
+        start: Any = "HEAD",
+    ) -> list[Commit]:
+        head = self.store.head()
+        if head is None:
+            return []
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidValueError(f"limit must be a whole number of commits, not {limit!r}")
+        first = head if start == "HEAD" else self.resolve(start)
+        low = None if since is None else math.ceil(parse_when(since).timestamp())
+        high = None if until is None else parse_when(until).timestamp()
+        pattern = None
+        if author is not None:
+            try:
+                pattern = re.compile(author)
+            except re.error as exc:
+                raise InvalidValueError(f"author {author!r} is not a regular expression: {exc}") from None
+        found: list[Commit] = []
+        if limit == 0:
+            return found
+        for sha in self.graph.walk([first], paths, since=low):
+            if high is not None and self.graph.time(sha) > high:
+                continue
+            if pattern is not None and not pattern.search(self.store.read_commit(sha).author):
+                continue
+            found.append(self.commit(sha))
+            if limit is not None and len(found) >= limit:
+                break
+        self.graph.save()
+        return found
+
+    def blame(self, path: str, what: str) -> dict[tuple, Commit]:
+        """Return leaf key -> the commit that last set it, for the record at ``path``."""
+        head = self.store.head()
+        current = self.load(None if head is None else self.store.snapshot(head).blob_id(path), path)
+        if current is _MISSING:
+            raise NotFoundError(f"{what} does not exist")
+        pending: dict[bytes, dict[tuple, Any]] = {head: dict(_leaves(current))}
+        blame: dict[tuple, bytes] = {}
+        # Commits newest first; a key moves to a parent that holds the same
+        # value, and is blamed on the commit where no parent does.
+        while pending:
+            sha = max(pending, key=self.graph.time)
+            keys = pending.pop(sha)
+            parents = self.graph.parents(sha)
+            diffs = self.graph.node(sha)[2]
+            moved = False
+            for parent, diff in zip(parents, diffs, strict=False):
+                if not any(p == path for p, _, _ in diff):
+                    _hand_on(pending, parent, keys)
+                    moved = True
+                    break
+            if moved:
+                continue
+            parent_leaves = []
+            for parent, diff in zip(parents, diffs, strict=False):
+                old_sha = next(old for p, old, _ in diff if p == path)
+                old = self.load(old_sha, path)
+                parent_leaves.append((parent, {} if old is _MISSING else dict(_leaves(old))))
+            for key, value in keys.items():
+                for parent, leaves in parent_leaves:
+                    if key in leaves and same_value(leaves[key], value):
+                        _hand_on(pending, parent, {key: value})
+                        break
+                else:
+                    blame[key] = sha
+        commits: dict[bytes, Commit] = {}
+        result = {}
+        for key in dict(_leaves(current)):
+            sha = blame[key]
+            if sha not in commits:
+                commits[sha] = self.commit(sha)
+            result[key] = commits[sha]
+        self.graph.save()
+        return result
+
+    # -- reverting -------------------------------------------------------
+
+    def revert_builder(
+        self, revision: Any, check: Callable[[Snapshot, Changes], None] | None
+    ) -> tuple[Callable[[Snapshot], Changes], str]:
+        sha = self.resolve(revision)
+        info = self.store.read_commit(sha)
+        files = self.graph.changes(sha)
+        short = sha.decode()[:7]
+
+        def build(snap: Snapshot) -> Changes:
+            changes: Changes = {}
+            conflicts: list[str] = []
+            for path, old_sha, new_sha in files:
+                current_sha = snap.blob_id(path)
+                if current_sha == new_sha:
+                    changes[path] = None if old_sha is None else self.store.read_blob(old_sha)
+                    continue
+                data = self._revert_keys(path, old_sha, new_sha, current_sha, conflicts)
+                if data is not None:
+                    changes[path] = data
+            if conflicts:
+                raise RevertConflictError(
+                    f"cannot revert {short} ({info.message.splitlines()[0] if info.message else ''}): "
+                    f"later commits changed what it changed: {'; '.join(conflicts)}. Nothing was "
+                    "written; change those keys by hand instead",
+                    conflicts,
+                )
+            if check is not None:
+                try:
+                    check(snap, changes)
+                except CorruptFileError as exc:
+                    raise RevertConflictError(f"cannot revert {short}: {exc}", [str(exc)]) from None
+            return changes
+
+        subject = info.message.split("\n", 1)[0]
+        message = (
+            f'Revert "{subject}"\n\nThis reverts commit {sha.decode()}.\n\n'
+            f"Expipe-Operation: revert\nExpipe-Reverts: {sha.decode()}\n"
+        )
+        return build, message
+
+    def _revert_keys(
+        self,
+        path: str,
+        old_sha: bytes | None,
+        new_sha: bytes | None,
+        current_sha: bytes | None,
+        conflicts: list[str],
+    ) -> bytes | None:
+        """Undo one file's key changes on top of its current state; None if only conflicts."""
+        place = layout.place_of(path)
+        name = layout.address(place.obj) if place else path
+        old, new = self.load(old_sha, path), self.load(new_sha, path)
+        current = self.load(current_sha, path)
+        record_like = all(type(v) is dict for v in (old, new, current))
+        if not record_like:
+            if current is _MISSING:
+                conflicts.append(f"{name} was deleted since")
+            elif new is _MISSING:
+                conflicts.append(f"{name} was created again since")
+            else:
+                conflicts.append(f"{name} was changed since")
+            return None
+        before = len(conflicts)
+        result = current
+        for change in _diff_values(path, None, (), old, new):
+            now = _get(current, change.key)
+            expected = _MISSING if change.kind == "removed" else change.new
+            if not (now is _MISSING and expected is _MISSING) and (
+                now is _MISSING or expected is _MISSING or not same_value(now, expected)
+            ):
+                key = _key_text(change.key)
+                shown = "(removed)" if now is _MISSING else repr(now)
+                conflicts.append(f"{name} {key} is now {shown}")
+                continue
+            if change.kind == "added":
+                _delete(result, change.key)
+            else:
+                _put(result, change.key, change.old)
+        if len(conflicts) > before:
+            return None
+        what = layout.describe(place.obj) if place else path
+        return values.dumps(result, what=what).encode()
+
+
+def history_of(store: Store) -> _History:
+    return _History(store)
+
+
+# ---------------------------------------------------------------------------
+# What the model's thin methods call
+
+
+def object_path(obj: tuple[str, ...]) -> str:
+    """Return the file or folder that holds the object at address ``obj``.
+
+    An action or entity is its whole folder (attributes, modules, messages).
+    """
+    if obj == ("project",):
+        return layout.CONFIG_FILE
+    kind, name = obj[0], obj[1]
+    if len(obj) == 2:
+        if kind in layout.FOLDER_KINDS:
+            return layout.object_dir(kind, name)
+        if kind == "template":
+            return layout.template_path(name)
+        return layout.module_path(("project",), name)
+    if obj[2] == "module":
+        return layout.module_path(obj[:2], obj[3])
+    return layout.message_path(kind, name, obj[3])
+
+
+def record_path(obj: tuple[str, ...]) -> str:
+    """Return the file of an object's record (an action's attributes file)."""
+    if len(obj) == 2 and obj[0] in layout.FOLDER_KINDS:
+        return layout.attributes_path(*obj)
+    return object_path(obj)
+
+
+def path_of(target: Any) -> str:
+    """Return the repository path ``log(path=...)`` means: an object, an address tuple or a path."""
+    obj = getattr(target, "_obj", None)
+    if obj is not None:
+        return object_path(obj)
+    if isinstance(target, tuple):
+        return object_path(target)
+    if isinstance(target, str) or hasattr(target, "__fspath__"):
+        text = str(target).replace("\\", "/").strip("/")
+        if not text or ".." in text.split("/"):
+            raise InvalidValueError(f"path {str(target)!r} is not a path inside the project")
+        return text
+    raise InvalidTypeError(
+        "path must be an action, entity, module, template or message, an address tuple, "
+        f"or a path in the repository, not {type(target).__name__}"
+    )
+
+
+def log(project: Project, **options: Any) -> list[Commit]:
+    path = options.pop("path", None)
+    paths = None if path is None else [path_of(path)]
+    return history_of(project.store).log(paths=paths, **options)
+
+
+def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
+    return history_of(project.store).blame(record_path(obj), layout.describe(obj))
+
+
+def _hand_on(pending: dict[bytes, dict], parent: bytes, keys: dict) -> None:
+    pending.setdefault(parent, {}).update(keys)
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+
+def _diff_values(path: str, obj: tuple[str, ...] | None, key: tuple, old: Any, new: Any) -> Iterator[Change]:
+    if type(old) is dict and type(new) is dict:
+        for name, value in old.items():
+            if name not in new:
+                yield Change("removed", path, obj, (*key, name), value, None)
+            else:
+                yield from _diff_values(path, obj, (*key, name), value, new[name])
+        for name, value in new.items():
+            if name not in old:
+                yield Change("added", path, obj, (*key, name), None, value)
+    elif not same_value(old, new):
+        yield Change("modified", path, obj, key, old, new)
+
+
+def _leaves(value: Any, key: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    if type(value) is dict and value:
+        for name, item in value.items():
+            yield from _leaves(item, (*key, name))
+    else:
+        yield key, value
+
+
+def _get(record: Any, key: tuple) -> Any:
+    node = record
+    for name in key:
+        if type(node) is not dict or name not in node:
+            return _MISSING
+        node = node[name]
+    return node
+
+
+def _put(record: dict, key: tuple, value: Any) -> None:
+    node = record
+    for name in key[:-1]:
+        if type(node.get(name)) is not dict:
+            node[name] = {}
+        node = node[name]
+    node[key[-1]] = value
+
+
+def _delete(record: dict, key: tuple) -> None:
+    node = record
+    for name in key[:-1]:
+        node = node[name]
+    del node[key[-1]]
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two decoded values would be stored the same (nan equals nan, units must match)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is float:
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dt.datetime) or isinstance(a, dt.time):
+        return a == b and a.utcoffset() == b.utcoffset() and str(a.tzinfo) == str(b.tzinfo)
+    if hasattr(a, "dimensionality") and hasattr(a, "magnitude"):
+        import numpy
+
+        if a.dimensionality.string != b.dimensionality.string or a.shape != b.shape:
+            return False
+        try:
+            if not numpy.array_equal(a.magnitude, b.magnitude, equal_nan=True):
+                return False
+        except TypeError:
+            if not numpy.array_equal(a.magnitude, b.magnitude):
+                return False
+        return same_value(getattr(a, "uncertainty", None), getattr(b, "uncertainty", None))
+    try:
+        result = a == b
+        return bool(result.all()) if hasattr(result, "all") else bool(result)
+    except (TypeError, ValueError):
+        return False
+
+
+def _key_text(key: tuple) -> str:
+    return ".".join(str(k) for k in key) if key else "(whole record)"
+
+
+def _split_identity(person: str) -> tuple[str, str]:
+    name, _, rest = person.partition("<")
+    return name.strip(), rest.rstrip(">").strip()
+
+
+# ---------------------------------------------------------------------------
+# Times
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def parse_when(value: Any, *, now: dt.datetime | None = None) -> dt.datetime:
+    """Turn ``since``/``until`` into an aware datetime.
+
+    Accepts a datetime or date (naive means local time); text dateutil reads
+    ("2026-11-01", "2026-11-01 14:00", "1 Nov 2026"); "now", "today",
+    "yesterday", optionally with a time ("yesterday 14:00"); and "N
+    seconds/minutes/hours/days/weeks ago".
+
+    Raises:
+        InvalidValueError: the text is none of these.
+    """
+    if isinstance(value, dt.datetime):
+        return _aware(value)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day).astimezone()
+    if not isinstance(value, str):
+        raise InvalidTypeError(
+            f"expected a datetime or text such as '2026-11-01', not {type(value).__name__}"
+        )
+    now = _aware(now) if now is not None else dt.datetime.now().astimezone()
+    text = " ".join(value.strip().lower().split())
+    ago = _AGO.match(text)
+    if ago:
+        return now - dt.timedelta(**{ago.group(2) + "s": int(ago.group(1))})
+    relative = _RELATIVE_DAY.match(text)
+    try:
+        if relative:
+            word, rest = relative.groups()
+            if word == "now" and not rest:
+                return now
+            day = now.date() - dt.timedelta(days=1 if word == "yesterday" else 0)
+            midnight = dt.datetime(day.year, day.month, day.day)
+            if not rest:
+                return midnight.astimezone()
+            return _aware(dateutil.parser.parse(rest, default=midnight))
+        return _aware(dateutil.parser.parse(value, default=dt.datetime.combine(now.date(), dt.time())))
+    except (ValueError, OverflowError):
+        raise InvalidValueError(
+            f"cannot read {value!r} as a time; use e.g. '2026-11-01', '2026-11-01 14:00', "
+            "'yesterday 14:00', 'today' or '3 days ago'"
+        ) from None
