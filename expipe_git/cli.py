@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import __version__, layout
+from . import __version__, history, layout
 from .errors import ExpipeError, NotFoundError
 from .model import Project, create_project, get_project
 
@@ -342,6 +342,8 @@ def _record_view(
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if not _is_address(args.object):
+        return cmd_show_commit(args)
     obj = layout.parse_address(args.object)
     project = _open_project(args)
     data, lines = _describe_object(project, obj)
@@ -378,6 +380,176 @@ def cmd_tour(args: argparse.Namespace) -> int:
     print(f"History of the project at {project.path}, newest first:")
     for line in _history_lines(project):
         print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# History: log, show COMMIT, diff, blame, revert
+
+_ADDRESS_KINDS = ("project", "action", "entity", "template", "module")
+_SIGN = {"added": "+", "removed": "-", "modified": "~"}
+_COLOR = {"added": "32", "removed": "31", "modified": "33", "commit": "33"}
+
+
+def _is_address(text: str) -> bool:
+    """Whether ``show`` was given an object address rather than a revision."""
+    return text.strip("/").split("/")[0] in _ADDRESS_KINDS
+
+
+def _use_color() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _paint(text: str, what: str, color: bool) -> str:
+    return f"\033[{_COLOR[what]}m{text}\033[0m" if color else text
+
+
+def _value_text(value: Any) -> str:
+    """A stored value on one line, units included: ``2.0 um``, ``[a, b]``, ``{x: 1}``."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key}: {_value_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+    return _scalar_text(value).replace("\n", "\\n")
+
+
+def _key_text(key: tuple) -> str:
+    return ".".join(str(part) for part in key)
+
+
+def _change_lines(change: history.Change, color: bool) -> list[str]:
+    where = change.address or change.path
+    sign = _SIGN[change.kind]
+    if change.key == ():
+        if change.kind == "added":
+            lines = [f"{sign} {where}: created"]
+            if isinstance(change.new, Mapping):
+                lines += [f"    {_key_text(k)}: {_value_text(v)}" for k, v in history.leaves(change.new) if k]
+        elif change.kind == "removed":
+            lines = [f"{sign} {where}: deleted"]
+        else:
+            lines = [f"{sign} {where}: {_value_text(change.old)} -> {_value_text(change.new)}"]
+    elif change.kind == "added":
+        lines = [f"{sign} {where} {_key_text(change.key)}: {_value_text(change.new)}"]
+    elif change.kind == "removed":
+        lines = [f"{sign} {where} {_key_text(change.key)}: {_value_text(change.old)}"]
+    else:
+        lines = [
+            f"{sign} {where} {_key_text(change.key)}: {_value_text(change.old)} -> {_value_text(change.new)}"
+        ]
+    return [_paint(lines[0], change.kind, color), *lines[1:]]
+
+
+def _change_json(change: history.Change) -> dict:
+    return {
+        "kind": change.kind,
+        "path": change.path,
+        "object": change.address,
+        "key": list(change.key),
+        "old": change.old,
+        "new": change.new,
+    }
+
+
+def _commit_json(commit: history.Commit, changes: list[history.Change]) -> dict:
+    return {
+        "id": commit.id,
+        "author": commit.author,
+        "author_email": commit.author_email,
+        "datetime": commit.datetime,
+        "message": commit.message,
+        "parents": list(commit.parents),
+        "changes": [_change_json(c) for c in changes],
+    }
+
+
+def _under(change: history.Change, prefix: str | None) -> bool:
+    return prefix is None or change.path == prefix or change.path.startswith(prefix + "/")
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    obj = None if args.object is None else layout.parse_address(args.object)
+    prefix = None if obj is None else history.object_path(obj)
+    commits = project.log(path=obj, since=args.since, until=args.until, author=args.author, limit=args.limit)
+    if args.json:
+        _print_json([_commit_json(c, [x for x in c.changes if _under(x, prefix)]) for c in commits])
+        return 0
+    color = _use_color()
+    for commit in commits:
+        when = commit.datetime.strftime("%Y-%m-%d %H:%M:%S %z")
+        print(f"{_paint(commit.id[:7], 'commit', color)} {when} {commit.author}  {commit.subject}")
+        for change in commit.changes:
+            if _under(change, prefix):
+                print("\n".join("    " + line for line in _change_lines(change, color)))
+    return 0
+
+
+def cmd_show_commit(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    commit = project.get_commit(args.object)
+    if args.json:
+        _print_json(_commit_json(commit, commit.changes))
+        return 0
+    color = _use_color()
+    print(_paint(f"commit {commit.id}", "commit", color))
+    if len(commit.parents) > 1:
+        print("Merge: " + " ".join(p[:7] for p in commit.parents))
+    print(f"Author: {commit.author} <{commit.author_email}>")
+    print(f"Date:   {commit.datetime.strftime('%Y-%m-%d %H:%M:%S %z')}")
+    print()
+    print("\n".join("    " + line if line else "" for line in commit.message.rstrip("\n").split("\n")))
+    if commit.changes:
+        print()
+    for change in commit.changes:
+        print("\n".join(_change_lines(change, color)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    changes = project.diff(args.a, args.b)
+    if args.json:
+        _print_json([_change_json(c) for c in changes])
+        return 0
+    color = _use_color()
+    for change in changes:
+        print("\n".join(_change_lines(change, color)))
+    return 0
+
+
+def cmd_blame(args: argparse.Namespace) -> int:
+    obj = layout.parse_address(args.object)
+    project = _open_project(args)
+    rows = history.blame_rows(project, obj)
+    if args.json:
+        _print_json(
+            [
+                {"key": list(key), "value": value, "commit": _commit_json(commit, [])}
+                for key, value, commit in rows
+            ]
+        )
+        return 0
+    color = _use_color()
+    width = max((len(commit.author) for _, _, commit in rows), default=0)
+    for key, value, commit in rows:
+        when = commit.datetime.strftime("%Y-%m-%d %H:%M")
+        label = _key_text(key) if key else "(whole record)"
+        print(
+            f"{_paint(commit.id[:7], 'commit', color)} {when} {commit.author.ljust(width)}  "
+            f"{label}: {_value_text(value)}"
+        )
+    return 0
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    commit = project.revert(args.commit)
+    if commit is None:
+        print("nothing to revert: the commit changed nothing")
+    else:
+        print(f"{commit.id} {commit.subject}")
     return 0
 
 
@@ -439,12 +611,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = add("show", cmd_show, "show an action, entity, module, template or message", epilog=JSON_NOTE)
+    p = add(
+        "show",
+        cmd_show,
+        "show an action, entity, module, template or message, or a commit and its key-level changes",
+        epilog=JSON_NOTE,
+    )
     p.add_argument(
         "object",
-        metavar="OBJECT",
+        metavar="OBJECT|COMMIT",
         help="an address: action/rec-1, action/rec-1/module/tracking, "
-        "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project",
+        "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project; "
+        "anything else is a revision: a commit id, HEAD~2, a branch or a tag",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text (see below)")
 
@@ -469,6 +647,42 @@ def build_parser() -> argparse.ArgumentParser:
         "there), then print the project's history",
     )
     p.add_argument("dir", metavar="DIR", help="folder to run the walkthrough in (created if missing)")
+
+    revision_help = "a commit id (or 4+ leading hex digits), HEAD, HEAD~2, HEAD^, a branch or a tag"
+    p = add(
+        "log",
+        cmd_log,
+        "list commits newest first, each with its key-level changes (of OBJECT, if given)",
+        epilog=JSON_NOTE,
+    )
+    p.add_argument("object", nargs="?", metavar="OBJECT", help="only commits that changed this object")
+    p.add_argument("--since", help="only commits at or after: 2026-11-01, 'yesterday 14:00', '3 days ago'")
+    p.add_argument("--until", help="only commits at or before (same forms as --since)")
+    p.add_argument("--author", help="only commits whose 'Name <email>' matches this regular expression")
+    p.add_argument("--limit", "-n", type=int, metavar="N", help="at most N commits")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = add("diff", cmd_diff, "list the key-level changes from revision A to revision B", epilog=JSON_NOTE)
+    p.add_argument("a", metavar="A", help=revision_help)
+    p.add_argument("b", metavar="B", nargs="?", default="HEAD", help="(default: HEAD)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = add(
+        "blame",
+        cmd_blame,
+        "show, for each key of a module, template or action/entity's attributes, the commit that set it",
+        epilog=JSON_NOTE,
+    )
+    p.add_argument("object", metavar="OBJECT", help="an address such as action/rec-1/module/tracking")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = add(
+        "revert",
+        cmd_revert,
+        "undo a commit's changes key by key in one new commit, and print its id; refused, with "
+        "nothing written, if a later commit changed the same keys",
+    )
+    p.add_argument("commit", metavar="COMMIT", help=revision_help)
     return parser
 
 

@@ -150,6 +150,9 @@ class Commit:
     def __str__(self) -> str:
         return f"{self.id[:7]} {self.subject}"
 
+    def __repr__(self) -> str:
+        return f"<Commit {self.id[:7]} {self.subject!r}>"
+
 
 class _History:
     """The history operations over one store."""
@@ -339,8 +342,8 @@ class _History:
         self.graph.save()
         return found
 
-    def blame(self, path: str, what: str) -> dict[tuple, Commit]:
-        """Return leaf key -> the commit that last set it, for the record at ``path``."""
+    def blame(self, path: str, what: str) -> list[tuple[tuple, Any, Commit]]:
+        """Return (leaf key, value, the commit that last set it) for the record at ``path``."""
         head = self.store.head()
         current = self.load(None if head is None else self.store.snapshot(head).blob_id(path), path)
         if current is _MISSING:
@@ -375,14 +378,14 @@ class _History:
                 else:
                     blame[key] = sha
         commits: dict[bytes, Commit] = {}
-        result = {}
-        for key in dict(_leaves(current)):
+        rows = []
+        for key, value in _leaves(current):
             sha = blame[key]
             if sha not in commits:
                 commits[sha] = self.commit(sha)
-            result[key] = commits[sha]
+            rows.append((key, value, commits[sha]))
         self.graph.save()
-        return result
+        return rows
 
     # -- reverting -------------------------------------------------------
 
@@ -529,7 +532,17 @@ def log(project: Project, **options: Any) -> list[Commit]:
 
 
 def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
+    return {key: commit for key, _, commit in blame_rows(project, obj)}
+
+
+def blame_rows(project: Project, obj: tuple[str, ...]) -> list[tuple[tuple, Any, Commit]]:
+    """Return (leaf key, its value now, the commit that last set it) for an object's record."""
     return history_of(project.store).blame(record_path(obj), layout.describe(obj))
+
+
+def leaves(value: Any) -> list[tuple[tuple, Any]]:
+    """Return (key path, value) of every leaf of a record: tables are opened, lists are leaves."""
+    return list(_leaves(value))
 
 
 def _hand_on(pending: dict[bytes, dict], parent: bytes, keys: dict) -> None:
