@@ -1,0 +1,506 @@
+"""History and audit: log, history(), diff, at, blame and revert, checked against stock git."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+
+import pytest
+import quantities as pq
+from conftest import GIT_EMAIL, GIT_NAME, assert_clean, commit_count, commits, git, project_path
+
+import expipe_git
+from expipe_git import Change, Commit, layout
+from expipe_git.history import parse_when
+
+
+def ids(found: list[Commit]) -> list[str]:
+    return [c.id for c in found]
+
+
+def git_ids(path, *args: str) -> list[str]:
+    return git(path, "log", "--format=%H", *args).split()
+
+
+def hand_commit(path: pathlib.Path, rel: str, text: str, message: str, date: str | None = None) -> None:
+    """Edit a file and commit it with stock git (optionally dated)."""
+    target = path / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    git(path, "add", rel)
+    env_date = {} if date is None else {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    old = {k: os.environ.get(k) for k in env_date}
+    os.environ.update(env_date)
+    try:
+        git(path, "commit", "-q", "-m", message)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def rec(project):
+    action = project.require_action("rec-1")
+    action.tags = ["a"]
+    module = action.require_module("tracking", contents={"depth": 2 * pq.um, "probe": {"x": 1, "y": 2}})
+    return project, action, module
+
+
+# -- Commit and Change ---------------------------------------------------------
+
+
+def test_log_lists_every_commit_newest_first_as_git_does(rec):
+    project, action, module = rec
+    module["depth"] = 3 * pq.um
+    found = project.log()
+    assert ids(found) == git_ids(project.path)
+    newest = found[0]
+    assert newest.author == GIT_NAME and newest.author_email == GIT_EMAIL
+    assert newest.datetime.tzinfo is not None
+    assert abs(newest.datetime - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=5)
+    assert newest.parents == (found[1].id,)
+    assert newest.subject == "module 'tracking' of action 'rec-1': set depth"
+    assert "Expipe-Object: action/rec-1/module/tracking" in newest.message
+    assert found[-1].parents == ()
+    assert len(newest.id) == 40
+
+
+def test_one_module_key_is_one_change_with_a_decoded_quantity(rec):
+    project, action, module = rec
+    module["depth"] = 3 * pq.um
+    (change,) = project.log(limit=1)[0].changes
+    assert change.kind == "modified"
+    assert change.object == ("action", "rec-1", "module", "tracking")
+    assert change.address == "action/rec-1/module/tracking"
+    assert change.path == layout.module_path(("action", "rec-1"), "tracking")
+    assert change.key == ("depth",)
+    assert isinstance(change.old, pq.Quantity) and isinstance(change.new, pq.Quantity)
+    assert change.old == 2 * pq.um and change.new == 3 * pq.um
+    assert str(change.new.dimensionality) == "um"
+
+
+def test_nested_keys_lists_and_whole_records(rec):
+    project, action, module = rec
+    module["probe"]["x"] = 5
+    (nested,) = project.log(limit=1)[0].changes
+    assert (nested.kind, nested.key, nested.old, nested.new) == ("modified", ("probe", "x"), 1, 5)
+    action.tags.append("b")
+    (tags,) = project.log(limit=1)[0].changes
+    assert (tags.key, tags.old, tags.new) == (("tags",), ["a"], ["a", "b"])
+    module["extra"] = {"k": 1}
+    (added,) = project.log(limit=1)[0].changes
+    assert (added.kind, added.key, added.old, added.new) == ("added", ("extra",), None, {"k": 1})
+    del module["depth"]
+    (removed,) = project.log(limit=1)[0].changes
+    assert removed.kind == "removed" and removed.key == ("depth",) and removed.new is None
+    assert removed.old == 2 * pq.um
+    action.delete_module("tracking")
+    (whole,) = project.log(limit=1)[0].changes
+    assert (whole.kind, whole.key, whole.new) == ("removed", (), None)
+    assert whole.old == {"probe": {"x": 5, "y": 2}, "extra": {"k": 1}}
+
+
+def test_objects_of_every_record_kind(project):
+    project.require_template("daq", {"rate": 1})
+    project.require_module("settings", contents={"a": 1})
+    entity = project.require_entity("rat1")
+    entity.require_module("info", contents={"w": 1})
+    message = project.require_action("rec-1").create_message("hello", user="Peter")
+    objects = {c.object for commit in project.log() for c in commit.changes}
+    assert objects >= {
+        ("project",),
+        ("template", "daq"),
+        ("module", "settings"),
+        ("entity", "rat1"),
+        ("entity", "rat1", "module", "info"),
+        ("action", "rec-1"),
+        ("action", "rec-1", "message", message.id),
+        None,  # .gitignore
+    }
+    first = project.log()[-1]
+    ignore = next(c for c in first.changes if c.path == ".gitignore")
+    assert ignore.kind == "added" and "data" in ignore.new
+
+
+def test_change_equality_and_commit_identity(rec):
+    project, _, module = rec
+    module["depth"] = 3 * pq.um
+    one, two = project.log(limit=1)[0], project.get_commit("HEAD")
+    assert one == two and hash(one) == hash(two)
+    assert one.changes == two.changes
+    assert Change("added", "p", None, (), None, float("nan")) == Change(
+        "added", "p", None, (), None, float("nan")
+    )
+    assert repr(one).startswith("<Commit ")
+
+
+# -- history of objects and paths, against git -------------------------------------------
+
+
+def test_action_history_includes_modules_and_messages_and_matches_git(rec):
+    project, action, module = rec
+    other = project.require_action("rec-2")
+    other.tags = ["x"]
+    module["depth"] = 4 * pq.um
+    action.create_message("note", user="Mary")
+    other.tags = ["y"]
+    history = action.history()
+    folder = layout.object_dir("action", "rec-1")
+    assert ids(history) == git_ids(project.path, "--", folder)
+    subjects = [c.subject for c in history]
+    assert subjects[0].startswith("message ")
+    assert "module 'tracking' of action 'rec-1': set depth" in subjects
+    assert subjects[-1] == "action 'rec-1': create"
+    assert ids(module.history()) == git_ids(project.path, "--", module._path)
+    assert ids(other.history()) == git_ids(project.path, "--", layout.object_dir("action", "rec-2"))
+    assert ids(project.log(path=("action", "rec-1"))) == ids(history)
+    assert ids(project.log(path=folder)) == ids(history)
+    assert ids(project.log(path=module)) == ids(module.history())
+
+
+def test_history_of_templates_project_modules_entities_and_messages(project):
+    template = project.require_template("daq", {"rate": 1})
+    template["rate"] = 2
+    settings = project.require_module("settings", contents={"a": 1})
+    settings["a"] = 2
+    entity = project.require_entity("rat1")
+    entity.tags = ["male"]
+    message = project.require_action("rec-1").create_message("hi", user="Peter")
+    message.text = "hello"
+    for obj, path in [
+        (template, layout.template_path("daq")),
+        (settings, "modules/settings.toml"),
+        (entity, layout.object_dir("entity", "rat1")),
+        (message, layout.message_path("action", "rec-1", message.id)),
+    ]:
+        found = obj.history()
+        assert ids(found) == git_ids(project.path, "--", path)
+        assert found
+    assert [c.subject for c in message.history()][0].endswith("set text")
+
+
+def test_history_through_merges_made_with_stock_git(rec):
+    project, action, module = rec
+    path = project_path(project)
+    other = project.require_action("rec-2")
+    module_file = module._path
+    # A side branch, edited by hand with stock git: one change to rec-1's module, one to rec-2.
+    git(path, "checkout", "-q", "-b", "side")
+    text = (path / module_file).read_text().replace("y = 2", "y = 20")
+    hand_commit(path, module_file, text, "side: y")
+    attributes = layout.attributes_path("action", "rec-2")
+    hand_commit(path, attributes, (path / attributes).read_text() + 'location = "lab"\n', "side: location")
+    git(path, "checkout", "-q", "main")
+    # Meanwhile on main, through the API.
+    module["depth"] = 5 * pq.um
+    project.require_action("rec-3").tags = ["t"]
+    git(path, "merge", "-q", "--no-edit", "side")
+    # A second side branch that is merged but touches nothing of rec-1's.
+    git(path, "checkout", "-q", "-b", "side2")
+    hand_commit(path, attributes, (path / attributes).read_text() + 'type = "Recording"\n', "side2: type")
+    git(path, "checkout", "-q", "main")
+    action.tags = ["after"]
+    git(path, "merge", "-q", "--no-edit", "side2")
+    module["probe"]["x"] = 7
+    assert_clean(path)
+    merges = git(path, "log", "--merges", "--format=%H").split()
+    assert len(merges) == 2
+    for target in [
+        layout.object_dir("action", "rec-1"),
+        module_file,
+        layout.object_dir("action", "rec-2"),
+        attributes,
+        "actions",
+        layout.CONFIG_FILE,
+    ]:
+        assert ids(project.log(path=target)) == git_ids(path, "--", target), target
+    assert ids(project.log()) == git_ids(path)
+    # The side branch's hand edit appears as a key-level change of rec-1's module.
+    side = next(c for c in module.history() if c.subject == "side: y")
+    (change,) = side.changes
+    assert (change.key, change.old, change.new) == (("probe", "y"), 2, 20)
+    assert module["probe"]["y"] == 20 and module["depth"] == 5 * pq.um
+    # A merge's changes are what it brought into the first parent's line.
+    merge = project.get_commit(merges[-1])
+    assert len(merge.parents) == 2
+    brought = {(c.object, c.key) for c in merge.changes}
+    assert (("action", "rec-1", "module", "tracking"), ("probe", "y")) in brought
+    blame = module.blame()
+    assert blame[("probe", "y")].subject == "side: y"
+    assert blame[("depth",)].subject.endswith("set depth")
+    assert blame[("probe", "x")] == project.get_commit("HEAD")
+
+
+def test_commits_made_with_stock_git_give_key_level_changes(rec):
+    project, action, module = rec
+    path = project_path(project)
+    text = (path / module._path).read_text().replace("value = 2.0", "value = 2.5")
+    hand_commit(path, module._path, text, "fix depth by hand")
+    (change,) = project.log(limit=1)[0].changes
+    assert change.key == ("depth",) and change.new == 2.5 * pq.um
+    # An edit that changes no value (spacing) gives no change, but the commit is listed.
+    text = (path / module._path).read_text() + "\n\n"
+    hand_commit(path, module._path, text, "spacing")
+    assert project.log(limit=1)[0].changes == []
+    assert ids(module.history()) == git_ids(path, "--", module._path)
+    # A file that does not parse is shown as text, not an error.
+    hand_commit(path, "notes.txt", "hello\n", "a note")
+    (note,) = project.log(limit=1)[0].changes
+    assert (note.object, note.new) == (None, "hello\n")
+
+
+def test_deleted_and_recreated_objects(rec):
+    project, action, module = rec
+    project.delete_action("rec-1")
+    project.require_action("rec-1").tags = ["again"]
+    history = project.actions["rec-1"].history()
+    assert ids(history) == git_ids(project.path, "--", layout.object_dir("action", "rec-1"))
+    deletion = next(c for c in history if c.subject == "action 'rec-1': delete")
+    kinds = {(c.object, c.kind, c.key) for c in deletion.changes}
+    assert (("action", "rec-1"), "removed", ()) in kinds
+    assert (("action", "rec-1", "module", "tracking"), "removed", ()) in kinds
+    assert [c.subject for c in history].count("action 'rec-1': create") == 2
+    assert "tracking" not in project.actions["rec-1"].modules
+
+
+def test_log_filters(project):
+    path = project_path(project)
+    hand_commit(path, "modules/a.toml", "x = 1\n", "old", date="2020-01-01T12:00:00+00:00")
+    hand_commit(path, "modules/a.toml", "x = 2\n", "middle", date="2020-06-01T12:00:00+00:00")
+    hand_commit(path, "modules/a.toml", "x = 3\n", "new", date="2021-01-01T12:00:00+00:00")
+    found = project.log(path="modules/a.toml", since="2020-03-01", until=dt.datetime(2020, 12, 1))
+    assert [c.subject for c in found] == ["middle"]
+    assert ids(found) == git_ids(path, "--since=2020-03-01", "--until=2020-12-01", "--", "modules/a.toml")
+    assert [c.subject for c in project.log(limit=2)] == ["new", "middle"]
+    assert project.log(limit=0) == []
+    assert project.log(author="Nobody") == []
+    assert len(project.log(author="^Test Res")) == commit_count(path)
+    with pytest.raises(expipe_git.InvalidValueError, match="as a time"):
+        project.log(since="the day after the party")
+    with pytest.raises(expipe_git.InvalidValueError, match="limit"):
+        project.log(limit=-1)
+
+
+def test_relative_times():
+    now = dt.datetime(2026, 11, 25, 15, 0).astimezone()
+    assert parse_when("yesterday 14:00", now=now) == dt.datetime(2026, 11, 24, 14, 0).astimezone()
+    assert parse_when("today", now=now) == dt.datetime(2026, 11, 25).astimezone()
+    assert parse_when("3 days ago", now=now) == now - dt.timedelta(days=3)
+    assert parse_when("2 hours ago", now=now) == now - dt.timedelta(hours=2)
+    assert parse_when("now", now=now) == now
+    assert parse_when("2026-11-01") == dt.datetime(2026, 11, 1).astimezone()
+    assert parse_when(dt.date(2026, 11, 1)) == dt.datetime(2026, 11, 1).astimezone()
+    aware = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert parse_when(aware) is aware
+
+
+# -- revisions, diff and at ------------------------------------------------------
+
+
+def test_revisions(rec):
+    project, action, module = rec
+    path = project_path(project)
+    module["depth"] = 3 * pq.um
+    git(path, "tag", "v1")
+    git(path, "tag", "-a", "-m", "annotated", "v1a")
+    git(path, "branch", "frozen")
+    module["depth"] = 4 * pq.um
+    head = git(path, "rev-parse", "HEAD").strip()
+    for revision, expected in [
+        ("HEAD", "HEAD"),
+        ("@", "HEAD"),
+        ("HEAD~2", "HEAD~2"),
+        ("HEAD^", "HEAD^"),
+        ("HEAD^1~1", "HEAD~2"),
+        ("main~1", "main~1"),
+        ("v1", "v1^{commit}"),
+        ("v1a", "v1a^{commit}"),
+        ("frozen", "frozen"),
+        (head[:7], "HEAD"),
+        (head, "HEAD"),
+    ]:
+        commit = project.get_commit(revision)
+        assert commit.id == git(path, "rev-parse", expected).strip(), revision
+    assert project.get_commit(project.log()[2]).id == git(path, "rev-parse", "HEAD~2").strip()
+    with pytest.raises(expipe_git.NotFoundError, match="unknown revision 'nope'"):
+        project.get_commit("nope")
+    with pytest.raises(expipe_git.NotFoundError, match="has no a parent|has no"):
+        project.get_commit("HEAD~100")
+    with pytest.raises(expipe_git.NotFoundError, match="no commit at or before"):
+        project.get_commit(dt.datetime(2000, 1, 1))
+    with pytest.raises(expipe_git.InvalidTypeError):
+        project.get_commit(12)
+
+
+def test_diff(rec):
+    project, action, module = rec
+    start = project.get_commit()
+    module["depth"] = 3 * pq.um
+    module["probe"]["x"] = 9
+    action.tags = ["b"]
+    assert project.diff("HEAD", "HEAD") == []
+    assert project.diff(start, start) == []
+    changes = project.diff(start)
+    assert [(c.object, c.key) for c in changes] == [
+        (("action", "rec-1"), ("tags",)),
+        (("action", "rec-1", "module", "tracking"), ("depth",)),
+        (("action", "rec-1", "module", "tracking"), ("probe", "x")),
+    ]
+    assert changes[1].old == 2 * pq.um and changes[1].new == 3 * pq.um
+    backwards = project.diff("HEAD", start.id[:8])
+    assert [(c.key, c.old, c.new) for c in backwards][0] == (("tags",), ["b"], ["a"])
+    assert project.diff(dt.datetime.now() + dt.timedelta(hours=1)) == []
+    assert project.diff("HEAD~1") == project.log(limit=1)[0].changes
+
+
+def test_at_is_a_read_only_view(rec):
+    project, action, module = rec
+    path = project_path(project)
+    module["depth"] = 3 * pq.um
+    old = project.at("HEAD~1")
+    assert old.actions["rec-1"].modules["tracking"]["depth"] == 2 * pq.um
+    assert list(old.actions["rec-1"].tags) == ["a"]
+    assert project.at(dt.datetime.now() + dt.timedelta(minutes=1)).actions["rec-1"].modules["tracking"][
+        "depth"
+    ] == (3 * pq.um)
+    before = commit_count(path)
+    with pytest.raises(expipe_git.ReadOnlyError):
+        old.actions["rec-1"].tags = ["z"]
+    with pytest.raises(expipe_git.ReadOnlyError):
+        old.actions["rec-1"].modules["tracking"]["depth"] = 1 * pq.um
+    with pytest.raises(expipe_git.ReadOnlyError):
+        old.require_action("new")
+    with pytest.raises(expipe_git.ReadOnlyError):
+        old.revert("HEAD")
+    assert commit_count(path) == before
+    assert_clean(path)
+    assert "new" not in project.actions
+    # The view's own history starts at its revision.
+    assert old.log()[0].id == project.log()[1].id
+
+
+# -- blame -------------------------------------------------------------------------
+
+
+def test_blame_module_template_and_attributes(rec):
+    project, action, module = rec
+    module["depth"] = 3 * pq.um
+    action.tags = ["b"]
+    module["probe"]["x"] = 4
+    module["depth"] = 3 * pq.um  # no change, no commit
+    log = project.log()
+    blame = module.blame()
+    assert set(blame) == {("depth",), ("probe", "x"), ("probe", "y")}
+    assert blame[("depth",)].subject == "module 'tracking' of action 'rec-1': set depth"
+    assert blame[("probe", "x")] == log[0]
+    assert blame[("probe", "y")].subject == "module 'tracking' of action 'rec-1': create"
+    attributes = action.blame()
+    assert attributes[("tags",)] == log[1]
+    assert attributes[("registered",)].subject == "action 'rec-1': create"
+    template = project.require_template("daq", {"rate": 1, "gain": {"a": 1}})
+    template["gain"]["a"] = 2
+    tblame = template.blame()
+    assert tblame[("gain", "a")] == project.get_commit()
+    assert tblame[("rate",)] == project.get_commit("HEAD~1")
+    # A value set back to an older value is blamed on the commit that set it back.
+    module["depth"] = 2 * pq.um
+    assert module.blame()[("depth",)] == project.get_commit()
+
+
+def test_blame_of_a_deleted_object_is_not_found(rec):
+    project, action, module = rec
+    action.delete_module("tracking")
+    with pytest.raises(expipe_git.NotFoundError):
+        module.blame()
+
+
+# -- revert ------------------------------------------------------------------------
+
+
+def test_revert_undoes_one_commit_key_by_key(rec):
+    project, action, module = rec
+    path = project_path(project)
+    module["depth"] = 3 * pq.um
+    target = project.get_commit()
+    module["probe"]["x"] = 5  # a later change to another key of the same file
+    with commits(path, 1):
+        new = project.revert(target)
+    assert module["depth"] == 2 * pq.um and module["probe"]["x"] == 5
+    (change,) = new.changes
+    assert (change.key, change.old, change.new) == (("depth",), 3 * pq.um, 2 * pq.um)
+    assert new.subject == f'Revert "{target.subject}"'
+    assert target.id in new.message
+
+
+def test_revert_conflict_writes_nothing(rec):
+    project, action, module = rec
+    path = project_path(project)
+    module["depth"] = 3 * pq.um
+    target = project.get_commit()
+    module["depth"] = 4 * pq.um
+    head = project.get_commit()
+    with pytest.raises(expipe_git.RevertConflictError, match="depth is now") as info:
+        project.revert(target)
+    assert info.value.conflicts and "depth" in info.value.conflicts[0]
+    assert project.get_commit() == head
+    assert module["depth"] == 4 * pq.um
+    assert_clean(path)
+
+
+def test_revert_whole_objects(rec):
+    project, action, module = rec
+    path = project_path(project)
+    project.delete_action("rec-1")
+    with commits(path, 1):
+        project.revert("HEAD")
+    restored = project.actions["rec-1"]
+    assert list(restored.tags) == ["a"] and restored.modules["tracking"]["depth"] == 2 * pq.um
+    project.require_action("rec-2")
+    project.actions["rec-2"].tags = ["t"]
+    # Reverting the creation of rec-2 while a later commit changed it is refused.
+    creation = project.log(path=("action", "rec-2"))[-1]
+    with pytest.raises(expipe_git.RevertConflictError):
+        project.revert(creation)
+    assert "rec-2" in project.actions
+    # Reverting a module's creation deletes it.
+    action = project.actions["rec-1"]
+    action.require_module("extra", contents={"k": 1})
+    project.revert("HEAD")
+    assert "extra" not in action.modules
+    assert_clean(path)
+
+
+def test_revert_refuses_a_hand_edit_in_the_way(rec):
+    project, action, module = rec
+    path = project_path(project)
+    module["depth"] = 3 * pq.um
+    (path / module._path).write_text((path / module._path).read_text() + "# mine\n")
+    with pytest.raises(expipe_git.UncommittedChangesError):
+        project.revert("HEAD")
+    assert "# mine" in (path / module._path).read_text()
+
+
+# -- the cache ---------------------------------------------------------------------
+
+
+def test_history_cache_can_be_deleted_or_damaged(rec):
+    project, action, module = rec
+    module["depth"] = 3 * pq.um
+    expected = ids(action.history())
+    from expipe_git import commitgraph
+
+    commitgraph.of(project.store).save(force=True)
+    cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
+    assert cache.exists()
+    for damage in (b"", b"garbage", None):
+        if damage is None:
+            cache.unlink()
+        else:
+            cache.write_bytes(damage)
+        fresh = expipe_git.get_project(project.path)
+        assert ids(fresh.actions["rec-1"].history()) == expected
+    assert_clean(project.path)
