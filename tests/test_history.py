@@ -186,7 +186,7 @@ def test_history_of_templates_project_modules_entities_and_messages(project):
 def test_history_through_merges_made_with_stock_git(rec):
     project, action, module = rec
     path = project_path(project)
-    other = project.require_action("rec-2")
+    project.require_action("rec-2")
     module_file = module._path
     # A side branch, edited by hand with stock git: one change to rec-1's module, one to rec-2.
     git(path, "checkout", "-q", "-b", "side")
