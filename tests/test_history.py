@@ -504,3 +504,50 @@ def test_history_cache_can_be_deleted_or_damaged(rec):
         fresh = expipe_git.get_project(project.path)
         assert ids(fresh.actions["rec-1"].history()) == expected
     assert_clean(project.path)
+
+
+@pytest.mark.parametrize("seed", [int(s) for s in os.environ.get("HISTORY_SEEDS", "1 2 3").split()])
+def test_random_branch_and_merge_histories_match_git_log(project, seed):
+    """Random commits on three branches, merged with stock git; every path's log equals git's."""
+    import random
+
+    rng = random.Random(seed)
+    path = project_path(project)
+    files = ["modules/a.toml", "modules/b.toml", "templates/t.toml", layout.attributes_path("action", "r")]
+    git(path, "branch", "side")
+    branches = ["main", "side"]
+    when = 1_700_000_000
+    for step in range(40):
+        # Every fourth commit shares its second with the one before: ties in date order too.
+        when += 0 if step % 4 == 3 else rng.randint(1, 100)
+        date = f"{when} +0100"
+        choice = rng.random()
+        current = git(path, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        if choice < 0.1 and len(branches) < 3:
+            name = f"b{step}"
+            git(path, "checkout", "-q", "-b", name)
+            branches.append(name)
+        elif choice < 0.45 and len(branches) > 1:
+            other = rng.choice([b for b in branches if b != current])
+            env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+            os.environ.update(env)
+            try:
+                git(path, "merge", "-q", "--no-edit", "--no-ff", "-X", "ours", other)
+            finally:
+                for key in env:
+                    os.environ.pop(key)
+        elif choice < 0.6:
+            git(path, "checkout", "-q", rng.choice(branches))
+        else:
+            rel = rng.choice(files)
+            hand_commit(path, rel, f"x = {rng.randint(0, 3)}\ny = {step}\n", f"step {step}", date=date)
+    git(path, "checkout", "-q", "main")
+    for branch in branches[1:]:
+        git(path, "merge", "-q", "--no-edit", "--no-ff", "-X", "ours", branch)
+    assert git(path, "log", "--merges", "--format=%H").split()
+    assert ids(project.log()) == git_ids(path)
+    for target in [*files, "modules", "templates", "actions", layout.object_dir("action", "r")]:
+        assert ids(project.log(path=target)) == git_ids(path, "--", target), target
+        for branch in branches[1:]:
+            history = expipe_git.history.history_of(project.store).log(paths=[target], start=branch)
+            assert ids(history) == git_ids(path, branch, "--", target), (branch, target)
