@@ -201,7 +201,7 @@ class _History:
     def _parent(self, sha: bytes, index: int, revision: str) -> bytes:
         parents = self.graph.parents(sha)
         if index >= len(parents):
-            which = "a parent" if index == 0 else f"a parent number {index + 1}"
+            which = "parent" if index == 0 else f"parent number {index + 1}"
             raise NotFoundError(
                 f"revision {revision!r} does not exist: commit {sha.decode()[:7]} has no {which}"
             )
