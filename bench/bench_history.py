@@ -2,7 +2,7 @@
 """Benchmark expipe_git's history operations against the git CLI on the same repository.
 
     .venv/bin/python bench/bench_history.py                 # 1 000 actions, 10 000 commits, packed
-    .venv/bin/python bench/bench_history.py --loose         # the same with loose objects, as the API writes them
+    .venv/bin/python bench/bench_history.py --loose         # loose objects, as the API writes them
 
 The project is built with ``git fast-import`` (10 000 commits through the API
 would take two minutes): one commit creates the N actions (attributes and a
@@ -150,9 +150,9 @@ def unpack(root: pathlib.Path, env: dict) -> None:
         git(root, env, "unpack-objects", "-q", stdin=(held / path.name).read_bytes())
 
 
-def timed(call) -> tuple[float, object]:
+def timed(call, *call_args) -> tuple[float, object]:
     start = time.perf_counter()
-    result = call()
+    result = call(*call_args)
     return time.perf_counter() - start, result
 
 
@@ -238,15 +238,15 @@ def run_all(root: pathlib.Path, env: dict, args) -> list[dict]:
         for _ in range(args.cold_reps):
             cache.unlink(missing_ok=True)
             project = fresh()
-            seconds, result = timed(lambda project=project: ours(project))
+            seconds, result = timed(ours, project)
             commitgraph.of(project.store).save(force=True)
             project.close()
             cold.append(seconds)
         for _ in range(args.reps):
             project = fresh()
-            seconds, result = timed(lambda project=project: ours(project))
+            seconds, result = timed(ours, project)
             handle.append(seconds)
-            warm.append(timed(lambda project=project: ours(project))[0])
+            warm.append(timed(ours, project)[0])
             project.close()
             seconds, out = git_time(*git_args)
             baseline.append(seconds)
