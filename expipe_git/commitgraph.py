@@ -59,7 +59,7 @@ class CommitGraph:
         self._nodes: dict[bytes, Node] = {}
         self._new: dict[bytes, Node] = {}
         self._loaded = False
-        self._trees: dict[bytes, dict] = {}
+        self._trees: dict[bytes, bytes] = {}
         self._lock = threading.RLock()
         weakref.finalize(self, _save, self.path, self._nodes, self._new)
 
@@ -104,24 +104,28 @@ class CommitGraph:
         found.sort()
         return tuple(found)
 
-    def _tree(self, sha: bytes) -> dict:
-        entries = self._trees.get(sha)
-        if entries is None:
-            entries = self.store.peek_tree(sha)
+    def _tree(self, sha: bytes) -> bytes:
+        raw = self._trees.get(sha)
+        if raw is None:
+            raw = self.store.tree_bytes(sha)
             if len(self._trees) > _TREE_MEMORY:
                 self._trees.clear()
-            self._trees[sha] = entries
-        return entries
+            self._trees[sha] = raw
+        return raw
 
     def _diff_into(self, old: bytes | None, new: bytes | None, prefix: str, out: list[FileChange]) -> None:
         if old == new:
             return
-        before = self._tree(old) if old else {}
-        after = self._tree(new) if new else {}
-        for name in before.keys() | after.keys():
-            a, b = before.get(name), after.get(name)
+        if old is None or new is None:
+            gone = _entries(self._tree(old), 0, None) if old else {}
+            came = _entries(self._tree(new), 0, None) if new else {}
+        else:
+            gone, came = _differing(self._tree(old), self._tree(new))
+        for raw_name in gone.keys() | came.keys():
+            a, b = gone.get(raw_name), came.get(raw_name)
             if a == b:
                 continue
+            name = raw_name.decode("utf-8", "surrogateescape")
             a_dir = a is not None and stat.S_ISDIR(a[0])
             b_dir = b is not None and stat.S_ISDIR(b[0])
             if a_dir or b_dir:
@@ -193,6 +197,70 @@ class CommitGraph:
         with self._lock:
             if len(self._new) >= (1 if force else _SAVE_AFTER):
                 _save(self.path, self._nodes, self._new)
+
+
+# -- raw trees ------------------------------------------------------------------
+#
+# A git tree is a sequence of entries ``<octal mode> <name>\0<20-byte id>``
+# sorted by name. Names hold no NUL, so the entry after a NUL starts 20 bytes
+# later: walking entries needs no full parse.
+
+
+def _entries(raw: bytes, start: int, stop: int | None) -> dict[bytes, tuple[int, bytes]]:
+    """Parse the entries in ``raw[start:stop]`` (entry boundaries): name -> (mode, hex id)."""
+    found = {}
+    pos, stop = start, len(raw) if stop is None else stop
+    while pos < stop:
+        nul = raw.index(b"\0", pos)
+        mode, name = raw[pos:nul].split(b" ", 1)
+        found[name] = (int(mode, 8), raw[nul + 1 : nul + 21].hex().encode("ascii"))
+        pos = nul + 21
+    return found
+
+
+def _differing(old: bytes, new: bytes) -> tuple[dict, dict]:
+    """Return the entries of two versions of a tree around the bytes that differ.
+
+    A commit changes one entry of the 256-entry ``actions/`` tree; parsing
+    only the entries between the common prefix and the common suffix makes
+    comparing two versions several times cheaper than parsing both.
+    """
+    low, high = 0, min(len(old), len(new))
+    while low < high:  # the longest common prefix, by bisection (memcmp of slices)
+        mid = (low + high + 1) // 2
+        if old[:mid] == new[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    common_prefix = low
+    start = 0
+    while True:  # the last entry boundary at or before the first difference
+        nul = old.find(b"\0", start)
+        if nul < 0 or nul + 21 > common_prefix:
+            break
+        start = nul + 21
+    low, high = 0, min(len(old), len(new)) - start
+    while low < high:  # the longest common suffix after that boundary
+        mid = (low + high + 1) // 2
+        if old[len(old) - mid :] == new[len(new) - mid :]:
+            low = mid
+        else:
+            high = mid - 1
+    end_old = _boundary_at_or_after(old, start, len(old) - low)
+    end_new = _boundary_at_or_after(new, start, len(new) - low)
+    # Equal tails that start on entry boundaries in both hold the same entries.
+    while len(old) - end_old != len(new) - end_new:
+        if len(old) - end_old > len(new) - end_new:
+            end_old = old.index(b"\0", end_old) + 21
+        else:
+            end_new = new.index(b"\0", end_new) + 21
+    return _entries(old, start, end_old), _entries(new, start, end_new)
+
+
+def _boundary_at_or_after(raw: bytes, pos: int, limit: int) -> int:
+    while pos < limit:
+        pos = raw.index(b"\0", pos) + 21
+    return pos
 
 
 def _touches(diff: tuple[FileChange, ...], prefixes: list[str]) -> bool:

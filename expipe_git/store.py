@@ -434,20 +434,18 @@ class Store:
 
     # -- history (read-only helpers for expipe_git.history) ----------------
 
-    def peek_tree(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
-        """Return name -> (mode, sha) of a tree without remembering it.
+    def tree_bytes(self, sha: bytes) -> bytes:
+        """Return a tree object's raw entries, without parsing or remembering them.
 
-        History walks read thousands of old trees once each; keeping them in
-        the shared read cache would bloat it with trees nobody reads again.
+        History walks compare thousands of old trees once each: keeping them
+        in the shared read cache would bloat it with trees nobody reads
+        again, and two versions of a big folder differ in a few bytes, so the
+        caller parses only around those (:mod:`expipe_git.commitgraph`).
         """
-        entries = self._trees.get(sha)
-        if entries is None:
-            _, raw = self._raw_object(sha)
-            entries = {
-                name.decode("utf-8", "surrogateescape"): (mode, child)
-                for name, mode, child in parse_tree(raw, 20)
-            }
-        return entries
+        type_num, raw = self._raw_object(sha)
+        if type_num != _TYPE_NUMBERS[b"tree"]:
+            raise ExpipeError(f"{sha.decode()} is not a tree")
+        return raw
 
     def resolve_ref(self, name: str) -> bytes | None:
         """Return the commit a ref name means, by git's rules, or None.
