@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import __version__, history, layout
-from .errors import ExpipeError, NotFoundError
+from .errors import ExpipeError, InvalidValueError, NotFoundError
 from .model import Project, create_project, get_project
 
 PROG = "expipe-git"
@@ -488,7 +488,14 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_show_commit(args: argparse.Namespace) -> int:
     project = _open_project(args)
-    commit = project.get_commit(args.object)
+    try:
+        commit = project.get_commit(args.object)
+    except (NotFoundError, InvalidValueError) as exc:
+        raise CliError(
+            f"cannot read object address or revision {args.object!r}: an address starts with "
+            "project, action/, entity/, template/ or module/ (e.g. action/rec-1/module/tracking); "
+            f"as a revision: {exc}"
+        ) from None
     if args.json:
         _print_json(_commit_json(commit, commit.changes))
         return 0
