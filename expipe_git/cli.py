@@ -472,10 +472,12 @@ def cmd_log(args: argparse.Namespace) -> int:
     project = _open_project(args)
     obj = None if args.object is None else layout.parse_address(args.object)
     prefix = None if obj is None else history.object_path(obj)
-    commits = project.log(path=obj, since=args.since, until=args.until, author=args.author, limit=args.limit)
+    options = {"since": args.since, "until": args.until, "author": args.author, "limit": args.limit}
     if args.json:
+        commits = project.log(path=obj, **options)
         _print_json([_commit_json(c, [x for x in c.changes if _under(x, prefix)]) for c in commits])
         return 0
+    commits = history.iter_log(project, path=obj, **options)  # printed as found
     color = _use_color()
     for commit in commits:
         when = commit.datetime.strftime("%Y-%m-%d %H:%M:%S %z")

@@ -171,7 +171,10 @@ class _History:
             InvalidValueError: the text is not a revision, or a short id is ambiguous.
         """
         if isinstance(revision, Commit):
-            return revision.id.encode("ascii")
+            sha = revision.id.encode("ascii")
+            if self.store.object_type(sha) != "commit":
+                raise NotFoundError(f"commit {revision.id[:7]} is not in {self.store.root}")
+            return sha
         if isinstance(revision, dt.datetime):
             return self._at_time(revision)
         if isinstance(revision, bytes):
@@ -304,7 +307,10 @@ class _History:
 
     # -- walking ---------------------------------------------------------
 
-    def log(
+    def log(self, **options: Any) -> list[Commit]:
+        return list(self.iter_log(**options))
+
+    def iter_log(
         self,
         *,
         paths: list[str] | None = None,
@@ -313,13 +319,10 @@ class _History:
         author: str | None = None,
         limit: int | None = None,
         start: Any = "HEAD",
-    ) -> list[Commit]:
-        head = self.store.head()
-        if head is None:
-            return []
+    ) -> Iterator[Commit]:
+        """Check the options now, then yield the commits as the walk finds them."""
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise InvalidValueError(f"limit must be a whole number of commits, not {limit!r}")
-        first = head if start == "HEAD" else self.resolve(start)
         low = None if since is None else math.ceil(parse_when(since).timestamp())
         high = None if until is None else parse_when(until).timestamp()
         pattern = None
@@ -328,19 +331,34 @@ class _History:
                 pattern = re.compile(author)
             except re.error as exc:
                 raise InvalidValueError(f"author {author!r} is not a regular expression: {exc}") from None
-        found: list[Commit] = []
-        if limit == 0:
-            return found
-        for sha in self.graph.walk([first], paths, since=low):
-            if high is not None and self.graph.time(sha) > high:
-                continue
-            if pattern is not None and not pattern.search(self.store.read_commit(sha).author):
-                continue
-            found.append(self.commit(sha))
-            if limit is not None and len(found) >= limit:
-                break
-        self.graph.save()
-        return found
+        head = self.store.head()
+        if head is None or limit == 0:
+            return iter(())
+        first = head if start == "HEAD" else self.resolve(start)
+        return self._walk_log(first, paths, low, high, pattern, limit)
+
+    def _walk_log(
+        self,
+        first: bytes,
+        paths: list[str] | None,
+        low: int | None,
+        high: float | None,
+        pattern: re.Pattern | None,
+        limit: int | None,
+    ) -> Iterator[Commit]:
+        count = 0
+        try:
+            for sha in self.graph.walk([first], paths, since=low):
+                if high is not None and self.graph.time(sha) > high:
+                    continue
+                if pattern is not None and not pattern.search(self.store.read_commit(sha).author):
+                    continue
+                yield self.commit(sha)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+        finally:
+            self.graph.save()
 
     def blame(self, path: str, what: str) -> list[tuple[tuple, Any, Commit]]:
         """Return (leaf key, value, the commit that last set it) for the record at ``path``."""
@@ -526,9 +544,14 @@ def path_of(target: Any) -> str:
 
 
 def log(project: Project, **options: Any) -> list[Commit]:
+    return list(iter_log(project, **options))
+
+
+def iter_log(project: Project, **options: Any) -> Iterator[Commit]:
+    """Like ``project.log`` but yielding commits as they are found (the CLI streams them)."""
     path = options.pop("path", None)
     paths = None if path is None else [path_of(path)]
-    return history_of(project.store).log(paths=paths, **options)
+    return history_of(project.store).iter_log(paths=paths, **options)
 
 
 def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:

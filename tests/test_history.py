@@ -601,3 +601,31 @@ def test_raw_tree_comparison_finds_exactly_the_entries_that_differ():
         assert found == expected
         for name in found:
             assert gone.get(name) == parsed(old).get(name) and came.get(name) == parsed(new).get(name)
+
+
+def test_renamed_with_stock_git_is_a_removal_and_a_creation(rec, tmp_path):
+    project, action, module = rec
+    path = project_path(project)
+    new_file = layout.module_path(("action", "rec-1"), "tracking2")
+    git(path, "mv", module._path, new_file)
+    git(path, "commit", "-q", "-m", "rename tracking by hand")
+    (removed, added) = sorted(project.log(limit=1)[0].changes, key=lambda c: c.kind, reverse=True)
+    assert (removed.kind, removed.object, removed.key) == (
+        "removed",
+        ("action", "rec-1", "module", "tracking"),
+        (),
+    )
+    assert (added.kind, added.object, added.key) == ("added", ("action", "rec-1", "module", "tracking2"), ())
+    assert added.new["depth"] == 2 * pq.um
+    # The old name's history ends with the rename, like git log without --follow; it stays readable.
+    old_history = project.log(path=("action", "rec-1", "module", "tracking"))
+    assert old_history[0].subject == "rename tracking by hand"
+    assert ids(old_history) == git_ids(path, "--", module._path)
+    assert ids(action.modules["tracking2"].history()) == git_ids(path, "--", new_file)
+    # A deleted object's history is still there, by address.
+    project.delete_action("rec-1")
+    assert project.log(path=("action", "rec-1"))[0].subject == "action 'rec-1': delete"
+    # A Commit of another project is refused by name.
+    other = expipe_git.require_project(tmp_path / "other")
+    with pytest.raises(expipe_git.NotFoundError, match="is not in"):
+        project.diff(other.get_commit())
