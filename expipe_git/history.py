@@ -202,7 +202,8 @@ class _History:
         return sha
 
     def _parent(self, sha: bytes, index: int, revision: str) -> bytes:
-        parents = self.graph.parents(sha)
+        # The commit header, not the graph: resolving HEAD~1000 diffs no trees.
+        parents = self.store.read_commit(sha).parents
         if index >= len(parents):
             which = "parent" if index == 0 else f"parent number {index + 1}"
             raise NotFoundError(
@@ -221,7 +222,7 @@ class _History:
             if self.store.object_type(sha) is None:
                 raise NotFoundError(f"no commit {base} in {self.store.root}")
             return self._commit_of(sha, revision)
-        sha = self.store.resolve_ref(base)
+        sha = self.store.resolve_ref(base) if _could_be_ref(base) else None
         if sha is not None:
             return self._commit_of(sha, revision)
         if _HEX.match(base):
@@ -250,10 +251,10 @@ class _History:
         moment = _aware(when).timestamp()
         sha = self.store.head()
         while sha is not None:
-            if self.graph.time(sha) <= moment:
+            info = self.store.read_commit(sha)
+            if info.commit_time <= moment:
                 return sha
-            parents = self.graph.parents(sha)
-            sha = parents[0] if parents else None
+            sha = info.parents[0] if info.parents else None
         raise NotFoundError(f"the project has no commit at or before {_aware(when).isoformat()}")
 
     # -- commits and changes ---------------------------------------------
@@ -566,6 +567,19 @@ def blame_rows(project: Project, obj: tuple[str, ...]) -> list[tuple[tuple, Any,
 def leaves(value: Any) -> list[tuple[tuple, Any]]:
     """Return (key path, value) of every leaf of a record: tables are opened, lists are leaves."""
     return list(_leaves(value))
+
+
+def _could_be_ref(name: str) -> bool:
+    """Whether ``name`` could name a ref (git check-ref-format's rules, roughly)."""
+    return not (
+        ".." in name
+        or "@{" in name
+        or "//" in name
+        or name.startswith(("/", "."))
+        or name.endswith(("/", ".", ".lock"))
+        or any(ch in name for ch in " ~^:?*[\\")
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
+    )
 
 
 def _hand_on(pending: dict[bytes, dict], parent: bytes, keys: dict) -> None:
