@@ -629,3 +629,36 @@ def test_renamed_with_stock_git_is_a_removal_and_a_creation(rec, tmp_path):
     other = expipe_git.require_project(tmp_path / "other")
     with pytest.raises(expipe_git.NotFoundError, match="is not in"):
         project.diff(other.get_commit())
+
+
+def test_blame_agrees_with_the_history_of_each_key(project):
+    """Blame against an oracle: the newest commit whose key value differs from its parent's."""
+    import random
+
+    from expipe_git.history import leaves, same_value
+
+    rng = random.Random(3)
+    module = project.require_module("m", contents={"a": 1, "b": {"c": 1, "d": 1}, "e": 1})
+    for _ in range(25):
+        key = rng.choice([("a",), ("b", "c"), ("b", "d"), ("e",)])
+        value = rng.choice([1, 2, 3 * pq.mm])
+        if len(key) == 1:
+            module[key[0]] = value
+        else:
+            module[key[0]][key[1]] = value
+    blame = module.blame()
+    now = dict(leaves(module.contents))
+    assert set(blame) == set(now)
+
+    def leaves_at(revision: str) -> dict:
+        modules = project.at(revision).modules
+        return dict(leaves(modules["m"].contents)) if "m" in modules else {}
+
+    history = [(commit, leaves_at(commit.id), leaves_at(commit.parents[0])) for commit in module.history()]
+    for key in now:
+        expected = next(
+            commit
+            for commit, after, before in history  # newest first
+            if key not in before or not same_value(before[key], after[key])
+        )
+        assert blame[key] == expected, key
