@@ -54,7 +54,9 @@ class CommitGraph:
     """Parents, commit time and changed files of commits, computed once each."""
 
     def __init__(self, store: Store):
-        self.store = store
+        # Weak: ``of`` keys graphs by store weakly, and a strong reference
+        # back would keep every store (and its open pack files) alive.
+        self._store = weakref.ref(store)
         self.path = os.path.join(store.state_dir, "history-cache")
         self._nodes: dict[bytes, Node] = {}
         self._new: dict[bytes, Node] = {}
@@ -62,6 +64,13 @@ class CommitGraph:
         self._trees: dict[bytes, bytes] = {}
         self._lock = threading.RLock()
         weakref.finalize(self, _save, self.path, self._nodes, self._new)
+
+    @property
+    def store(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise ReferenceError("the store of this commit graph was closed and collected")
+        return store
 
     def node(self, sha: bytes) -> Node:
         found = self._nodes.get(sha)
