@@ -10,10 +10,11 @@ change and returns the new file contents.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from . import layout, settings, values
@@ -160,6 +161,20 @@ class Project:
     ) -> bytes | None:
         message = layout.commit_message(obj, operation, detail)
         return self._store.mutate(build, message, author=self._identity())
+
+    @contextlib.contextmanager
+    def transaction(self, message: str | None = None) -> Iterator[Project]:
+        """Make every change in the block one commit; if the block raises, none.
+
+        Inside the block, reads show the changes made so far; nothing reaches
+        the repository until the block ends. Blocks nest: an inner block
+        folds into the outer one, and if it raises, only its own changes are
+        dropped. ``message`` is the commit's subject (default: the number of
+        changes); its body lists each change. If another program committed
+        meanwhile, the changes are applied again on top of its commit.
+        """
+        with self._store.transaction(message, self._identity):
+            yield self
 
     # -- expipe's project API ---------------------------------------------
 

@@ -133,12 +133,18 @@ class CommitInfo:
 
 
 class Snapshot:
-    """A read view of the files of one commit (or of an empty repository)."""
+    """A read view of the files of one commit (or of an empty repository).
 
-    def __init__(self, store: Store, commit: bytes | None):
+    ``tree`` overrides the commit's tree: inside a transaction, reads see the
+    tree with the changes buffered so far, on top of ``commit``.
+    """
+
+    def __init__(self, store: Store, commit: bytes | None, tree: bytes | None = None):
         self.store = store
         self.commit = commit
-        self.tree = store.commit_tree(commit) if commit else None
+        if tree is None:
+            tree = store.commit_tree(commit) if commit else None
+        self.tree = None if tree == _EMPTY_TREE else tree
 
     def entry(self, path: str) -> tuple[int, bytes] | None:
         """Return (mode, sha) of ``path``, or None if it does not exist."""
@@ -187,6 +193,30 @@ class Snapshot:
                 yield full, sha
 
 
+class _Transaction:
+    """Mutations buffered in memory until the outermost block ends.
+
+    Each mutation's ``build`` is applied at once to an in-memory tree, so
+    reads inside the block see it; nothing touches the disk. At the end the
+    tree becomes one commit. If another writer committed meanwhile, the
+    builds are replayed in order on top of its commit, as a single mutation
+    would be.
+    """
+
+    def __init__(self, start: bytes | None, tree: bytes | None):
+        self.start = start
+        self.tree = tree
+        self.builds: list[Callable[[Snapshot], Changes]] = []
+        self.subjects: list[str] = []
+        self.message: str | None = None
+        self.objects: dict[bytes, tuple[int, bytes]] = {}
+
+    def put(self, kind: bytes, content: bytes) -> bytes:
+        sha = hashlib.sha1(kind + b" %d\0" % len(content) + content).hexdigest().encode("ascii")
+        self.objects[sha] = (_TYPE_NUMBERS[kind], content)
+        return sha
+
+
 class Store:
     """A git repository with a working tree, as expipe_git reads and writes it."""
 
@@ -215,6 +245,7 @@ class Store:
         weakref.finalize(self, _close, self.repo, self._cache)
         self._parsed: dict[bytes, object] = {}
         self._commits: dict[bytes, CommitInfo] = {}
+        self._local = threading.local()  # the transaction of each thread
         self._thread_lock = threading.RLock()
 
     # -- creating ---------------------------------------------------------
@@ -257,7 +288,13 @@ class Store:
         return sha
 
     def snapshot(self, commit: bytes | None = None) -> Snapshot:
-        return Snapshot(self, self.head() if commit is None else commit)
+        """Return a view of ``commit`` (default: HEAD with this thread's buffered changes)."""
+        if commit is None:
+            tx = self._transaction()
+            if tx is not None:
+                return Snapshot(self, tx.start, tree=tx.tree or _EMPTY_TREE)
+            commit = self.head()
+        return Snapshot(self, commit)
 
     def commit_tree(self, commit: bytes) -> bytes:
         """Return the root tree of a commit (cached: commits never change)."""
@@ -385,6 +422,9 @@ class Store:
         rescans the pack folder first, which made reading every action of a
         10k-action project 3x slower. Packed objects go through dulwich.
         """
+        in_memory = getattr(self._local, "objects", None)
+        if in_memory and sha in in_memory:
+            return in_memory[sha]
         hex_sha = sha.decode("ascii")
         path = os.path.join(self._objects_dir, hex_sha[:2], hex_sha[2:])
         try:
@@ -453,7 +493,18 @@ class Store:
         ``when`` dates the commit (default: now). ``merge_parent`` makes a
         merge commit whose second parent it is; it is made even when the
         merged tree equals HEAD's, so the other history becomes an ancestor.
+
+        Inside :meth:`transaction` the change is buffered and None returned.
         """
+        tx = self._transaction()
+        if tx is not None:
+            if from_worktree or when is not None or merge_parent is not None:
+                raise ExpipeError(
+                    "committing hand edits or merging cannot be part of a transaction; "
+                    "do it before or after the 'with project.transaction()' block"
+                )
+            self._buffer(tx, build, message)
+            return None
 
         def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
             updates = self._effective(snap, build(snap))
@@ -538,6 +589,103 @@ class Store:
                     )
             return commit
 
+    # -- transactions -----------------------------------------------------
+
+    def _transaction(self) -> _Transaction | None:
+        return getattr(self._local, "tx", None)
+
+    @contextlib.contextmanager
+    def transaction(self, message: str | None, author: Callable[[], Identity]) -> Iterator[None]:
+        """Make every mutation in the block one commit, or none if it raises.
+
+        A nested block folds into the outer one; if it raises, only its own
+        changes are dropped (a savepoint), and the exception goes on.
+        ``author`` is called once, when there is something to commit.
+        """
+        tx = self._transaction()
+        if tx is not None:
+            # Objects stay: they are named by their contents, and only those
+            # the final tree reaches are written.
+            savepoint = (tx.tree, len(tx.builds))
+            if tx.message is None:
+                tx.message = message
+            try:
+                yield
+            except BaseException:
+                tx.tree, count = savepoint
+                del tx.builds[count:], tx.subjects[count:]
+                raise
+            return
+        if self.pinned is not None:
+            raise ReadOnlyError("this is a read-only view of an old state of the project")
+        start = self.head()
+        tx = _Transaction(start, self.commit_tree(start) if start else None)
+        tx.message = message
+        self._local.tx, self._local.objects = tx, tx.objects
+        try:
+            yield
+            self._local.tx = None
+            if tx.builds:
+                self._commit_transaction(tx, author())
+        finally:
+            self._local.tx = self._local.objects = None
+
+    def _buffer(self, tx: _Transaction, build: Callable[[Snapshot], Changes], message: str) -> None:
+        snap = Snapshot(self, tx.start, tree=tx.tree or _EMPTY_TREE)
+        changes = {p: sha for p, (sha, _) in self._stage(snap, build, tx).items()}
+        if changes:
+            tx.tree = self._apply_to_tree(tx.tree, changes, put=tx.put)
+            tx.builds.append(build)
+            tx.subjects.append(message.split("\n", 1)[0])
+
+    def _stage(self, snap: Snapshot, build: Callable[[Snapshot], Changes], tx: _Transaction) -> dict:
+        """Run ``build`` on ``snap``; keep the new blobs in the transaction's memory."""
+        updates = self._effective(snap, build(snap))
+        for sha, data in updates.values():
+            if data is not None:
+                tx.objects[sha] = (_TYPE_NUMBERS[b"blob"], data)
+        return updates
+
+    def _commit_transaction(self, tx: _Transaction, author: Identity) -> bytes | None:
+        message = _transaction_message(tx.message, tx.subjects)
+
+        def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
+            tree = tx.tree
+            if snap.commit != tx.start:
+                # Another writer committed since the block began: replay.
+                tree = snap.tree
+                for build in tx.builds:
+                    view = Snapshot(self, snap.commit, tree=tree or _EMPTY_TREE)
+                    staged = self._stage(view, build, tx)
+                    tree = self._apply_to_tree(tree, {p: sha for p, (sha, _) in staged.items()}, put=tx.put)
+            changed = self.diff_trees(snap.tree, None if tree == _EMPTY_TREE else tree)
+            if not changed:
+                return None
+            updates = {
+                path: (new, None if new is None else self.read_blob(new))
+                for path, (_, new) in changed.items()
+            }
+            self._refuse_hand_edits(snap, updates)
+            self._persist(tx, tree)
+            return updates, self._write_commit(snap, {}, message, author, tree=tree)
+
+        return self._land(prepare, message)
+
+    def _persist(self, tx: _Transaction, tree: bytes | None) -> None:
+        """Write to disk the objects of ``tree`` that exist only in memory."""
+        if tree == _EMPTY_TREE:
+            self._write_object(b"tree", b"")
+        if tree is None or tree not in tx.objects:
+            return
+        type_num, content = tx.objects[tree]
+        for _, mode, sha in parse_tree(content, 20):
+            if sha in tx.objects:
+                if stat.S_ISDIR(mode):
+                    self._persist(tx, sha)
+                else:
+                    self._write_object(b"blob", tx.objects[sha][1])
+        self._write_object(b"tree", content)
+
     def _check_repository_state(self) -> None:
         """Refuse to commit where git is in the middle of something of the user's."""
         try:
@@ -602,11 +750,17 @@ class Store:
         *,
         when: datetime | None = None,
         merge_parent: bytes | None = None,
+        tree: bytes | None = None,
     ) -> bytes:
-        for _, data in updates.values():
-            if data is not None:
-                self._write_object(b"blob", data)
-        tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
+        """Write the blobs of ``updates``, the new trees and the commit.
+
+        ``tree``, if given, is the finished root tree (already on disk).
+        """
+        if tree is None:
+            for _, data in updates.values():
+                if data is not None:
+                    self._write_object(b"blob", data)
+            tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
         commit = Commit()
         commit.tree = tree
         commit.parents = [snap.commit] if snap.commit else []
@@ -623,12 +777,19 @@ class Store:
         commit.message = message.encode("utf-8")
         return self._write_object(b"commit", commit.as_raw_string())
 
-    def _apply_to_tree(self, tree: bytes | None, changes: dict[str, bytes | None]) -> bytes:
+    def _apply_to_tree(
+        self,
+        tree: bytes | None,
+        changes: dict[str, bytes | None],
+        put: Callable[[bytes, bytes], bytes] | None = None,
+    ) -> bytes:
         """Write the trees that ``changes`` (path -> blob sha or None) alter.
 
         Unlike dulwich's commit_tree_changes this never stores an empty tree
         (git fsck would report it dangling) and never mutates cached trees.
+        ``put`` stores a tree (default: on disk).
         """
+        put = put or self._write_object
         entries = dict(self.tree_entries(tree)) if tree else {}
         nested: dict[str, dict[str, bytes | None]] = {}
         for path, sha in changes.items():
@@ -642,7 +803,7 @@ class Store:
         for name, sub in nested.items():
             current = entries.get(name)
             subtree = current[1] if current and stat.S_ISDIR(current[0]) else None
-            new = self._apply_to_tree(subtree, sub)
+            new = self._apply_to_tree(subtree, sub, put)
             if new == _EMPTY_TREE:
                 entries.pop(name, None)
             else:
@@ -656,7 +817,7 @@ class Store:
             key = raw_name + b"/" if stat.S_ISDIR(mode) else raw_name
             rows.append((key, b"%o %s\0%s" % (mode, raw_name, bytes.fromhex(sha.decode("ascii")))))
         rows.sort()
-        return self._write_object(b"tree", b"".join(row for _, row in rows))
+        return put(b"tree", b"".join(row for _, row in rows))
 
     def _write_object(self, kind: bytes, content: bytes) -> bytes:
         """Store a loose object and return its hex id.
@@ -750,7 +911,7 @@ class Store:
 
     def rebuild_index(self) -> None:
         """Write the index afresh from HEAD, keeping stat data of clean files."""
-        snap = self.snapshot()
+        snap = Snapshot(self, self.head())
         entries = []
         for path, sha in snap.walk():
             full = os.path.join(self.root, path)
@@ -765,7 +926,7 @@ class Store:
 
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits."""
-        committed = dict(self.snapshot().walk())
+        committed = dict(Snapshot(self, self.head()).walk())
         return self.worktree.changes(committed, gitindex.read_paths(self.index_path) or {})
 
     # -- locking and crash recovery ---------------------------------------
@@ -844,7 +1005,7 @@ class Store:
         except ValueError:
             entry = None
         if entry is not None and _hex(self.head()) == entry["new"]:
-            snap = self.snapshot()
+            snap = Snapshot(self, self.head())
             updates = {}
             for path, (old, new) in entry["paths"].items():
                 current = self.worktree.file_sha(path)
@@ -918,3 +1079,15 @@ def _signature(value: bytes) -> tuple[str, int, int]:
         return (person + b">").decode("utf-8", "replace"), int(seconds), offset
     except ValueError:
         return value.decode("utf-8", "replace"), 0, 0
+
+
+def _transaction_message(message: str | None, subjects: list[str]) -> str:
+    """The commit message of a transaction: its message, then what it did."""
+    if message is None and len(subjects) == 1:
+        return subjects[0] + "\n\nExpipe-Operation: transaction\n"
+    subject = message.strip() if message else f"{len(subjects)} changes"
+    shown = subjects[:100]
+    lines = [f"- {line}" for line in shown]
+    if len(subjects) > len(shown):
+        lines.append(f"- and {len(subjects) - len(shown)} more")
+    return subject + "\n\n" + "\n".join(lines) + "\n\nExpipe-Operation: transaction\n"
