@@ -132,25 +132,68 @@ class CommitInfo:
         )
 
 
+class Draft:
+    """A tree being changed in memory: the files of a transaction so far.
+
+    Changes wait in ``pending`` and are folded into ``tree`` only when a
+    folder they touch is read, so a run of mutations rewrites the root tree
+    once, not once per mutation.
+    """
+
+    def __init__(self, store: Store, tree: bytes | None, put: Callable[[bytes, bytes], bytes]):
+        self.store = store
+        self.base = tree  # the tree with every change before ``pending``
+        self.pending: dict[str, bytes | None] = {}
+        self.folders: set[str] = set()
+        self.put = put
+
+    def change(self, changes: dict[str, bytes | None]) -> None:
+        for path, sha in changes.items():
+            self.pending[path] = sha
+            folder = path.rpartition("/")[0]
+            while folder and folder not in self.folders:
+                self.folders.add(folder)
+                folder = folder.rpartition("/")[0]
+
+    def tree(self) -> bytes | None:
+        if self.pending:
+            tree = self.store._apply_to_tree(self.base, self.pending, put=self.put)
+            self.base = None if tree == _EMPTY_TREE else tree
+            self.pending, self.folders = {}, set()
+        return self.base
+
+    def entry(self, path: str) -> tuple[int, bytes] | None:
+        if path in self.pending:
+            sha = self.pending[path]
+            return None if sha is None else (FILE_MODE, sha)
+        tree = self.tree() if path in self.folders else self.base
+        return None if tree is None else self.store.lookup(tree, path)
+
+
 class Snapshot:
     """A read view of the files of one commit (or of an empty repository).
 
-    ``tree`` overrides the commit's tree: inside a transaction, reads see the
-    tree with the changes buffered so far, on top of ``commit``.
+    With a ``draft``, reads see the draft's files instead: inside a
+    transaction, the changes buffered so far on top of ``commit``.
     """
 
-    def __init__(self, store: Store, commit: bytes | None, tree: bytes | None = None):
+    def __init__(self, store: Store, commit: bytes | None, draft: Draft | None = None):
         self.store = store
         self.commit = commit
-        if tree is None:
-            tree = store.commit_tree(commit) if commit else None
-        self.tree = None if tree == _EMPTY_TREE else tree
+        self._draft = draft
+        self._tree = store.commit_tree(commit) if commit and draft is None else None
+
+    @property
+    def tree(self) -> bytes | None:
+        return self._tree if self._draft is None else self._draft.tree()
 
     def entry(self, path: str) -> tuple[int, bytes] | None:
         """Return (mode, sha) of ``path``, or None if it does not exist."""
-        if self.tree is None:
+        if self._draft is not None:
+            return self._draft.entry(path)
+        if self._tree is None:
             return None
-        return self.store.lookup(self.tree, path)
+        return self.store.lookup(self._tree, path)
 
     def blob_id(self, path: str) -> bytes | None:
         found = self.entry(path)
@@ -196,20 +239,20 @@ class Snapshot:
 class _Transaction:
     """Mutations buffered in memory until the outermost block ends.
 
-    Each mutation's ``build`` is applied at once to an in-memory tree, so
+    Each mutation's ``build`` is applied at once to an in-memory draft, so
     reads inside the block see it; nothing touches the disk. At the end the
-    tree becomes one commit. If another writer committed meanwhile, the
+    draft becomes one commit. If another writer committed meanwhile, the
     builds are replayed in order on top of its commit, as a single mutation
     would be.
     """
 
-    def __init__(self, start: bytes | None, tree: bytes | None):
+    def __init__(self, store: Store, start: bytes | None):
         self.start = start
-        self.tree = tree
+        self.objects: dict[bytes, tuple[int, bytes]] = {}
+        self.draft = Draft(store, store.commit_tree(start) if start else None, self.put)
         self.builds: list[Callable[[Snapshot], Changes]] = []
         self.subjects: list[str] = []
         self.message: str | None = None
-        self.objects: dict[bytes, tuple[int, bytes]] = {}
 
     def put(self, kind: bytes, content: bytes) -> bytes:
         sha = hashlib.sha1(kind + b" %d\0" % len(content) + content).hexdigest().encode("ascii")
@@ -292,7 +335,7 @@ class Store:
         if commit is None:
             tx = self._transaction()
             if tx is not None:
-                return Snapshot(self, tx.start, tree=tx.tree or _EMPTY_TREE)
+                return Snapshot(self, tx.start, tx.draft)
             commit = self.head()
         return Snapshot(self, commit)
 
@@ -606,20 +649,21 @@ class Store:
         if tx is not None:
             # Objects stay: they are named by their contents, and only those
             # the final tree reaches are written.
-            savepoint = (tx.tree, len(tx.builds))
+            savepoint = (tx.draft.tree(), len(tx.builds))
             if tx.message is None:
                 tx.message = message
             try:
                 yield
             except BaseException:
-                tx.tree, count = savepoint
+                tx.draft.base, count = savepoint
+                tx.draft.pending, tx.draft.folders = {}, set()
                 del tx.builds[count:], tx.subjects[count:]
                 raise
             return
         if self.pinned is not None:
             raise ReadOnlyError("this is a read-only view of an old state of the project")
         start = self.head()
-        tx = _Transaction(start, self.commit_tree(start) if start else None)
+        tx = _Transaction(self, start)
         tx.message = message
         self._local.tx, self._local.objects = tx, tx.objects
         try:
@@ -631,10 +675,11 @@ class Store:
             self._local.tx = self._local.objects = None
 
     def _buffer(self, tx: _Transaction, build: Callable[[Snapshot], Changes], message: str) -> None:
-        snap = Snapshot(self, tx.start, tree=tx.tree or _EMPTY_TREE)
-        changes = {p: sha for p, (sha, _) in self._stage(snap, build, tx).items()}
+        changes = {
+            p: sha for p, (sha, _) in self._stage(Snapshot(self, tx.start, tx.draft), build, tx).items()
+        }
         if changes:
-            tx.tree = self._apply_to_tree(tx.tree, changes, put=tx.put)
+            tx.draft.change(changes)
             tx.builds.append(build)
             tx.subjects.append(message.split("\n", 1)[0])
 
@@ -650,15 +695,15 @@ class Store:
         message = _transaction_message(tx.message, tx.subjects)
 
         def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
-            tree = tx.tree
+            draft = tx.draft
             if snap.commit != tx.start:
                 # Another writer committed since the block began: replay.
-                tree = snap.tree
+                draft = Draft(self, snap.tree, tx.put)
                 for build in tx.builds:
-                    view = Snapshot(self, snap.commit, tree=tree or _EMPTY_TREE)
-                    staged = self._stage(view, build, tx)
-                    tree = self._apply_to_tree(tree, {p: sha for p, (sha, _) in staged.items()}, put=tx.put)
-            changed = self.diff_trees(snap.tree, None if tree == _EMPTY_TREE else tree)
+                    staged = self._stage(Snapshot(self, snap.commit, draft), build, tx)
+                    draft.change({p: sha for p, (sha, _) in staged.items()})
+            tree = draft.tree()
+            changed = self.diff_trees(snap.tree, tree)
             if not changed:
                 return None
             updates = {
@@ -667,14 +712,14 @@ class Store:
             }
             self._refuse_hand_edits(snap, updates)
             self._persist(tx, tree)
+            if tree is None:  # everything was deleted
+                tree = self._write_object(b"tree", b"")
             return updates, self._write_commit(snap, {}, message, author, tree=tree)
 
         return self._land(prepare, message)
 
     def _persist(self, tx: _Transaction, tree: bytes | None) -> None:
         """Write to disk the objects of ``tree`` that exist only in memory."""
-        if tree == _EMPTY_TREE:
-            self._write_object(b"tree", b"")
         if tree is None or tree not in tx.objects:
             return
         type_num, content = tx.objects[tree]
