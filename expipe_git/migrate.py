@@ -509,12 +509,12 @@ class _Builder:
                         "(nothing was written)"
                     )
                 links[base] = resolved.outside
+            missing = "" if resolved.exists else "; it is not in the source"
             if resolved.relative != value:
-                self.note(
-                    f"{what}: data entry {key!r} {value!r} is now {resolved.relative!r} ({resolved.how})"
-                )
-            if not resolved.exists:
-                self.note(f"{what}: data entry {key!r} names {value!r}, which is not in the source")
+                now = resolved.relative
+                self.note(f"{what}: data entry {key!r} {value!r} is now {now!r}: {resolved.how}{missing}")
+            elif missing:
+                self.note(f"{what}: data entry {key!r} {value!r} is not in the source")
             entries[key] = resolved.relative
         return list(links.items())
 
@@ -613,9 +613,9 @@ def import_expipe_project(
         raise InvalidValueError(f"data must be one of {', '.join(map(repr, DATA_MODES))}, not {data!r}")
     root = pathlib.Path(source).absolute()
     target = pathlib.Path(destination).absolute()
-    _check_destination(root, target)
     reader = _Source(root)
     plan = _scan(reader)
+    _check_destination(root, target)
     report = ImportReport(str(root), str(target), data_mode=data)
     report.counts = {
         "actions": len(plan.folders["action"]),
@@ -639,10 +639,7 @@ def import_expipe_project(
         shutil.rmtree(building, ignore_errors=True)
         raise
     if plan.stray:
-        report.notes.append(
-            f"not imported ({len(plan.stray)} file{'s' if len(plan.stray) != 1 else ''} that are not part "
-            f"of an expipe project): {', '.join(plan.stray)}"
-        )
+        report.notes.append(f"not imported, not part of an expipe project: {', '.join(plan.stray)}")
     project = Project(target)
     if verify:
         _verify(reader, plan, project, report, progress)
@@ -872,6 +869,7 @@ def _verify(
     reader: _Source, plan: _Plan, project: Project, report: ImportReport, progress: Progress | None
 ) -> None:
     compare = _Comparer(report)
+    report.verified = True
     total = plan.total()
     done = 0
 
