@@ -18,7 +18,7 @@ from .errors import (
     RepositoryStateError,
     UncommittedChangesError,
 )
-from .migrate import ImportReport, import_expipe_project
+from .migrate import ImportReport, import_expipe_project, verify_import
 from .model import FileStatus, Project, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
@@ -56,4 +56,5 @@ __all__ = [
     "import_expipe_project",
     "require_project",
     "settings",
+    "verify_import",
 ]

@@ -408,10 +408,18 @@ def _progress_bar(stream: Any, width: int = 30) -> Callable[[int, int, str], Non
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .migrate import import_expipe_project
+    from .migrate import import_expipe_project, verify_import
 
     base = _base(args)
     progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    if args.verify_only:
+        target = (base / args.destination).absolute()
+        if not (target / layout.CONFIG_FILE).is_file():
+            raise CliError(f"{target} is not an expipe_git project; --verify-only compares an earlier import")
+        with get_project(target) as project:
+            report = verify_import(base / args.source, project, progress=progress)
+        print(report)
+        return _import_status(report)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # differences are reported below, with the exit status
         project = import_expipe_project(
@@ -424,6 +432,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
     report = project.import_report
     print(report)
+    return _import_status(report)
+
+
+def _import_status(report: Any) -> int:
     if not report.ok:
         _error(
             f"{len(report.differences)} value(s) differ between {report.source} and the imported project "
@@ -539,6 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="make one commit of everything (default: one commit per object, dated by its registered time)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip comparing the result with the source")
+    p.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="import nothing: compare DEST, made by an earlier import, with SOURCE again",
+    )
     data = p.add_mutually_exclusive_group()
     data.add_argument(
         "--copy-data",

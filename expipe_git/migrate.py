@@ -48,7 +48,7 @@ from .model import Project, _find_project_root
 from .objects import _dump_message, _message_id, datetime_format
 from .store import Changes, Snapshot, Store
 
-__all__ = ["ImportReport", "import_expipe_project"]
+__all__ = ["ImportReport", "import_expipe_project", "verify_import"]
 
 OPERATION = "import from expipe 0.6"
 DATA_MODES = ("reference", "copy", "hardlink")
@@ -87,6 +87,7 @@ class ImportReport:
     objects_compared: int = 0
     values_compared: int = 0
     differences: list[str] = dataclasses.field(default_factory=list)
+    imported: bool = True  # False for a report of verify_import alone
 
     @property
     def ok(self) -> bool:
@@ -95,11 +96,14 @@ class ImportReport:
 
     def __str__(self) -> str:
         counted = ", ".join(f"{n} {kind}" for kind, n in self.counts.items())
-        lines = [
-            f"Imported {self.source} into {self.destination}",
-            f"  {counted}",
-            f"  {self.commits} commit{'s' if self.commits != 1 else ''}; data {_DATA_WORDS[self.data_mode]}",
-        ]
+        if self.imported:
+            lines = [
+                f"Imported {self.source} into {self.destination}",
+                f"  {counted}",
+                f"  {_plural(self.commits, 'commit')}; data {_DATA_WORDS[self.data_mode]}",
+            ]
+        else:
+            lines = [f"Compared {self.source} with {self.destination}", f"  {counted}"]
         if self.notes:
             lines.append(f"Notes ({len(self.notes)}):")
             lines += [f"  - {note}" for note in self.notes]
@@ -108,10 +112,14 @@ class ImportReport:
         else:
             lines.append(
                 f"Verified: {self.objects_compared} objects and {self.values_compared} values "
-                f"compared, {len(self.differences)} difference{'s' if len(self.differences) != 1 else ''}"
+                f"compared, {_plural(len(self.differences), 'difference')}"
             )
             lines += [f"  ! {difference}" for difference in self.differences]
         return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 _DATA_WORDS = {
@@ -617,12 +625,7 @@ def import_expipe_project(
     plan = _scan(reader)
     _check_destination(root, target)
     report = ImportReport(str(root), str(target), data_mode=data)
-    report.counts = {
-        "actions": len(plan.folders["action"]),
-        "entities": len(plan.folders["entity"]),
-        "templates": len(plan.templates),
-        "project modules": len(plan.modules),
-    }
+    report.counts = _counts(plan)
     if (root / ".git").exists():
         report.notes.append(
             f"{root} is itself a git repository; it was only read, and its git history is not imported"
@@ -653,6 +656,36 @@ def import_expipe_project(
             )
     project.import_report = report  # type: ignore[attr-defined]
     return project
+
+
+def verify_import(
+    source: str | os.PathLike[str], project: Project, *, progress: Progress | None = None
+) -> ImportReport:
+    """Compare an expipe 0.6 project with an expipe_git project imported from it.
+
+    The check :func:`import_expipe_project` runs at the end, on its own: run it
+    again later to see what changed since the import. Data entries are checked
+    only where the source's data exists.
+
+    Returns:
+        An :class:`ImportReport` whose ``differences`` list what differs.
+    """
+    root = pathlib.Path(source).absolute()
+    reader = _Source(root)
+    plan = _scan(reader)
+    report = ImportReport(str(root), str(project.path), imported=False)
+    report.counts = _counts(plan)
+    _verify(reader, plan, project, report, progress)
+    return report
+
+
+def _counts(plan: _Plan) -> dict[str, int]:
+    return {
+        "actions": len(plan.folders["action"]),
+        "entities": len(plan.folders["entity"]),
+        "templates": len(plan.templates),
+        "project modules": len(plan.modules),
+    }
 
 
 def _check_destination(root: pathlib.Path, target: pathlib.Path) -> None:
