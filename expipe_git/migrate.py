@@ -25,7 +25,6 @@ properties returned and what expipe_git stores.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import math
@@ -36,13 +35,12 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import layout, values
+from . import expipe06, layout, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
     ExpipeError,
     InvalidValueError,
-    NotFoundError,
 )
 from .model import Project, _find_project_root
 from .objects import _dump_message, _message_id, datetime_format
@@ -52,13 +50,6 @@ __all__ = ["ImportReport", "import_expipe_project", "verify_import"]
 
 OPERATION = "import from expipe 0.6"
 DATA_MODES = ("reference", "copy", "hardlink")
-SOURCE_CONFIG = "expipe.yaml"
-_YAML = ".yaml"
-_OBJECT_FOLDERS = {"actions": "action", "entities": "entity"}
-_TOP_LEVEL = {SOURCE_CONFIG, "actions", "entities", "templates", "modules"}
-# Attribute keys expipe 0.6 wrote as '%Y-%m-%dT%H:%M:%S' text.
-_DATE_KEYS = ("registered", "datetime")
-_LIST_KEYS = ("users", "tags", "entities")
 
 Progress = Callable[[int, int, str], None]
 
@@ -130,203 +121,6 @@ _DATA_WORDS = {
 
 
 # ---------------------------------------------------------------------------
-# Reading the source
-
-
-class _Source:
-    """An expipe 0.6 project folder, read only."""
-
-    def __init__(self, root: pathlib.Path):
-        from ruamel.yaml import YAML
-
-        self.root = root
-        # The loader expipe 0.6 used, so files parse exactly as they did there.
-        self._yaml = YAML(typ="safe", pure=True)
-
-    def rel(self, path: pathlib.Path) -> str:
-        return path.relative_to(self.root).as_posix()
-
-    def load(self, path: pathlib.Path) -> Any:
-        """Parse one YAML file; CorruptFileError naming it if it does not parse."""
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CorruptFileError(f"{path}: cannot be read ({exc.strerror})", str(path)) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CorruptFileError(
-                f"{path}: not valid UTF-8 (byte {exc.start}); expipe 0.6 wrote UTF-8: "
-                "fix the file and import again (nothing was written)",
-                str(path),
-            ) from None
-        try:
-            return self._yaml.load(text.removeprefix("\ufeff"))
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = " ".join(filter(None, (exc.context, exc.problem)))
-            raise CorruptFileError(
-                f"{path}: not valid YAML{where}: {problem}; fix the file and import again "
-                "(nothing was written)",
-                str(path),
-            ) from None
-        except (YAMLError, ValueError, RecursionError) as exc:
-            raise CorruptFileError(
-                f"{path}: not valid YAML: {' '.join(str(exc).split())}; fix the file and import again "
-                "(nothing was written)",
-                str(path),
-            ) from None
-
-    def load_mapping(self, path: pathlib.Path, what: str) -> dict:
-        found = self.load(path)
-        if found is None:
-            return {}
-        if not isinstance(found, dict):
-            raise CorruptFileError(
-                f"{path}: {what} must be a mapping of keys, but the file holds {_kind_of(found)}; "
-                "fix the file and import again (nothing was written)",
-                str(path),
-            )
-        return found
-
-
-@dataclasses.dataclass
-class _Plan:
-    """What the source holds: objects and the files they come from."""
-
-    config: pathlib.Path
-    templates: dict[str, pathlib.Path]
-    modules: dict[str, pathlib.Path]
-    folders: dict[str, dict[str, pathlib.Path]]  # kind -> name -> folder
-    stray: list[str]
-
-    def total(self) -> int:
-        return 1 + len(self.templates) + len(self.modules) + sum(map(len, self.folders.values()))
-
-
-def _check_source_name(name: str, kind: str, path: pathlib.Path) -> str:
-    try:
-        return layout.check_name(name, kind)
-    except ExpipeError as exc:
-        raise InvalidValueError(
-            f"{path} cannot be imported: {exc}; rename it in a copy of the project and import the copy "
-            "(nothing was written)"
-        ) from None
-
-
-def _yaml_files(
-    source: _Source, folder: pathlib.Path, kind: str, stray: list[str], *, check: bool = True
-) -> dict[str, pathlib.Path]:
-    """Return name -> path of the ``*.yaml`` files in ``folder``; others are stray."""
-    found: dict[str, pathlib.Path] = {}
-    if not folder.is_dir():
-        return found
-    for entry in sorted(folder.iterdir()):
-        stem = entry.name[: -len(_YAML)] if entry.name.endswith(_YAML) else ""
-        if not stem or not entry.is_file() or stem.startswith("."):
-            stray.append(source.rel(entry) + ("/" if entry.is_dir() else ""))
-            continue
-        found[_check_source_name(stem, kind, entry) if check else stem] = entry
-    return found
-
-
-def _scan(source: _Source) -> _Plan:
-    root = source.root
-    config = root / SOURCE_CONFIG
-    if not root.is_dir():
-        raise NotFoundError(f"{root} is not a folder; give the folder of an expipe 0.6 project")
-    if not config.is_file():
-        hint = (
-            "it is an expipe_git project already"
-            if (root / layout.CONFIG_FILE).is_file()
-            else "give the folder that holds expipe.yaml"
-        )
-        raise NotFoundError(f"{config} does not exist, so {root} is not an expipe 0.6 project; {hint}")
-    stray: list[str] = []
-    for entry in sorted(root.iterdir()):
-        if entry.name not in _TOP_LEVEL and entry.name != ".git":
-            stray.append(source.rel(entry) + ("/" if entry.is_dir() else ""))
-    folders: dict[str, dict[str, pathlib.Path]] = {}
-    for folder_name, kind in _OBJECT_FOLDERS.items():
-        found: dict[str, pathlib.Path] = {}
-        folder = root / folder_name
-        if folder.is_dir():
-            for entry in sorted(folder.iterdir()):
-                if (
-                    entry.is_dir()
-                    and (entry / "attributes.yaml").is_file()
-                    and not entry.name.startswith(".")
-                ):
-                    found[_check_source_name(entry.name, kind, entry)] = entry
-                else:
-                    stray.append(source.rel(entry) + ("/" if entry.is_dir() else ""))
-        folders[kind] = found
-    return _Plan(
-        config=config,
-        templates=_yaml_files(source, root / "templates", "template", stray),
-        modules=_yaml_files(source, root / "modules", "module", stray),
-        folders=folders,
-        stray=stray,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Values, as expipe 0.6 read them
-
-
-def _quantity_shape(value: dict) -> bool:
-    return set(value) in ({"value", "unit"}, {"value", "unit", "uncertainty"})
-
-
-def _as_quantity(value: dict) -> Any:
-    """Return the Quantity expipe 0.6 made of ``{value, unit[, uncertainty]}``, or None."""
-    unit = value["unit"]
-    if not isinstance(unit, str) or not values._unit_is_safe(unit):
-        return None  # quantities evaluates unit names: only hand it plain ones
-    import quantities as pq
-
-    try:
-        if "uncertainty" in value:
-            return pq.UncertainQuantity(value["value"], unit, value["uncertainty"])
-        return pq.Quantity(value["value"], unit)
-    except Exception:  # expipe kept the dict when quantities refused it, and so do we
-        return None
-
-
-def _convert(value: Any) -> Any:
-    """Turn quantity leaves into Quantities, looking through dicts (not lists), as expipe did."""
-    if not isinstance(value, dict):
-        return value
-    if _quantity_shape(value):
-        quantity = _as_quantity(value)
-        if quantity is not None:
-            return quantity
-    return {key: _convert(item) for key, item in value.items()}
-
-
-def _convert_record(record: dict) -> dict:
-    """Convert a whole record; the record itself stays a dict even if quantity-shaped."""
-    return {key: _convert(item) for key, item in record.items()}
-
-
-def _expipe_datetime(value: Any) -> dt.datetime | None:
-    """Return the datetime expipe 0.6 read from ``value`` ('%Y-%m-%dT%H:%M:%S'), or None."""
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return dt.datetime.strptime(value, datetime_format)
-    return None
-
-
-def _kind_of(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
-# ---------------------------------------------------------------------------
 # Building one object's files
 
 
@@ -341,7 +135,7 @@ class _Built:
 
 
 class _Builder:
-    def __init__(self, source: _Source, report: ImportReport):
+    def __init__(self, source: expipe06.Source, report: ImportReport):
         self.source = source
         self.report = report
 
@@ -366,8 +160,8 @@ class _Builder:
                 "rename it in a copy of the project and import the copy (nothing was written)"
             )
         if "project" not in record:
-            self.note(f"{SOURCE_CONFIG} names no project; the project is named after its folder")
-        when = _expipe_datetime(record.get("registered"))
+            self.note(f"{expipe06.SOURCE_CONFIG} names no project; the project is named after its folder")
+        when = expipe06.expipe_datetime(record.get("registered"))
         if when is not None:
             record["registered"] = when
         record["storage_format"] = layout.STORAGE_FORMAT
@@ -378,7 +172,7 @@ class _Builder:
         return _Built(("project",), files, when, [])
 
     def template(self, name: str, path: pathlib.Path) -> _Built:
-        record = _convert_record(self.source.load_mapping(path, f"template {name!r}"))
+        record = expipe06.convert_record(self.source.load_mapping(path, f"template {name!r}"))
         when = self._dates(record, ("registered",), f"template {name!r}")
         identifier = record.get("identifier")
         if identifier is None:
@@ -397,13 +191,14 @@ class _Builder:
         if contents is None:
             contents = {}  # expipe read an empty module file as {}
         if isinstance(contents, dict):
-            if _quantity_shape(contents) and _as_quantity(contents) is not None:
+            if expipe06.quantity_shape(contents) and expipe06.as_quantity(contents) is not None:
                 self.note(f"{what}: expipe 0.6 read the whole module as one quantity; it is kept as a dict")
-            contents = _convert_record(contents)
+            contents = expipe06.convert_record(contents)
         elif not isinstance(contents, list):
             raise CorruptFileError(
-                f"{path}: a module holds a mapping or a list, but the file holds {_kind_of(contents)}; "
-                "fix a copy of the project and import the copy (nothing was written)",
+                f"{path}: a module holds a mapping or a list, but the file holds "
+                f"{expipe06.kind_of(contents)}; fix a copy of the project and import the copy "
+                "(nothing was written)",
                 str(path),
             )
         return layout.module_path(owner, name), self.dump(contents, what, path)
@@ -412,12 +207,14 @@ class _Builder:
         target, data = self.module(("project",), name, path)
         return _Built(("module", name), {target: data}, None, [])
 
-    def folder_object(self, kind: str, name: str, folder: pathlib.Path, plan: _Plan) -> _Built:
+    def folder_object(self, kind: str, name: str, folder: pathlib.Path, plan: expipe06.Plan) -> _Built:
         obj = (kind, name)
         what = layout.describe(obj)
         attributes_file = folder / "attributes.yaml"
-        record = _convert_record(self.source.load_mapping(attributes_file, f"the attributes of {what}"))
-        when = self._dates(record, _DATE_KEYS, what)
+        record = expipe06.convert_record(
+            self.source.load_mapping(attributes_file, f"the attributes of {what}")
+        )
+        when = self._dates(record, expipe06.DATE_KEYS, what)
         self._lists(record, what)
         links = self._data(kind, name, folder, record, what)
         files = {layout.attributes_path(kind, name): self.dump(record, what, attributes_file)}
@@ -425,12 +222,12 @@ class _Builder:
             if entry.name in ("attributes.yaml", "data"):
                 continue
             if entry.name == "modules" and entry.is_dir():
-                for module, path in _yaml_files(self.source, entry, "module", plan.stray).items():
+                for module, path in expipe06.yaml_files(self.source, entry, "module", plan.stray).items():
                     target, data = self.module(obj, module, path)
                     files[target] = data
             elif entry.name == "messages" and entry.is_dir():
                 # Messages get new ids from their contents, so their file names need not be names.
-                messages = _yaml_files(self.source, entry, "message", plan.stray, check=False)
+                messages = expipe06.yaml_files(self.source, entry, "message", plan.stray, check=False)
                 for path in messages.values():
                     target, data = self.message(kind, name, path)
                     if target in files:
@@ -443,9 +240,9 @@ class _Builder:
         return _Built(obj, files, when, links)
 
     def message(self, kind: str, name: str, path: pathlib.Path) -> tuple[str, bytes]:
-        record = _convert_record(self.source.load_mapping(path, "a message"))
+        record = expipe06.convert_record(self.source.load_mapping(path, "a message"))
         # The time comes from the file's contents, not its name.
-        when = _expipe_datetime(record.get("datetime"))
+        when = expipe06.expipe_datetime(record.get("datetime"))
         problems = []
         if not isinstance(record.get("text"), str):
             problems.append("text is not a str")
@@ -467,7 +264,7 @@ class _Builder:
         for key in keys:
             if key not in record or record[key] is None:
                 continue
-            when = _expipe_datetime(record[key])
+            when = expipe06.expipe_datetime(record[key])
             if when is None:
                 self.note(f"{what}: {key} {record[key]!r} is not a time expipe 0.6 could read; kept as it is")
             else:
@@ -476,11 +273,11 @@ class _Builder:
         return registered if isinstance(registered, dt.datetime) else None
 
     def _lists(self, record: dict, what: str) -> None:
-        for key in _LIST_KEYS:
+        for key in expipe06.LIST_KEYS:
             items = record.get(key)
             if items is None or not isinstance(items, list):
                 if items is not None:
-                    self.note(f"{what}: {key} is {_kind_of(items)}, not a list; kept as it is")
+                    self.note(f"{what}: {key} is {expipe06.kind_of(items)}, not a list; kept as it is")
                 continue
             texts = [item if isinstance(item, str) else str(item) for item in items]
             if texts != items:
@@ -504,10 +301,10 @@ class _Builder:
         if entries is None:
             return list(links.items())
         if not isinstance(entries, dict):
-            self.note(f"{what}: data is {_kind_of(entries)}, not a mapping; kept as it is")
+            self.note(f"{what}: data is {expipe06.kind_of(entries)}, not a mapping; kept as it is")
             return list(links.items())
         for key, value in entries.items():
-            resolved = resolve_data_entry(self.source.root, folder, value)
+            resolved = expipe06.resolve_data_entry(self.source.root, folder, value)
             if resolved.outside is not None:
                 base = resolved.relative
                 if base in links and links[base] != resolved.outside:
@@ -525,56 +322,6 @@ class _Builder:
                 self.note(f"{what}: data entry {key!r} {value!r} is not in the source")
             entries[key] = resolved.relative
         return list(links.items())
-
-
-@dataclasses.dataclass(frozen=True)
-class DataEntry:
-    """Where a data entry of expipe 0.6 points, and how expipe_git names it."""
-
-    relative: Any  # the value to store: a path relative to the data folder (or as given)
-    source: pathlib.Path | None  # the file or folder in the source it names
-    exists: bool
-    outside: pathlib.Path | None  # set when it lies outside the object's data folder
-    how: str
-
-
-def resolve_data_entry(root: pathlib.Path, folder: pathlib.Path, value: Any) -> DataEntry:
-    """Find what an expipe 0.6 ``data`` entry names.
-
-    expipe joined the entry to the object's ``data/`` folder, but projects
-    made on Windows hold paths relative to the project root with
-    backslashes (``actions\\rec-1\\data\\main.exdir``). Tried in order: an
-    absolute path; a path into this object's own data folder from the project
-    root; a path inside the data folder; a path from the project root to
-    something that exists elsewhere (referenced by its file name); else the
-    path inside the data folder, as expipe would have joined it.
-    """
-    if not isinstance(value, str) or not value:
-        return DataEntry(value, None, False, None, "kept as it is")
-    text = value.replace("\\", "/")
-    data_folder = folder / "data"
-    if text.startswith("/") or (len(text) > 2 and text[1] == ":" and text[2] == "/"):
-        target = pathlib.Path(text)
-        exists = os.path.lexists(target) if text.startswith("/") else False
-        return DataEntry(value, target if exists else None, exists, None, "an absolute path, kept")
-    parts = [part for part in pathlib.PurePosixPath(text).parts if part != "."]
-    if not parts:
-        return DataEntry(value, None, False, None, "kept as it is")
-    own = [*folder.relative_to(root).parts, "data"]
-    if parts[: len(own)] == own and len(parts) > len(own):
-        inner = "/".join(parts[len(own) :])
-        target = data_folder / inner
-        return DataEntry(inner, target, os.path.lexists(target), None, "it was relative to the project root")
-    joined = "/".join(parts)
-    target = data_folder / joined
-    if os.path.lexists(target):
-        return DataEntry(joined, target, True, None, "relative to the data folder")
-    elsewhere = root / joined
-    if ".." not in parts and os.path.lexists(elsewhere):
-        return DataEntry(
-            parts[-1], elsewhere, True, elsewhere, "it named a file outside the data folder, now linked there"
-        )
-    return DataEntry(joined, target, False, None, "relative to the data folder")
 
 
 # ---------------------------------------------------------------------------
@@ -621,8 +368,8 @@ def import_expipe_project(
         raise InvalidValueError(f"data must be one of {', '.join(map(repr, DATA_MODES))}, not {data!r}")
     root = pathlib.Path(source).absolute()
     target = pathlib.Path(destination).absolute()
-    reader = _Source(root)
-    plan = _scan(reader)
+    reader = expipe06.Source(root)
+    plan = expipe06.scan(reader)
     _check_destination(root, target)
     report = ImportReport(str(root), str(target), data_mode=data)
     report.counts = _counts(plan)
@@ -671,15 +418,15 @@ def verify_import(
         An :class:`ImportReport` whose ``differences`` list what differs.
     """
     root = pathlib.Path(source).absolute()
-    reader = _Source(root)
-    plan = _scan(reader)
+    reader = expipe06.Source(root)
+    plan = expipe06.scan(reader)
     report = ImportReport(str(root), str(project.path), imported=False)
     report.counts = _counts(plan)
     _verify(reader, plan, project, report, progress)
     return report
 
 
-def _counts(plan: _Plan) -> dict[str, int]:
+def _counts(plan: expipe06.Plan) -> dict[str, int]:
     return {
         "actions": len(plan.folders["action"]),
         "entities": len(plan.folders["entity"]),
@@ -707,7 +454,7 @@ def _check_destination(root: pathlib.Path, target: pathlib.Path) -> None:
         )
 
 
-def _objects(builder: _Builder, plan: _Plan) -> Iterator[Callable[[], _Built]]:
+def _objects(builder: _Builder, plan: expipe06.Plan) -> Iterator[Callable[[], _Built]]:
     """Yield a builder for each object: the config, templates, project modules, entities, actions."""
     yield lambda: builder.config(plan.config)
     for name, path in plan.templates.items():
@@ -720,8 +467,8 @@ def _objects(builder: _Builder, plan: _Plan) -> Iterator[Callable[[], _Built]]:
 
 
 def _build(
-    reader: _Source,
-    plan: _Plan,
+    reader: expipe06.Source,
+    plan: expipe06.Plan,
     folder: pathlib.Path,
     report: ImportReport,
     *,
@@ -820,8 +567,8 @@ class _Comparer:
     def same(self, where: str, expected: Any, got: Any, *, through_dicts: bool = True) -> None:
         """Compare one source value with one imported value, counting leaves."""
         if isinstance(expected, dict):
-            if through_dicts and _quantity_shape(expected):
-                quantity = _as_quantity(expected)
+            if through_dicts and expipe06.quantity_shape(expected):
+                quantity = expipe06.as_quantity(expected)
                 if quantity is not None:
                     self.same_quantity(where, quantity, got)
                     return
@@ -899,7 +646,11 @@ def _short(value: Any) -> str:
 
 
 def _verify(
-    reader: _Source, plan: _Plan, project: Project, report: ImportReport, progress: Progress | None
+    reader: expipe06.Source,
+    plan: expipe06.Plan,
+    project: Project,
+    report: ImportReport,
+    progress: Progress | None,
 ) -> None:
     compare = _Comparer(report)
     report.verified = True
@@ -946,7 +697,7 @@ def _verify(
 
 
 def _date_or(value: Any) -> Any:
-    when = _expipe_datetime(value)
+    when = expipe06.expipe_datetime(value)
     return value if when is None else when
 
 
@@ -958,7 +709,9 @@ def _same_names(report: ImportReport, what: str, expected: Mapping, got: Mapping
         report.differences.append(f"{what}: missing {missing!r}, extra {extra!r}")
 
 
-def _same_module(reader: _Source, compare: _Comparer, where: str, path: pathlib.Path, got: Any) -> None:
+def _same_module(
+    reader: expipe06.Source, compare: _Comparer, where: str, path: pathlib.Path, got: Any
+) -> None:
     contents = reader.load(path)
     if contents is None:
         contents = {}
@@ -970,16 +723,16 @@ def _same_module(reader: _Source, compare: _Comparer, where: str, path: pathlib.
 
 
 def _same_folder_object(
-    reader: _Source, compare: _Comparer, kind: str, name: str, folder: pathlib.Path, obj: Any
+    reader: expipe06.Source, compare: _Comparer, kind: str, name: str, folder: pathlib.Path, obj: Any
 ) -> None:
     what = layout.describe((kind, name))
     record = reader.load_mapping(folder / "attributes.yaml", "attributes")
     got = obj.attributes
     expected = {}
     for key, value in record.items():
-        if key in _DATE_KEYS:
+        if key in expipe06.DATE_KEYS:
             value = _date_or(value)
-        elif key in _LIST_KEYS and isinstance(value, list):
+        elif key in expipe06.LIST_KEYS and isinstance(value, list):
             value = list(dict.fromkeys(v if isinstance(v, str) else str(v) for v in value))
         elif key == "data" and isinstance(value, dict):
             _same_data(reader, compare, what, folder, value, obj)
@@ -992,18 +745,20 @@ def _same_folder_object(
     for key in ("type", "location"):
         if isinstance(record.get(key), str):
             compare.same(f"{what} .{key}", record[key], getattr(obj, key))
-    for key in _DATE_KEYS:
-        when = _expipe_datetime(record.get(key))
+    for key in expipe06.DATE_KEYS:
+        when = expipe06.expipe_datetime(record.get(key))
         if when is not None:
             compare.same(f"{what} .{key}", when, getattr(obj, key))
-    for key in _LIST_KEYS if kind == "action" else _LIST_KEYS[:2]:
+    for key in expipe06.LIST_KEYS if kind == "action" else expipe06.LIST_KEYS[:2]:
         if isinstance(record.get(key), list):
             compare.same(f"{what} .{key}", expected[key], list(getattr(obj, key)))
 
     modules_folder = folder / "modules"
     names = {}
     if modules_folder.is_dir():
-        names = {p.name[: -len(_YAML)]: p for p in modules_folder.iterdir() if _is_yaml_record(p)}
+        names = {
+            p.name[: -len(expipe06.YAML_SUFFIX)]: p for p in modules_folder.iterdir() if _is_yaml_record(p)
+        }
     _same_names(compare.report, f"modules of {what}", names, obj.modules)
     for module, path in sorted(names.items()):
         if module in obj.modules:
@@ -1038,12 +793,15 @@ def _message_key(message: Mapping) -> tuple:
 
 def _is_yaml_record(path: pathlib.Path) -> bool:
     return (
-        path.is_file() and path.name.endswith(_YAML) and not path.name.startswith(".") and path.name != _YAML
+        path.is_file()
+        and path.name.endswith(expipe06.YAML_SUFFIX)
+        and not path.name.startswith(".")
+        and path.name != expipe06.YAML_SUFFIX
     )
 
 
 def _same_data(
-    reader: _Source, compare: _Comparer, what: str, folder: pathlib.Path, entries: dict, obj: Any
+    reader: expipe06.Source, compare: _Comparer, what: str, folder: pathlib.Path, entries: dict, obj: Any
 ) -> None:
     """Check each data entry leads, in the new project, to what it led to in the source."""
     got = dict(obj.data)
@@ -1052,7 +810,7 @@ def _same_data(
         if key not in got:
             continue
         compare.report.values_compared += 1
-        resolved = resolve_data_entry(reader.root, folder, value)
+        resolved = expipe06.resolve_data_entry(reader.root, folder, value)
         if not isinstance(resolved.relative, str) or not isinstance(got[key], str):
             if resolved.relative != got[key]:
                 compare.differ(f"{what} data[{key!r}]", value, got[key])

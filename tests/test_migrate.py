@@ -374,7 +374,8 @@ def quirky_project(root: pathlib.Path) -> pathlib.Path:
         "data:\n"
         "  inside: sub\\file.txt\n"
         "  outside: shared/calibration.csv\n"
-        "  missing: nowhere.bin\n",
+        "  missing: nowhere.bin\n"
+        "  climb: ..\\..\\..\\shared\\calibration.csv\n",
     )
     write(root / "actions" / "data-paths" / "data" / "sub" / "file.txt", "inside\n")
     write(root / "shared" / "calibration.csv", "1,2\n")
@@ -416,6 +417,8 @@ def test_quirks_are_handled(tmp_path):
     assert paths.data["outside"] == "calibration.csv"
     assert paths.data_path("outside").read_text() == "1,2\n"
     assert paths.data["missing"] == "nowhere.bin"
+    assert paths.data["climb"] == "calibration.csv"  # the new layout has shard folders: linked instead
+    assert paths.data_path("climb").read_text() == "1,2\n"
 
     notes = "\n".join(report.notes)
     for stray in ("analysis.ipynb", "actions/.DS_Store", "actions/not-an-action/", "actions/flow/thumbs.db"):
