@@ -80,13 +80,17 @@ class ImportReport:
     differences: list[str] = dataclasses.field(default_factory=list)
     imported: bool = True  # False for a report of verify_import alone
 
+    def counted(self) -> str:
+        """Say how many objects of each kind the source holds: '2 actions, 1 entity, ...'."""
+        return ", ".join(_plural(n, kind) for kind, n in self.counts.items())
+
     @property
     def ok(self) -> bool:
         """True when nothing differs (an unverified import counts as ok)."""
         return not self.differences
 
     def __str__(self) -> str:
-        counted = ", ".join(f"{n} {kind}" for kind, n in self.counts.items())
+        counted = self.counted()
         if self.imported:
             lines = [
                 f"Imported {self.source} into {self.destination}",
@@ -110,7 +114,9 @@ class ImportReport:
 
 
 def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 _DATA_WORDS = {
@@ -428,10 +434,10 @@ def verify_import(
 
 def _counts(plan: expipe06.Plan) -> dict[str, int]:
     return {
-        "actions": len(plan.folders["action"]),
-        "entities": len(plan.folders["entity"]),
-        "templates": len(plan.templates),
-        "project modules": len(plan.modules),
+        "action": len(plan.folders["action"]),
+        "entity": len(plan.folders["entity"]),
+        "template": len(plan.templates),
+        "project module": len(plan.modules),
     }
 
 
@@ -491,7 +497,7 @@ def _build(
                 built.append(item)
                 if progress is not None:
                     progress(done, total, f"reading {layout.describe(item.obj)}")
-            counted = ", ".join(f"{n} {kind}" for kind, n in report.counts.items())
+            counted = report.counted()
             message = layout.commit_message(("project",), OPERATION, f"({counted})")
             if store.mutate(_fixed(everything), message, author=author) is not None:
                 report.commits = 1
