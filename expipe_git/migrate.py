@@ -483,6 +483,8 @@ def _build(
     progress: Progress | None,
 ) -> None:
     store = Store.init(folder)
+    # Nobody sees the folder until it is renamed into place: sync once, at the end.
+    store.sync_objects = False
     project = Project(folder, store=store)
     author = project._identity()
     builder = _Builder(reader, report)
@@ -515,6 +517,8 @@ def _build(
     finally:
         # Save the read cache now, while the folder still has its building name.
         store.close()
+    # What the rename publishes must be on disk first (the objects were not fsynced one by one).
+    os.sync()
 
 
 def _fixed(files: dict[str, bytes]) -> Callable[[Snapshot], Changes]:
