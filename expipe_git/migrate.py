@@ -225,7 +225,7 @@ class _Builder:
         links = self._data(kind, name, folder, record, what)
         files = {layout.attributes_path(kind, name): self.dump(record, what, attributes_file)}
         for entry in sorted(folder.iterdir()):
-            if entry.name in ("attributes.yaml", "data"):
+            if entry.name == "attributes.yaml" or (entry.name == "data" and entry.is_dir()):
                 continue
             if entry.name == "modules" and entry.is_dir():
                 for module, path in expipe06.yaml_files(self.source, entry, "module", plan.stray).items():
@@ -388,9 +388,15 @@ def import_expipe_project(
     os.mkdir(building)
     try:
         _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
-        if target.exists():
-            raise AlreadyExistsError(f"{target} appeared while importing; the import was not put there")
-        os.rename(building, target)
+        appeared = f"{target} appeared while importing; the import was not put there"
+        if os.path.lexists(target):
+            raise AlreadyExistsError(appeared)
+        try:
+            os.rename(building, target)
+        except OSError:
+            if os.path.lexists(target):  # made between the check and the rename
+                raise AlreadyExistsError(appeared) from None
+            raise
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
