@@ -8,6 +8,7 @@ import math
 import os
 import pathlib
 import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -591,6 +592,9 @@ def run_on_terminal(args: list[str], cwd: pathlib.Path) -> tuple[int, str]:
     os.close(follower)
     chunks = []
     while True:
+        if not select.select([main], [], [], 120)[0]:
+            process.kill()
+            raise AssertionError("expipe-git import drew nothing for 120 s")
         try:
             chunk = os.read(main, 4096)
         except OSError:  # the terminal closes when the process ends
