@@ -570,8 +570,9 @@ def _make_data(folder: pathlib.Path, item: _Built, mode: str) -> None:
 class _Comparer:
     """Compares source values (raw YAML) with what the expipe_git API returns.
 
-    Written apart from the conversion above, from expipe 0.6's rules, so that
-    a mistake in one shows up as a difference in the other.
+    It walks the raw YAML itself, by expipe 0.6's rules, sharing with the
+    conversion only the test of what a quantity is, so that a mistake in the
+    conversion, the encoding or the reading shows up as a difference.
     """
 
     def __init__(self, report: ImportReport):
@@ -683,7 +684,7 @@ def _verify(
     config = reader.load_mapping(plan.config, "the project config")
     expected_config = {k: _date_or(v) if k == "registered" else v for k, v in config.items()}
     got_config = {k: v for k, v in project.config.items() if k != "storage_format"}
-    compare.same("project config", expected_config, got_config, through_dicts=False)
+    compare.same_mapping("project config", expected_config, got_config, through_dicts=False)
     step("project config")
 
     _same_names(report, "templates", plan.templates, project.templates)
@@ -692,7 +693,7 @@ def _verify(
             record = reader.load_mapping(path, "a template")
             expected = {k: _date_or(v) if k == "registered" else v for k, v in record.items()}
             got = project.templates[name].contents
-            compare.same(f"template {name!r}", expected, got)
+            compare.same_mapping(f"template {name!r}", expected, got)
             if "identifier" in record and record["identifier"] != project.templates[name].identifier:
                 compare.differ(f"template {name!r} identifier", record["identifier"], got.get("identifier"))
         step(f"template {name!r}")
@@ -756,7 +757,7 @@ def _same_folder_object(
         expected[key] = value
     if isinstance(record.get("data"), dict):
         got = {k: v for k, v in got.items() if k != "data"}
-    compare.same(f"{what} attributes", expected, got)
+    compare.same_mapping(f"{what} attributes", expected, got)
     # The public properties read what the attributes hold, as expipe 0.6's did.
     for key in ("type", "location"):
         if isinstance(record.get(key), str):
@@ -797,7 +798,7 @@ def _same_folder_object(
             compare.report.differences.append(f"{what}: message {_short(message)} is missing")
             continue
         unmatched.remove(match)
-        compare.same(f"{what} message of {message.get('datetime')}", message, match)
+        compare.same_mapping(f"{what} message of {message.get('datetime')}", message, match)
     for message in unmatched:
         if not any(_message_key(m) == _message_key(message) for m in expected_messages):
             compare.report.differences.append(f"{what}: message {_short(message)} is not in the source")
