@@ -119,6 +119,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
+_NOTES_SHOWN = 3  # notes of one kind shown before "... and N more"
 _DATA_WORDS = {
     "reference": "referenced (linked to the source's data folders)",
     "copy": "copied",
@@ -144,9 +145,19 @@ class _Builder:
     def __init__(self, source: expipe06.Source, report: ImportReport):
         self.source = source
         self.report = report
+        self.notes: dict[str, list[str]] = {}
 
-    def note(self, text: str) -> None:
-        self.report.notes.append(text)
+    def note(self, text: str, kind: str) -> None:
+        """Note something; notes of one kind are summed up when there are many."""
+        self.notes.setdefault(kind, []).append(text)
+
+    def finish_notes(self) -> None:
+        for kind, texts in self.notes.items():
+            if len(texts) <= _NOTES_SHOWN + 2:
+                self.report.notes.extend(texts)
+            else:
+                self.report.notes.extend(texts[:_NOTES_SHOWN])
+                self.report.notes.append(f"... and {len(texts) - _NOTES_SHOWN} more: {kind}")
 
     def dump(self, record: Any, what: str, path: pathlib.Path) -> bytes:
         try:
@@ -166,7 +177,9 @@ class _Builder:
                 "rename it in a copy of the project and import the copy (nothing was written)"
             )
         if "project" not in record:
-            self.note(f"{expipe06.SOURCE_CONFIG} names no project; the project is named after its folder")
+            self.note(
+                f"{expipe06.SOURCE_CONFIG} names no project; the project is named after its folder", "config"
+            )
         when = expipe06.expipe_datetime(record.get("registered"))
         if when is not None:
             record["registered"] = when
@@ -182,9 +195,15 @@ class _Builder:
         when = self._dates(record, ("registered",), f"template {name!r}")
         identifier = record.get("identifier")
         if identifier is None:
-            self.note(f"template {name!r} has no identifier; modules made from it are named {name!r}")
+            self.note(
+                f"template {name!r} has no identifier; modules made from it are named {name!r}",
+                "templates without identifier",
+            )
         elif not isinstance(identifier, str) or layout._name_problem(identifier):
-            self.note(f"template {name!r} has identifier {identifier!r}, which cannot name a module")
+            self.note(
+                f"template {name!r} has identifier {identifier!r}, which cannot name a module",
+                "odd template identifiers",
+            )
         obj = ("template", name)
         return _Built(
             obj, {layout.template_path(name): self.dump(record, layout.describe(obj), path)}, when, []
@@ -198,7 +217,10 @@ class _Builder:
             contents = {}  # expipe read an empty module file as {}
         if isinstance(contents, dict):
             if expipe06.quantity_shape(contents) and expipe06.as_quantity(contents) is not None:
-                self.note(f"{what}: expipe 0.6 read the whole module as one quantity; it is kept as a dict")
+                self.note(
+                    f"{what}: expipe 0.6 read the whole module as one quantity; it is kept as a dict",
+                    "modules that looked like one quantity",
+                )
             contents = expipe06.convert_record(contents)
         elif not isinstance(contents, list):
             raise CorruptFileError(
@@ -238,7 +260,8 @@ class _Builder:
                     target, data = self.message(kind, name, path)
                     if target in files:
                         self.note(
-                            f"{what}: {self.source.rel(path)} repeats another message exactly; kept once"
+                            f"{what}: {self.source.rel(path)} repeats another message exactly; kept once",
+                            "repeated messages",
                         )
                     files[target] = data
             else:
@@ -272,7 +295,10 @@ class _Builder:
                 continue
             when = expipe06.expipe_datetime(record[key])
             if when is None:
-                self.note(f"{what}: {key} {record[key]!r} is not a time expipe 0.6 could read; kept as it is")
+                self.note(
+                    f"{what}: {key} {record[key]!r} is not a time expipe 0.6 could read; kept as it is",
+                    "unreadable times",
+                )
             else:
                 record[key] = when
         registered = record.get("registered")
@@ -283,15 +309,21 @@ class _Builder:
             items = record.get(key)
             if items is None or not isinstance(items, list):
                 if items is not None:
-                    self.note(f"{what}: {key} is {expipe06.kind_of(items)}, not a list; kept as it is")
+                    self.note(
+                        f"{what}: {key} is {expipe06.kind_of(items)}, not a list; kept as it is",
+                        "lists that are not lists",
+                    )
                 continue
             texts = [item if isinstance(item, str) else str(item) for item in items]
             if texts != items:
                 odd = [item for item in items if not isinstance(item, str)]
-                self.note(f"{what}: {key} held items that are not text, {odd!r}; stored as text")
+                self.note(
+                    f"{what}: {key} held items that are not text, {odd!r}; stored as text",
+                    "list items stored as text",
+                )
             unique = list(dict.fromkeys(texts))
             if len(unique) != len(texts):
-                self.note(f"{what}: {key} listed an item twice; kept once")
+                self.note(f"{what}: {key} listed an item twice; kept once", "list items given twice")
             record[key] = unique
 
     def _data(
@@ -307,7 +339,10 @@ class _Builder:
         if entries is None:
             return list(links.items())
         if not isinstance(entries, dict):
-            self.note(f"{what}: data is {expipe06.kind_of(entries)}, not a mapping; kept as it is")
+            self.note(
+                f"{what}: data is {expipe06.kind_of(entries)}, not a mapping; kept as it is",
+                "data that is not a mapping",
+            )
             return list(links.items())
         for key, value in entries.items():
             resolved = expipe06.resolve_data_entry(self.source.root, folder, value)
@@ -323,9 +358,15 @@ class _Builder:
             missing = "" if resolved.exists else "; it is not in the source"
             if resolved.relative != value:
                 now = resolved.relative
-                self.note(f"{what}: data entry {key!r} {value!r} is now {now!r}: {resolved.how}{missing}")
+                self.note(
+                    f"{what}: data entry {key!r} {value!r} is now {now!r}: {resolved.how}{missing}",
+                    f"data entries rewritten ({resolved.how})",
+                )
             elif missing:
-                self.note(f"{what}: data entry {key!r} {value!r} is not in the source")
+                self.note(
+                    f"{what}: data entry {key!r} {value!r} is not in the source",
+                    "data entries not in the source",
+                )
             entries[key] = resolved.relative
         return list(links.items())
 
@@ -511,15 +552,16 @@ def _build(
                 report.commits = 1
             for item in built:
                 _make_data(folder, item, data)
-            return
-        for done, make in enumerate(_objects(builder, plan), 1):
-            item = make()
-            message = layout.commit_message(item.obj, OPERATION)
-            if store.mutate(_fixed(item.files), message, author=author, when=item.when) is not None:
-                report.commits += 1
-            _make_data(folder, item, data)
-            if progress is not None:
-                progress(done, total, f"importing {layout.describe(item.obj)}")
+        else:
+            for done, make in enumerate(_objects(builder, plan), 1):
+                item = make()
+                message = layout.commit_message(item.obj, OPERATION)
+                if store.mutate(_fixed(item.files), message, author=author, when=item.when) is not None:
+                    report.commits += 1
+                _make_data(folder, item, data)
+                if progress is not None:
+                    progress(done, total, f"importing {layout.describe(item.obj)}")
+        builder.finish_notes()
     finally:
         # Save the read cache now, while the folder still has its building name.
         store.close()

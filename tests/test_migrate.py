@@ -616,3 +616,17 @@ def test_cli_progress_bar_only_on_a_terminal(source, tmp_path):
     )
     assert result.returncode == 0 and result.stderr == ""
     assert "Verified:" in result.stdout
+
+
+def test_many_notes_of_one_kind_are_summed_up(tmp_path):
+    source = tmp_path / "old"
+    write(source / "expipe.yaml", "project: old\n")
+    for i in range(8):
+        write(
+            source / "actions" / f"rec-{i}" / "attributes.yaml",
+            f"data: {{main: actions\\rec-{i}\\data\\m.bin}}\n",
+        )
+    report = expipe_git.import_expipe_project(source, tmp_path / "new").import_report
+    assert report.ok, str(report)
+    assert len(report.notes) == 4
+    assert report.notes[-1] == "... and 5 more: data entries rewritten (it was relative to the project root)"
