@@ -120,6 +120,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 _NOTES_SHOWN = 3  # notes of one kind shown before "... and N more"
+_STRAY_SHOWN = 20
 _DATA_WORDS = {
     "reference": "referenced (linked to the source's data folders)",
     "copy": "copied",
@@ -442,7 +443,9 @@ def import_expipe_project(
         shutil.rmtree(building, ignore_errors=True)
         raise
     if plan.stray:
-        report.notes.append(f"not imported, not part of an expipe project: {', '.join(plan.stray)}")
+        shown = ", ".join(plan.stray[:_STRAY_SHOWN])
+        more = f", and {len(plan.stray) - _STRAY_SHOWN} more" if len(plan.stray) > _STRAY_SHOWN else ""
+        report.notes.append(f"not imported, not part of an expipe project: {shown}{more}")
     project = Project(target)
     if verify:
         _verify(reader, plan, project, report, progress)
