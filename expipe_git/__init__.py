@@ -18,6 +18,7 @@ from .errors import (
     RepositoryStateError,
     UncommittedChangesError,
 )
+from .migrate import ImportReport, import_expipe_project, verify_import
 from .model import FileStatus, Project, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
@@ -32,6 +33,7 @@ __all__ = [
     "Entity",
     "ExpipeError",
     "FileStatus",
+    "ImportReport",
     "InvalidTypeError",
     "InvalidValueError",
     "Message",
@@ -51,6 +53,8 @@ __all__ = [
     "datetime_key_format",
     "errors",
     "get_project",
+    "import_expipe_project",
     "require_project",
     "settings",
+    "verify_import",
 ]

@@ -14,7 +14,9 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -381,6 +383,68 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- import from expipe 0.6 ---------------------------------------------------
+
+IMPORT_DIFFERS = 3  # exit status: imported, but verification found differences
+
+
+def _progress_bar(stream: Any, width: int = 30) -> Callable[[int, int, str], None]:
+    """Return a progress callback drawing one line on a terminal, redrawn in place."""
+    shown = {"line": ""}
+
+    def draw(done: int, total: int, what: str) -> None:
+        filled = width * done // total if total else width
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+        columns = shutil.get_terminal_size((100, 20)).columns - 1
+        line = line[:columns]
+        stream.write("\r" + line + " " * max(0, len(shown["line"]) - len(line)))
+        if done >= total:
+            stream.write("\n")
+            line = ""
+        stream.flush()
+        shown["line"] = line
+
+    return draw
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .migrate import import_expipe_project, verify_import
+
+    base = _base(args)
+    progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    if args.verify_only:
+        target = (base / args.destination).absolute()
+        if not (target / layout.CONFIG_FILE).is_file():
+            raise CliError(f"{target} is not an expipe_git project; --verify-only compares an earlier import")
+        with get_project(target) as project:
+            report = verify_import(base / args.source, project, progress=progress)
+        print(report)
+        return _import_status(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # differences are reported below, with the exit status
+        project = import_expipe_project(
+            base / args.source,
+            base / args.destination,
+            single_commit=args.single_commit,
+            verify=not args.no_verify,
+            data=args.data,
+            progress=progress,
+        )
+    report = project.import_report
+    print(report)
+    return _import_status(report)
+
+
+def _import_status(report: Any) -> int:
+    if not report.ok:
+        _error(
+            f"{len(report.differences)} value(s) differ between {report.source} and the imported project "
+            f"(listed above); the project is at {report.destination}"
+        )
+        return IMPORT_DIFFERS
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # The parser and main
 
@@ -469,6 +533,45 @@ def build_parser() -> argparse.ArgumentParser:
         "there), then print the project's history",
     )
     p.add_argument("dir", metavar="DIR", help="folder to run the walkthrough in (created if missing)")
+
+    p = add(
+        "import",
+        cmd_import,
+        "import an expipe 0.6 project (a folder of YAML files) into a new expipe_git project, "
+        "then compare every value with the source",
+        epilog=f"The source is only read. DEST must not exist; it appears only if the import "
+        f"succeeds. Exit status: 0 imported and verified, 1 an error (nothing written), "
+        f"{IMPORT_DIFFERS} imported but some values differ (listed). See docs/migration.md.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="the expipe 0.6 project folder (holding expipe.yaml)")
+    p.add_argument("destination", metavar="DEST", help="the new project's folder (must not exist)")
+    p.add_argument(
+        "--single-commit",
+        action="store_true",
+        help="make one commit of everything (default: one commit per object, dated by its registered time)",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip comparing the result with the source")
+    p.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="import nothing: compare DEST, made by an earlier import, with SOURCE again",
+    )
+    data = p.add_mutually_exclusive_group()
+    data.add_argument(
+        "--copy-data",
+        dest="data",
+        action="store_const",
+        const="copy",
+        default="reference",
+        help="copy each data/ folder (default: link to the source's files)",
+    )
+    data.add_argument(
+        "--hardlink-data",
+        dest="data",
+        action="store_const",
+        const="hardlink",
+        help="hard-link the files of each data/ folder (same file system only)",
+    )
     return parser
 
 

@@ -263,6 +263,12 @@ class _Transaction:
 class Store:
     """A git repository with a working tree, as expipe_git reads and writes it."""
 
+    # Each loose object is fsynced before the branch can point at it. A bulk
+    # writer filling a folder nobody uses yet (the importer, which builds the
+    # project under a temporary name) turns this off and syncs once before
+    # renaming the folder into place: per-object fsyncs were 2/3 of its time.
+    sync_objects = True
+
     def __init__(self, root: str | os.PathLike[str], *, read_only_at: bytes | None = None):
         self.root = os.path.abspath(os.fspath(root))
         try:
@@ -884,7 +890,8 @@ class Store:
         with open(tmp, "wb") as f:
             f.write(zlib.compress(raw, 1))
             f.flush()
-            os.fsync(f.fileno())
+            if self.sync_objects:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
         return sha.encode("ascii")
