@@ -295,7 +295,7 @@ def test_conflicts_resolved_one_by_one(ours, tmp_path):
     action = ours.actions["rec-1"]
     assert action.type == "Theirs"
     assert action.modules["ephys"]["depth"] == 3.5 * pq.um
-    assert "set to array(3.5) * um" in message_of(ours)
+    assert "set to 3.5 um" in message_of(ours)
     assert not (project_path(ours) / ".git" / "expipe-git" / "merge.json").exists()
     assert_clean(project_path(ours))
 
