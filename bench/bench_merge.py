@@ -194,9 +194,8 @@ def main() -> int:
         os.environ.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
         root = tmp / "project"
         revision = git(REPO, "rev-parse", "--short", "HEAD").stdout.strip()
-        log(
-            f"expipe_git {revision}, git {git(REPO, 'version').stdout.split()[-1]}, Python {sys.version.split()[0]}"
-        )
+        versions = f"git {git(REPO, 'version').stdout.split()[-1]}, Python {sys.version.split()[0]}"
+        log(f"expipe_git {revision}, {versions}")
         log(f"building {args.actions} actions, {args.changes} changed records a side ...")
         start = time.perf_counter()
         ours = build(root, args.actions, args.changes)
