@@ -534,7 +534,7 @@ KEYS = [f"k{i}" for i in range(8)]
 EDIT = st.one_of(st.integers(-5, 5), st.text(max_size=3), st.none(), st.just("DELETE"))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.data(),
     start=st.dictionaries(st.sampled_from(KEYS), st.integers(0, 3), min_size=1),
@@ -568,6 +568,29 @@ def test_disjoint_key_edits_on_both_sides_are_all_kept(tmp_path_factory, data, s
     project.merge(their_commit)
     assert module.contents == expected
     assert_clean(project_path(project))
+
+
+TAGS = st.lists(st.sampled_from("abcdefg"), unique=True, max_size=6)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=TAGS, mine=TAGS, others=TAGS)
+def test_tags_merge_keeps_every_addition_and_every_removal(tmp_path_factory, base, mine, others):
+    project = expipe_git.require_project(tmp_path_factory.mktemp("tags") / "p")
+    action = project.require_action("a")
+    action.tags = base
+    project.require_action("b")  # so that neither side is an ancestor of the other
+    start = head(project)
+    action.tags = others
+    their_commit = head(project)
+    git(project_path(project), "reset", "-q", "--hard", start)
+    action.tags = mine
+    project.merge(their_commit)
+    merged = list(action.tags)
+    added = (set(mine) | set(others)) - set(base)
+    removed = (set(base) - set(mine)) | (set(base) - set(others))
+    assert set(merged) == (set(base) | added) - removed
+    assert merged[: len([t for t in mine if t in merged])] == [t for t in mine if t in merged]
 
 
 # ---------------------------------------------------------------------------
