@@ -364,9 +364,8 @@ class _Merger:
     def _record(self, path: str, sha: bytes | None) -> Any:
         if sha is None:
             return ABSENT
-        what = f"{path}"
         try:
-            return values.decode(self._raw(sha, what), what=what)
+            return values.decode(self._raw(sha, path), what=path)
         except CorruptFileError:
             return self.store.read_blob(sha).decode("utf-8", "replace")
 
@@ -456,8 +455,6 @@ class _RecordMerge:
                 and all(map(_is_set, sides))
             ):
                 merged = _set_merge(*sides)
-                if not merged and sides[1] is ABSENT and sides[2] is ABSENT:
-                    merged = ABSENT
             elif not keys and name == "registered" and self.created_on_both and _comparable(sides[1:]):
                 merged = min(sides[1], sides[2])
             else:
