@@ -13,7 +13,8 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── UncommittedChangesError            a hand edit would be overwritten
     ├── ReadOnlyError                      a mutation on a read-only view
     ├── RepositoryStateError               git is mid-merge, on another branch, …
-    └── ProjectBusyError                   the project's write lock was not free
+    ├── ProjectBusyError                   the project's write lock was not free
+    └── MergeConflict                      a merge found a record changed differently on both sides
 
 This module imports nothing of ours.
 """
@@ -76,3 +77,15 @@ class RepositoryStateError(ExpipeError):
 
 class ProjectBusyError(ExpipeError):
     """Another writer held the project for longer than we were willing to wait."""
+
+
+class MergeConflict(ExpipeError):
+    """A merge found values changed differently on both sides; nothing was changed.
+
+    ``conflicts`` lists them (:class:`expipe_git.merge.Conflict`: object,
+    key, base, ours, theirs, path).
+    """
+
+    def __init__(self, message: str, conflicts: list | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])
