@@ -44,9 +44,9 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import layout, values
+from . import checks, layout, values
 from .errors import (
     CorruptFileError,
     InvalidTypeError,
@@ -55,9 +55,11 @@ from .errors import (
     NotFoundError,
     RepositoryStateError,
 )
-from .model import Project, _check_hand_edit, _check_objects_whole
 from .objects import LIST_ATTRIBUTES
 from .store import Changes, Snapshot, Store
+
+if TYPE_CHECKING:  # merge sits below model: Project only annotates
+    from .model import Project
 
 ON_CONFLICT = ("raise", "ours", "theirs")
 STATE_FILE = "merge.json"
@@ -388,8 +390,8 @@ class _Merger:
         """Refuse a merge result that is not a valid project: nothing is written then."""
         for path, data in self.changes.items():
             if data is not None:
-                _check_hand_edit(path, data)
-        _check_objects_whole(self.snap, self.changes)
+                checks.check_file(path, data)
+        checks.check_objects_whole(self.snap, self.changes)
 
 
 def _decision_text(decision: Decision) -> str:

@@ -17,16 +17,15 @@ import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import layout, settings, values
+from . import checks, layout, merge, settings, values
 from .errors import (
     AlreadyExistsError,
-    CorruptFileError,
     InvalidTypeError,
     InvalidValueError,
     NotAProjectError,
     NotFoundError,
 )
-from .objects import LIST_ATTRIBUTES, Action, Entity
+from .objects import Action, Entity
 from .records import Module, ModuleMap, ReadMapping, Template, delete_module, require_module
 from .store import Changes, Identity, Snapshot, Store
 
@@ -354,9 +353,9 @@ class Project:
                     changes[path] = None
                     continue
                 data = (self.path / path).read_bytes()
-                _check_hand_edit(path, data)
+                checks.check_file(path, data)
                 changes[path] = data
-            _check_objects_whole(snap, changes)
+            checks.check_objects_whole(snap, changes)
             return changes
 
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
@@ -376,15 +375,11 @@ class Project:
             MergeConflict: with ``on_conflict="raise"``; nothing changed, and
                 the merge waits for :meth:`resolve` and :meth:`continue_merge`.
         """
-        from . import merge
-
         return merge.merge(self, revision, on_conflict=on_conflict)
 
     @property
     def conflicts(self) -> list:
         """The unresolved conflicts of a merge stopped on conflicts (empty if none)."""
-        from . import merge
-
         return merge.conflicts(self)
 
     def resolve(self, conflict, side: str | None = None, *, value: Any = _NO_VALUE) -> None:
@@ -392,8 +387,6 @@ class Project:
 
         ``conflict`` is an item of :attr:`conflicts` or ``(object address, key)``.
         """
-        from . import merge
-
         if value is _NO_VALUE:
             merge.resolve(self, conflict, side)
         else:
@@ -401,88 +394,15 @@ class Project:
 
     def continue_merge(self) -> str | None:
         """Finish the stopped merge with the resolutions given; MergeConflict if some remain."""
-        from . import merge
-
         return merge.continue_merge(self)
 
     def abort_merge(self) -> None:
         """Forget the stopped merge and its resolutions (HEAD was never touched)."""
-        from . import merge
-
         merge.abort_merge(self)
-
-
-def _check_objects_whole(snap: Snapshot, changes: Changes) -> None:
-    """Refuse edits that leave modules or messages without their action or entity."""
-
-    def exists_after(path: str) -> bool:
-        return changes[path] is not None if path in changes else snap.blob_id(path) is not None
-
-    for path, data in changes.items():
-        place = layout.place_of(path)
-        if place is None or place.obj[0] not in layout.FOLDER_KINDS:
-            continue
-        owner = place.obj[:2]
-        attributes = layout.attributes_path(*owner)
-        if data is not None and not exists_after(attributes):
-            raise CorruptFileError(
-                f"{path} belongs to {layout.describe(owner)}, which has no {attributes}; "
-                "create the object through expipe_git first",
-                path,
-            )
-        if data is None and place.part == "attributes":
-            left = [p for p, _ in snap.walk(layout.object_dir(*owner)) if exists_after(p)]
-            if left:
-                raise CorruptFileError(
-                    f"{path} was deleted but {left[0]} of {layout.describe(owner)} remains; "
-                    "delete the whole folder (or project.delete_" + owner[0] + "(name))",
-                    path,
-                )
 
 
 class FileStatus(collections.namedtuple("FileStatus", "path state")):
     """A file that differs from the last commit: state is added, modified or deleted."""
-
-
-def _check_hand_edit(path: str, data: bytes) -> None:
-    """Refuse a hand-edited file that is not a valid record in its place."""
-    if path == layout.IGNORE_FILE:
-        return
-    place = layout.place_of(path)
-    if place is None:
-        raise CorruptFileError(
-            f"{path} is not part of an expipe_git project's layout "
-            "(see docs/storage-format.md); move or remove it, then commit again",
-            path,
-        )
-    what = f"{layout.describe(place.obj)} ({path})"
-    try:
-        record = values.loads(data, what=what)
-    except CorruptFileError as exc:
-        exc.path = path
-        raise
-    if place.part in ("attributes", "config", "message") and not isinstance(record, dict):
-        raise CorruptFileError(f"{what}: expected a table of keys", path)
-    if place.part == "attributes":
-        _check_attributes(record, what, path)
-    if place.part == "message":
-        _check_message(record, what, path)
-
-
-def _check_attributes(record: dict, what: str, path: str) -> None:
-    for key in LIST_ATTRIBUTES:
-        items = record.get(key)
-        if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
-            raise CorruptFileError(f"{what}: {key} must be a list of strings", path)
-    for key in ("type", "location"):
-        if record.get(key) is not None and not isinstance(record[key], str):
-            raise CorruptFileError(f"{what}: {key} must be a string", path)
-
-
-def _check_message(record: dict, what: str, path: str) -> None:
-    for key, kind in (("text", str), ("user", str), ("datetime", dt.datetime)):
-        if not isinstance(record.get(key), kind):
-            raise CorruptFileError(f"{what}: {key} must be a {kind.__name__}", path)
 
 
 class ObjectMap(ReadMapping):
