@@ -11,6 +11,7 @@ from .errors import (
     ExpipeError,
     InvalidTypeError,
     InvalidValueError,
+    MergeConflict,
     NotAProjectError,
     NotFoundError,
     ProjectBusyError,
@@ -20,6 +21,7 @@ from .errors import (
     UncommittedChangesError,
 )
 from .history import Change, Commit
+from .migrate import ImportReport, import_expipe_project, verify_import
 from .model import FileStatus, Project, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
@@ -36,8 +38,10 @@ __all__ = [
     "Entity",
     "ExpipeError",
     "FileStatus",
+    "ImportReport",
     "InvalidTypeError",
     "InvalidValueError",
+    "MergeConflict",
     "Message",
     "Module",
     "NotAProjectError",
@@ -56,6 +60,8 @@ __all__ = [
     "datetime_key_format",
     "errors",
     "get_project",
+    "import_expipe_project",
     "require_project",
     "settings",
+    "verify_import",
 ]

@@ -14,7 +14,9 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -383,6 +385,149 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- import from expipe 0.6 ---------------------------------------------------
+
+IMPORT_DIFFERS = 3  # exit status: imported, but verification found differences
+
+
+def _progress_bar(stream: Any, width: int = 30) -> Callable[[int, int, str], None]:
+    """Return a progress callback drawing one line on a terminal, redrawn in place."""
+    shown = {"line": ""}
+
+    def draw(done: int, total: int, what: str) -> None:
+        filled = width * done // total if total else width
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+        columns = shutil.get_terminal_size((100, 20)).columns - 1
+        line = line[:columns]
+        stream.write("\r" + line + " " * max(0, len(shown["line"]) - len(line)))
+        if done >= total:
+            stream.write("\n")
+            line = ""
+        stream.flush()
+        shown["line"] = line
+
+    return draw
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .migrate import import_expipe_project, verify_import
+
+    base = _base(args)
+    progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    if args.verify_only:
+        target = (base / args.destination).absolute()
+        if not (target / layout.CONFIG_FILE).is_file():
+            raise CliError(f"{target} is not an expipe_git project; --verify-only compares an earlier import")
+        with get_project(target) as project:
+            report = verify_import(base / args.source, project, progress=progress)
+        print(report)
+        return _import_status(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # differences are reported below, with the exit status
+        project = import_expipe_project(
+            base / args.source,
+            base / args.destination,
+            single_commit=args.single_commit,
+            verify=not args.no_verify,
+            data=args.data,
+            progress=progress,
+        )
+    report = project.import_report
+    print(report)
+    return _import_status(report)
+
+
+def _import_status(report: Any) -> int:
+    if not report.ok:
+        _error(
+            f"{len(report.differences)} value(s) differ between {report.source} and the imported project "
+            f"(listed above); the project is at {report.destination}"
+        )
+        return IMPORT_DIFFERS
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Merging (expipe_git.merge)
+
+
+def _conflict_json(conflict: Any) -> dict:
+    from . import merge
+
+    row = {"object": conflict.object, "key": conflict.key, "kind": conflict.kind, "path": conflict.path}
+    sides = {"base": conflict.base, "ours": conflict.ours, "theirs": conflict.theirs}
+    row.update({side: None if value is merge.ABSENT else value for side, value in sides.items()})
+    row["absent"] = [side for side, value in sides.items() if value is merge.ABSENT]
+    return row
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .errors import MergeConflict
+
+    project = _open_project(args)
+    if args.continue_merge or args.abort:
+        if args.rev:
+            _error("merge --continue and --abort take no REV")
+            return 2
+        if args.abort:
+            project.abort_merge()
+            print("merge aborted: the project is as it was before it")
+            return 0
+    elif not args.rev:
+        _error("merge needs REV (a branch, tag or commit id), or --continue or --abort")
+        return 2
+    try:
+        if args.continue_merge:
+            sha = project.continue_merge()
+        else:
+            side = "ours" if args.ours else "theirs" if args.theirs else "raise"
+            sha = project.merge(args.rev, on_conflict=side)
+    except MergeConflict as exc:
+        for conflict in exc.conflicts:
+            print(conflict.describe())
+        raise
+    print(sha if sha is not None else "already up to date: nothing to merge")
+    return 0
+
+
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    from . import merge
+
+    project = _open_project(args)
+    pending = merge.pending_merge(project)
+    found = project.conflicts if pending else []
+    if args.json:
+        _print_json([_conflict_json(c) for c in found])
+        return 0
+    if pending is None:
+        print("no merge is stopped on conflicts")
+        return 0
+    print(
+        f"{pending['message']} ({pending['theirs'][:7]}): {len(found)} unresolved, "
+        f"{pending['resolved']} resolved"
+    )
+    for conflict in found:
+        print(f"  {conflict.describe()}")
+    if found:
+        print(f"resolve each with '{PROG} resolve OBJECT KEY --ours|--theirs|--value VALUE'; then")
+    print(f"finish with '{PROG} merge --continue' (or give up with '{PROG} merge --abort')")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from . import merge
+
+    project = _open_project(args)
+    conflict = (args.object, args.key)
+    if args.value is not None:
+        project.resolve(conflict, value=merge.parse_value_text(args.value))
+    else:
+        project.resolve(conflict, "ours" if args.ours else "theirs")
+    left = len(project.conflicts)
+    print(f"resolved {args.object} {args.key}".rstrip() + f"; {left} unresolved")
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # History: log, show COMMIT, diff, blame, revert
 
@@ -692,6 +837,93 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing written, if a later commit changed the same keys",
     )
     p.add_argument("commit", metavar="COMMIT", help=revision_help)
+    p = add(
+        "import",
+        cmd_import,
+        "import an expipe 0.6 project (a folder of YAML files) into a new expipe_git project, "
+        "then compare every value with the source",
+        epilog=f"The source is only read. DEST must not exist; it appears only if the import "
+        f"succeeds. Exit status: 0 imported and verified, 1 an error (nothing written), "
+        f"{IMPORT_DIFFERS} imported but some values differ (listed). See docs/migration.md.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="the expipe 0.6 project folder (holding expipe.yaml)")
+    p.add_argument("destination", metavar="DEST", help="the new project's folder (must not exist)")
+    p.add_argument(
+        "--single-commit",
+        action="store_true",
+        help="make one commit of everything (default: one commit per object, dated by its registered time)",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip comparing the result with the source")
+    p.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="import nothing: compare DEST, made by an earlier import, with SOURCE again",
+    )
+    data = p.add_mutually_exclusive_group()
+    data.add_argument(
+        "--copy-data",
+        dest="data",
+        action="store_const",
+        const="copy",
+        default="reference",
+        help="copy each data/ folder (default: link to the source's files)",
+    )
+    data.add_argument(
+        "--hardlink-data",
+        dest="data",
+        action="store_const",
+        const="hardlink",
+        help="hard-link the files of each data/ folder (same file system only)",
+    )
+
+    p = add(
+        "merge",
+        cmd_merge,
+        "merge a branch, tag or commit into the project record by record, and print the merge commit; "
+        "stops on conflicts without changing anything (see 'conflicts' and 'resolve')",
+    )
+    p.add_argument("rev", nargs="?", metavar="REV", help="branch (e.g. origin/main), tag or commit id")
+    sides = p.add_mutually_exclusive_group()
+    sides.add_argument("--ours", action="store_true", help="resolve every conflict with our value")
+    sides.add_argument("--theirs", action="store_true", help="resolve every conflict with their value")
+    sides.add_argument(
+        "--continue",
+        dest="continue_merge",
+        action="store_true",
+        help="finish a stopped merge with the resolutions given",
+    )
+    sides.add_argument("--abort", action="store_true", help="forget a stopped merge")
+
+    p = add("conflicts", cmd_conflicts, "list the unresolved conflicts of a stopped merge", epilog=JSON_NOTE)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {object, key, kind, path, base, ours, theirs, absent}; "
+        "absent lists the sides where the key or record does not exist",
+    )
+
+    p = add(
+        "resolve",
+        cmd_resolve,
+        "resolve one conflict of a stopped merge; then 'merge --continue'",
+    )
+    p.add_argument("object", metavar="OBJECT", help="the conflict's object address, e.g. action/rec-1")
+    p.add_argument(
+        "key",
+        nargs="?",
+        default="",
+        metavar="KEY",
+        help="the conflict's key, nested keys joined by '.' (omit for a deleted record)",
+    )
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--ours", action="store_true", help="keep our value")
+    choice.add_argument("--theirs", action="store_true", help="take their value")
+    choice.add_argument(
+        "--value",
+        metavar="VALUE",
+        help='a new value: a TOML or JSON literal (3, 2.5, true, null, "text" in quotes, [1, 2], '
+        '{"a": 1}) or a quantity such as "3 um" or "[1, 2] mV"',
+    )
     return parser
 
 

@@ -14,7 +14,8 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── ReadOnlyError                      a mutation on a read-only view
     ├── RepositoryStateError               git is mid-merge, on another branch, …
     ├── RevertConflictError                a revert would undo a later commit's change
-    └── ProjectBusyError                   the project's write lock was not free
+    ├── ProjectBusyError                   the project's write lock was not free
+    └── MergeConflict                      a merge found a record changed differently on both sides
 
 This module imports nothing of ours.
 """
@@ -83,5 +84,17 @@ class RevertConflictError(ExpipeError):
     """Later commits changed keys a revert would set back; ``conflicts`` lists them."""
 
     def __init__(self, message: str, conflicts: list[str] | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])
+
+
+class MergeConflict(ExpipeError):
+    """A merge found values changed differently on both sides; nothing was changed.
+
+    ``conflicts`` lists them (:class:`expipe_git.merge.Conflict`: object,
+    key, base, ours, theirs, path).
+    """
+
+    def __init__(self, message: str, conflicts: list | None = None):
         super().__init__(message)
         self.conflicts = list(conflicts or [])

@@ -10,22 +10,22 @@ change and returns the new file contents.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import history, layout, settings, values
+from . import checks, history, layout, merge, settings, values
 from .errors import (
     AlreadyExistsError,
-    CorruptFileError,
     InvalidTypeError,
     InvalidValueError,
     NotAProjectError,
     NotFoundError,
 )
-from .objects import LIST_ATTRIBUTES, Action, Entity
+from .objects import Action, Entity
 from .records import Module, ModuleMap, ReadMapping, Template, delete_module, require_module
 from .store import Changes, Identity, Snapshot, Store
 
@@ -114,6 +114,10 @@ def require_project(path: str | os.PathLike[str], name: str | None = None) -> Pr
     return create_project(root, name)
 
 
+# Tells resolve(conflict, value=None) from resolve(conflict, "ours").
+_NO_VALUE = object()
+
+
 class Project:
     """An expipe project: a git repository of actions, entities, templates and modules."""
 
@@ -160,6 +164,20 @@ class Project:
     ) -> bytes | None:
         message = layout.commit_message(obj, operation, detail)
         return self._store.mutate(build, message, author=self._identity())
+
+    @contextlib.contextmanager
+    def transaction(self, message: str | None = None) -> Iterator[Project]:
+        """Make every change in the block one commit; if the block raises, none.
+
+        Inside the block, reads show the changes made so far; nothing reaches
+        the repository until the block ends. Blocks nest: an inner block
+        folds into the outer one, and if it raises, only its own changes are
+        dropped. ``message`` is the commit's subject (default: the number of
+        changes); its body lists each change. If another program committed
+        meanwhile, the changes are applied again on top of its commit.
+        """
+        with self._store.transaction(message, self._identity):
+            yield self
 
     # -- expipe's project API ---------------------------------------------
 
@@ -335,9 +353,9 @@ class Project:
                     changes[path] = None
                     continue
                 data = (self.path / path).read_bytes()
-                _check_hand_edit(path, data)
+                checks.check_file(path, data)
                 changes[path] = data
-            _check_objects_whole(snap, changes)
+            checks.check_objects_whole(snap, changes)
             return changes
 
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
@@ -393,82 +411,51 @@ class Project:
             RevertConflictError: a later commit changed a key the revert would
                 set back; nothing is written.
         """
-        build, message = history.history_of(self._store).revert_builder(commit, _check_objects_whole)
+        build, message = history.history_of(self._store).revert_builder(commit, checks.check_objects_whole)
         sha = self._store.mutate(build, message, author=self._identity())
         return None if sha is None else self.get_commit(sha.decode())
 
+    # -- merging (expipe_git.merge does the work; imported here, as it imports this module) --
 
-def _check_objects_whole(snap: Snapshot, changes: Changes) -> None:
-    """Refuse edits that leave modules or messages without their action or entity."""
+    def merge(self, revision: str, *, on_conflict: str = "raise") -> str | None:
+        """Merge a branch, tag or commit of this repository into the project, record by record.
 
-    def exists_after(path: str) -> bool:
-        return changes[path] is not None if path in changes else snap.blob_id(path) is not None
+        Returns the merge commit's id (the other commit's after a fast-forward),
+        or None when it is merged already. ``on_conflict="ours"``/``"theirs"``
+        resolves every conflict that way; see docs/merging.md.
 
-    for path, data in changes.items():
-        place = layout.place_of(path)
-        if place is None or place.obj[0] not in layout.FOLDER_KINDS:
-            continue
-        owner = place.obj[:2]
-        attributes = layout.attributes_path(*owner)
-        if data is not None and not exists_after(attributes):
-            raise CorruptFileError(
-                f"{path} belongs to {layout.describe(owner)}, which has no {attributes}; "
-                "create the object through expipe_git first",
-                path,
-            )
-        if data is None and place.part == "attributes":
-            left = [p for p, _ in snap.walk(layout.object_dir(*owner)) if exists_after(p)]
-            if left:
-                raise CorruptFileError(
-                    f"{path} was deleted but {left[0]} of {layout.describe(owner)} remains; "
-                    "delete the whole folder (or project.delete_" + owner[0] + "(name))",
-                    path,
-                )
+        Raises:
+            MergeConflict: with ``on_conflict="raise"``; nothing changed, and
+                the merge waits for :meth:`resolve` and :meth:`continue_merge`.
+        """
+        return merge.merge(self, revision, on_conflict=on_conflict)
+
+    @property
+    def conflicts(self) -> list:
+        """The unresolved conflicts of a merge stopped on conflicts (empty if none)."""
+        return merge.conflicts(self)
+
+    def resolve(self, conflict, side: str | None = None, *, value: Any = _NO_VALUE) -> None:
+        """Resolve one conflict: ``resolve(conflict, "ours")``, ``"theirs"`` or ``value=...``.
+
+        ``conflict`` is an item of :attr:`conflicts` or ``(object address, key)``.
+        """
+        if value is _NO_VALUE:
+            merge.resolve(self, conflict, side)
+        else:
+            merge.resolve(self, conflict, side, value=value)
+
+    def continue_merge(self) -> str | None:
+        """Finish the stopped merge with the resolutions given; MergeConflict if some remain."""
+        return merge.continue_merge(self)
+
+    def abort_merge(self) -> None:
+        """Forget the stopped merge and its resolutions (HEAD was never touched)."""
+        merge.abort_merge(self)
 
 
 class FileStatus(collections.namedtuple("FileStatus", "path state")):
     """A file that differs from the last commit: state is added, modified or deleted."""
-
-
-def _check_hand_edit(path: str, data: bytes) -> None:
-    """Refuse a hand-edited file that is not a valid record in its place."""
-    if path == layout.IGNORE_FILE:
-        return
-    place = layout.place_of(path)
-    if place is None:
-        raise CorruptFileError(
-            f"{path} is not part of an expipe_git project's layout "
-            "(see docs/storage-format.md); move or remove it, then commit again",
-            path,
-        )
-    what = f"{layout.describe(place.obj)} ({path})"
-    try:
-        record = values.loads(data, what=what)
-    except CorruptFileError as exc:
-        exc.path = path
-        raise
-    if place.part in ("attributes", "config", "message") and not isinstance(record, dict):
-        raise CorruptFileError(f"{what}: expected a table of keys", path)
-    if place.part == "attributes":
-        _check_attributes(record, what, path)
-    if place.part == "message":
-        _check_message(record, what, path)
-
-
-def _check_attributes(record: dict, what: str, path: str) -> None:
-    for key in LIST_ATTRIBUTES:
-        items = record.get(key)
-        if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
-            raise CorruptFileError(f"{what}: {key} must be a list of strings", path)
-    for key in ("type", "location"):
-        if record.get(key) is not None and not isinstance(record[key], str):
-            raise CorruptFileError(f"{what}: {key} must be a string", path)
-
-
-def _check_message(record: dict, what: str, path: str) -> None:
-    for key, kind in (("text", str), ("user", str), ("datetime", dt.datetime)):
-        if not isinstance(record.get(key), kind):
-            raise CorruptFileError(f"{what}: {key} must be a {kind.__name__}", path)
 
 
 class ObjectMap(ReadMapping):

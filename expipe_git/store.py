@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import stat
@@ -45,6 +47,7 @@ from dulwich.repo import Repo
 from . import gitindex, readcache
 from .errors import (
     ExpipeError,
+    NotFoundError,
     ProjectBusyError,
     ReadOnlyError,
     RepositoryStateError,
@@ -132,19 +135,68 @@ class CommitInfo:
         )
 
 
-class Snapshot:
-    """A read view of the files of one commit (or of an empty repository)."""
+class Draft:
+    """A tree being changed in memory: the files of a transaction so far.
 
-    def __init__(self, store: Store, commit: bytes | None):
+    Changes wait in ``pending`` and are folded into ``tree`` only when a
+    folder they touch is read, so a run of mutations rewrites the root tree
+    once, not once per mutation.
+    """
+
+    def __init__(self, store: Store, tree: bytes | None, put: Callable[[bytes, bytes], bytes]):
+        self.store = store
+        self.base = tree  # the tree with every change before ``pending``
+        self.pending: dict[str, bytes | None] = {}
+        self.folders: set[str] = set()
+        self.put = put
+
+    def change(self, changes: dict[str, bytes | None]) -> None:
+        for path, sha in changes.items():
+            self.pending[path] = sha
+            folder = path.rpartition("/")[0]
+            while folder and folder not in self.folders:
+                self.folders.add(folder)
+                folder = folder.rpartition("/")[0]
+
+    def tree(self) -> bytes | None:
+        if self.pending:
+            tree = self.store._apply_to_tree(self.base, self.pending, put=self.put)
+            self.base = None if tree == _EMPTY_TREE else tree
+            self.pending, self.folders = {}, set()
+        return self.base
+
+    def entry(self, path: str) -> tuple[int, bytes] | None:
+        if path in self.pending:
+            sha = self.pending[path]
+            return None if sha is None else (FILE_MODE, sha)
+        tree = self.tree() if path in self.folders else self.base
+        return None if tree is None else self.store.lookup(tree, path)
+
+
+class Snapshot:
+    """A read view of the files of one commit (or of an empty repository).
+
+    With a ``draft``, reads see the draft's files instead: inside a
+    transaction, the changes buffered so far on top of ``commit``.
+    """
+
+    def __init__(self, store: Store, commit: bytes | None, draft: Draft | None = None):
         self.store = store
         self.commit = commit
-        self.tree = store.commit_tree(commit) if commit else None
+        self._draft = draft
+        self._tree = store.commit_tree(commit) if commit and draft is None else None
+
+    @property
+    def tree(self) -> bytes | None:
+        return self._tree if self._draft is None else self._draft.tree()
 
     def entry(self, path: str) -> tuple[int, bytes] | None:
         """Return (mode, sha) of ``path``, or None if it does not exist."""
-        if self.tree is None:
+        if self._draft is not None:
+            return self._draft.entry(path)
+        if self._tree is None:
             return None
-        return self.store.lookup(self.tree, path)
+        return self.store.lookup(self._tree, path)
 
     def blob_id(self, path: str) -> bytes | None:
         found = self.entry(path)
@@ -187,8 +239,38 @@ class Snapshot:
                 yield full, sha
 
 
+class _Transaction:
+    """Mutations buffered in memory until the outermost block ends.
+
+    Each mutation's ``build`` is applied at once to an in-memory draft, so
+    reads inside the block see it; nothing touches the disk. At the end the
+    draft becomes one commit. If another writer committed meanwhile, the
+    builds are replayed in order on top of its commit, as a single mutation
+    would be.
+    """
+
+    def __init__(self, store: Store, start: bytes | None):
+        self.start = start
+        self.objects: dict[bytes, tuple[int, bytes]] = {}
+        self.draft = Draft(store, store.commit_tree(start) if start else None, self.put)
+        self.builds: list[Callable[[Snapshot], Changes]] = []
+        self.subjects: list[str] = []
+        self.message: str | None = None
+
+    def put(self, kind: bytes, content: bytes) -> bytes:
+        sha = hashlib.sha1(kind + b" %d\0" % len(content) + content).hexdigest().encode("ascii")
+        self.objects[sha] = (_TYPE_NUMBERS[kind], content)
+        return sha
+
+
 class Store:
     """A git repository with a working tree, as expipe_git reads and writes it."""
+
+    # Each loose object is fsynced before the branch can point at it. A bulk
+    # writer filling a folder nobody uses yet (the importer, which builds the
+    # project under a temporary name) turns this off and syncs once before
+    # renaming the folder into place: per-object fsyncs were 2/3 of its time.
+    sync_objects = True
 
     def __init__(self, root: str | os.PathLike[str], *, read_only_at: bytes | None = None):
         self.root = os.path.abspath(os.fspath(root))
@@ -215,6 +297,7 @@ class Store:
         weakref.finalize(self, _close, self.repo, self._cache)
         self._parsed: dict[bytes, object] = {}
         self._commits: dict[bytes, CommitInfo] = {}
+        self._local = threading.local()  # the transaction of each thread
         self._thread_lock = threading.RLock()
 
     # -- creating ---------------------------------------------------------
@@ -257,7 +340,13 @@ class Store:
         return sha
 
     def snapshot(self, commit: bytes | None = None) -> Snapshot:
-        return Snapshot(self, self.head() if commit is None else commit)
+        """Return a view of ``commit`` (default: HEAD with this thread's buffered changes)."""
+        if commit is None:
+            tx = self._transaction()
+            if tx is not None:
+                return Snapshot(self, tx.start, tx.draft)
+            commit = self.head()
+        return Snapshot(self, commit)
 
     def commit_tree(self, commit: bytes) -> bytes:
         """Return the root tree of a commit (cached: commits never change)."""
@@ -374,6 +463,87 @@ class Store:
             self._commits[sha] = found
         return found
 
+    def merge_bases(self, one: bytes, two: bytes) -> list[bytes]:
+        """Return the best common ancestors of two commits (usually one; none if unrelated).
+
+        git's walk: commits are visited newest first from both sides, each
+        marked with the sides that reach it; one reached from both is a
+        candidate, and what lies below it is not. The walk stops when every
+        commit left to visit lies below a candidate, so its cost is the
+        divergence between the two histories, not their length.
+        """
+        if one == two:
+            return [one]
+        side_one, side_two, below = 1, 2, 4
+        both = side_one | side_two
+        flags = {one: side_one, two: side_two}
+        order = itertools.count()
+        queue = [
+            (-self.read_commit(one).commit_time, next(order), one),
+            (-self.read_commit(two).commit_time, next(order), two),
+        ]
+        found: list[bytes] = []
+        while any(not flags[sha] & below for _, _, sha in queue):
+            _, _, sha = heapq.heappop(queue)
+            marks = flags[sha] & (both | below)
+            if marks == both:
+                found.append(sha)
+                marks |= below
+            for parent in self.read_commit(sha).parents:
+                if flags.get(parent, 0) & marks == marks:
+                    continue
+                flags[parent] = flags.get(parent, 0) | marks
+                heapq.heappush(queue, (-self.read_commit(parent).commit_time, next(order), parent))
+        # Commits that share a second can be visited out of order; drop a
+        # candidate that is an ancestor of another.
+        return [c for c in found if not any(o != c and self._reaches(o, c) for o in found)]
+
+    def is_ancestor(self, ancestor: bytes, descendant: bytes) -> bool:
+        """Say whether ``ancestor`` is ``descendant`` or in its history."""
+        return ancestor == descendant or ancestor in self.merge_bases(ancestor, descendant)
+
+    def _reaches(self, start: bytes, target: bytes) -> bool:
+        seen = {start}
+        todo = [start]
+        while todo:
+            sha = todo.pop()
+            if sha == target:
+                return True
+            for parent in self.read_commit(sha).parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return False
+
+    def resolve_revision(self, text: str) -> bytes:
+        """Return the commit a branch, remote branch, tag or (abbreviated) commit id names.
+
+        Raises:
+            NotFoundError: nothing by that name, or an abbreviation that is ambiguous.
+        """
+        refs = self.repo.refs
+        name = text.encode("utf-8")
+        for candidate in (name, b"refs/heads/" + name, b"refs/remotes/" + name, b"refs/tags/" + name):
+            if candidate.startswith(b"refs/") and candidate in refs:
+                sha = self.repo.get_peeled(candidate)
+                return self._commit_or_refuse(sha, text)
+        if 4 <= len(text) <= 40 and all(c in "0123456789abcdef" for c in text.lower()):
+            matches = list(self.repo.object_store.iter_prefix(text.lower().encode("ascii")))
+            commits = [sha for sha in matches if self._raw_object(sha)[0] == Commit.type_num]
+            if len(commits) == 1:
+                return commits[0]
+            if len(commits) > 1:
+                raise NotFoundError(f"{text!r} is the start of {len(commits)} commit ids; give more digits")
+        raise NotFoundError(
+            f"no branch, tag or commit named {text!r} in {self.root}; "
+            "'git branch -a' and 'git log' show what there is"
+        )
+
+    def _commit_or_refuse(self, sha: bytes, text: str) -> bytes:
+        if self._raw_object(sha)[0] != Commit.type_num:
+            raise NotFoundError(f"{text!r} names a {self.repo[sha].type_name.decode()}, not a commit")
+        return sha
+
     def read_blob(self, sha: bytes) -> bytes:
         _, raw = self._raw_object(sha)
         return raw
@@ -385,6 +555,9 @@ class Store:
         rescans the pack folder first, which made reading every action of a
         10k-action project 3x slower. Packed objects go through dulwich.
         """
+        in_memory = getattr(self._local, "objects", None)
+        if in_memory and sha in in_memory:
+            return in_memory[sha]
         hex_sha = sha.decode("ascii")
         path = os.path.join(self._objects_dir, hex_sha[:2], hex_sha[2:])
         try:
@@ -517,7 +690,18 @@ class Store:
         ``when`` dates the commit (default: now). ``merge_parent`` makes a
         merge commit whose second parent it is; it is made even when the
         merged tree equals HEAD's, so the other history becomes an ancestor.
+
+        Inside :meth:`transaction` the change is buffered and None returned.
         """
+        tx = self._transaction()
+        if tx is not None:
+            if from_worktree or when is not None or merge_parent is not None:
+                raise ExpipeError(
+                    "committing hand edits or merging cannot be part of a transaction; "
+                    "do it before or after the 'with project.transaction()' block"
+                )
+            self._buffer(tx, build, message)
+            return None
 
         def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
             updates = self._effective(snap, build(snap))
@@ -533,13 +717,16 @@ class Store:
     def fast_forward(self, target: bytes, message: str = "fast-forward") -> bool:
         """Move the branch to ``target``, a descendant of HEAD, and check it out.
 
-        The caller makes sure HEAD is an ancestor of ``target``. Files that
-        differ between the two and were edited by hand are refused, as in
-        :meth:`mutate`. Returns False if HEAD already is ``target``.
+        Files that differ between the two and were edited by hand are
+        refused, as in :meth:`mutate`. Returns False if HEAD already is
+        ``target``, or is not an ancestor of it (checked under the lock, so a
+        commit that landed meanwhile is never thrown away).
         """
 
         def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
-            if snap.commit == target:
+            if snap.commit == target or (
+                snap.commit is not None and not self.is_ancestor(snap.commit, target)
+            ):
                 return None
             changed = self.diff_trees(snap.tree, self.commit_tree(target))
             updates = {
@@ -601,6 +788,105 @@ class Store:
                         stacklevel=4,
                     )
             return commit
+
+    # -- transactions -----------------------------------------------------
+
+    def _transaction(self) -> _Transaction | None:
+        return getattr(self._local, "tx", None)
+
+    @contextlib.contextmanager
+    def transaction(self, message: str | None, author: Callable[[], Identity]) -> Iterator[None]:
+        """Make every mutation in the block one commit, or none if it raises.
+
+        A nested block folds into the outer one; if it raises, only its own
+        changes are dropped (a savepoint), and the exception goes on.
+        ``author`` is called once, when there is something to commit.
+        """
+        tx = self._transaction()
+        if tx is not None:
+            # Objects stay: they are named by their contents, and only those
+            # the final tree reaches are written.
+            savepoint = (tx.draft.tree(), len(tx.builds))
+            if tx.message is None:
+                tx.message = message
+            try:
+                yield
+            except BaseException:
+                tx.draft.base, count = savepoint
+                tx.draft.pending, tx.draft.folders = {}, set()
+                del tx.builds[count:], tx.subjects[count:]
+                raise
+            return
+        if self.pinned is not None:
+            raise ReadOnlyError("this is a read-only view of an old state of the project")
+        start = self.head()
+        tx = _Transaction(self, start)
+        tx.message = message
+        self._local.tx, self._local.objects = tx, tx.objects
+        try:
+            yield
+            self._local.tx = None
+            if tx.builds:
+                self._commit_transaction(tx, author())
+        finally:
+            self._local.tx = self._local.objects = None
+
+    def _buffer(self, tx: _Transaction, build: Callable[[Snapshot], Changes], message: str) -> None:
+        changes = {
+            p: sha for p, (sha, _) in self._stage(Snapshot(self, tx.start, tx.draft), build, tx).items()
+        }
+        if changes:
+            tx.draft.change(changes)
+            tx.builds.append(build)
+            tx.subjects.append(message.split("\n", 1)[0])
+
+    def _stage(self, snap: Snapshot, build: Callable[[Snapshot], Changes], tx: _Transaction) -> dict:
+        """Run ``build`` on ``snap``; keep the new blobs in the transaction's memory."""
+        updates = self._effective(snap, build(snap))
+        for sha, data in updates.values():
+            if data is not None:
+                tx.objects[sha] = (_TYPE_NUMBERS[b"blob"], data)
+        return updates
+
+    def _commit_transaction(self, tx: _Transaction, author: Identity) -> bytes | None:
+        message = _transaction_message(tx.message, tx.subjects)
+
+        def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
+            draft = tx.draft
+            if snap.commit != tx.start:
+                # Another writer committed since the block began: replay.
+                draft = Draft(self, snap.tree, tx.put)
+                for build in tx.builds:
+                    staged = self._stage(Snapshot(self, snap.commit, draft), build, tx)
+                    draft.change({p: sha for p, (sha, _) in staged.items()})
+            tree = draft.tree()
+            changed = self.diff_trees(snap.tree, tree)
+            if not changed:
+                return None
+            updates = {
+                path: (new, None if new is None else self.read_blob(new))
+                for path, (_, new) in changed.items()
+            }
+            self._refuse_hand_edits(snap, updates)
+            self._persist(tx, tree)
+            if tree is None:  # everything was deleted
+                tree = self._write_object(b"tree", b"")
+            return updates, self._write_commit(snap, {}, message, author, tree=tree)
+
+        return self._land(prepare, message)
+
+    def _persist(self, tx: _Transaction, tree: bytes | None) -> None:
+        """Write to disk the objects of ``tree`` that exist only in memory."""
+        if tree is None or tree not in tx.objects:
+            return
+        type_num, content = tx.objects[tree]
+        for _, mode, sha in parse_tree(content, 20):
+            if sha in tx.objects:
+                if stat.S_ISDIR(mode):
+                    self._persist(tx, sha)
+                else:
+                    self._write_object(b"blob", tx.objects[sha][1])
+        self._write_object(b"tree", content)
 
     def _check_repository_state(self) -> None:
         """Refuse to commit where git is in the middle of something of the user's."""
@@ -666,11 +952,17 @@ class Store:
         *,
         when: datetime | None = None,
         merge_parent: bytes | None = None,
+        tree: bytes | None = None,
     ) -> bytes:
-        for _, data in updates.values():
-            if data is not None:
-                self._write_object(b"blob", data)
-        tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
+        """Write the blobs of ``updates``, the new trees and the commit.
+
+        ``tree``, if given, is the finished root tree (already on disk).
+        """
+        if tree is None:
+            for _, data in updates.values():
+                if data is not None:
+                    self._write_object(b"blob", data)
+            tree = self._apply_to_tree(snap.tree, {p: sha for p, (sha, _) in updates.items()})
         commit = Commit()
         commit.tree = tree
         commit.parents = [snap.commit] if snap.commit else []
@@ -687,12 +979,19 @@ class Store:
         commit.message = message.encode("utf-8")
         return self._write_object(b"commit", commit.as_raw_string())
 
-    def _apply_to_tree(self, tree: bytes | None, changes: dict[str, bytes | None]) -> bytes:
+    def _apply_to_tree(
+        self,
+        tree: bytes | None,
+        changes: dict[str, bytes | None],
+        put: Callable[[bytes, bytes], bytes] | None = None,
+    ) -> bytes:
         """Write the trees that ``changes`` (path -> blob sha or None) alter.
 
         Unlike dulwich's commit_tree_changes this never stores an empty tree
         (git fsck would report it dangling) and never mutates cached trees.
+        ``put`` stores a tree (default: on disk).
         """
+        put = put or self._write_object
         entries = dict(self.tree_entries(tree)) if tree else {}
         nested: dict[str, dict[str, bytes | None]] = {}
         for path, sha in changes.items():
@@ -706,7 +1005,7 @@ class Store:
         for name, sub in nested.items():
             current = entries.get(name)
             subtree = current[1] if current and stat.S_ISDIR(current[0]) else None
-            new = self._apply_to_tree(subtree, sub)
+            new = self._apply_to_tree(subtree, sub, put)
             if new == _EMPTY_TREE:
                 entries.pop(name, None)
             else:
@@ -720,7 +1019,7 @@ class Store:
             key = raw_name + b"/" if stat.S_ISDIR(mode) else raw_name
             rows.append((key, b"%o %s\0%s" % (mode, raw_name, bytes.fromhex(sha.decode("ascii")))))
         rows.sort()
-        return self._write_object(b"tree", b"".join(row for _, row in rows))
+        return put(b"tree", b"".join(row for _, row in rows))
 
     def _write_object(self, kind: bytes, content: bytes) -> bytes:
         """Store a loose object and return its hex id.
@@ -742,7 +1041,8 @@ class Store:
         with open(tmp, "wb") as f:
             f.write(zlib.compress(raw, 1))
             f.flush()
-            os.fsync(f.fileno())
+            if self.sync_objects:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
         return sha.encode("ascii")
@@ -814,7 +1114,7 @@ class Store:
 
     def rebuild_index(self) -> None:
         """Write the index afresh from HEAD, keeping stat data of clean files."""
-        snap = self.snapshot()
+        snap = Snapshot(self, self.head())
         entries = []
         for path, sha in snap.walk():
             full = os.path.join(self.root, path)
@@ -829,7 +1129,7 @@ class Store:
 
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits."""
-        committed = dict(self.snapshot().walk())
+        committed = dict(Snapshot(self, self.head()).walk())
         return self.worktree.changes(committed, gitindex.read_paths(self.index_path) or {})
 
     # -- locking and crash recovery ---------------------------------------
@@ -908,7 +1208,7 @@ class Store:
         except ValueError:
             entry = None
         if entry is not None and _hex(self.head()) == entry["new"]:
-            snap = self.snapshot()
+            snap = Snapshot(self, self.head())
             updates = {}
             for path, (old, new) in entry["paths"].items():
                 current = self.worktree.file_sha(path)
@@ -982,3 +1282,15 @@ def _signature(value: bytes) -> tuple[str, int, int]:
         return (person + b">").decode("utf-8", "replace"), int(seconds), offset
     except ValueError:
         return value.decode("utf-8", "replace"), 0, 0
+
+
+def _transaction_message(message: str | None, subjects: list[str]) -> str:
+    """The commit message of a transaction: its message, then what it did."""
+    if message is None and len(subjects) == 1:
+        return subjects[0] + "\n\nExpipe-Operation: transaction\n"
+    subject = message.strip() if message else f"{len(subjects)} changes"
+    shown = subjects[:100]
+    lines = [f"- {line}" for line in shown]
+    if len(subjects) > len(shown):
+        lines.append(f"- and {len(subjects) - len(shown)} more")
+    return subject + "\n\n" + "\n".join(lines) + "\n\nExpipe-Operation: transaction\n"
