@@ -24,8 +24,10 @@ import stat
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from .store import Store
+if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
+    from .store import Store
 
 FORMAT = 1
 _SAVE_AFTER = 200  # new entries that make saving worth a write
@@ -83,6 +85,17 @@ class CommitGraph:
                     found = self._compute(sha)
                     self._nodes[sha] = self._new[sha] = found
         return found
+
+    def record(self, sha: bytes, parent: bytes | None, time: int, files: Iterable[FileChange]) -> None:
+        """Enter a commit the store just made, so no history walk has to diff it.
+
+        Saved with the next batch (or at exit), like computed entries.
+        """
+        node: Node = ((parent,) if parent else (), time, (tuple(sorted(files)),))
+        with self._lock:
+            self._nodes[sha] = self._new[sha] = node
+            if len(self._new) >= _SAVE_AFTER:
+                _save(self.path, self._nodes, self._new)
 
     def parents(self, sha: bytes) -> tuple[bytes, ...]:
         return self.node(sha)[0]

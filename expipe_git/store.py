@@ -44,7 +44,7 @@ from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import gitindex, readcache
+from . import commitgraph, gitindex, readcache
 from .errors import (
     ExpipeError,
     NotFoundError,
@@ -776,6 +776,7 @@ class Store:
                         }
                     )
                     if self._swap_branch(head, commit, message):
+                        self._index_history(commit, snap, updates)
                         break
                     # Stock git moved the branch without our lock; rebuild on top.
                     self._clear_journal()
@@ -887,6 +888,18 @@ class Store:
                 else:
                     self._write_object(b"blob", tx.objects[sha][1])
         self._write_object(b"tree", content)
+
+    def _index_history(self, commit: bytes, before: Snapshot, updates: dict) -> None:
+        """Record which files a new commit changed, for history walks.
+
+        A merge commit, or a fast-forward to commits made elsewhere, is
+        left to be diffed when history first needs it.
+        """
+        info = self.read_commit(commit)
+        if len(info.parents) > 1 or info.parents[:1] != ((before.commit,) if before.commit else ()):
+            return
+        files = [(path, before.blob_id(path), new) for path, (new, _) in updates.items()]
+        commitgraph.of(self).record(commit, before.commit, info.commit_time, files)
 
     def _check_repository_state(self) -> None:
         """Refuse to commit where git is in the middle of something of the user's."""

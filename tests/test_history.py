@@ -662,3 +662,42 @@ def test_blame_agrees_with_the_history_of_each_key(project):
             if key not in before or not same_value(before[key], after[key])
         )
         assert blame[key] == expected, key
+
+
+def test_commits_made_through_the_api_are_indexed_as_they_are_made(tmp_path):
+    """A later history call diffs nothing: the writer recorded each commit's files."""
+    import subprocess
+    import sys
+
+    from expipe_git import commitgraph
+
+    path = tmp_path / "lab"
+    script = f"""
+import expipe_git
+project = expipe_git.require_project({str(path)!r})
+action = project.require_action("rec-1")
+action.tags = ["a"]
+action.create_module("m", contents={{"k": 1}})
+with project.transaction():
+    action.tags.append("b")
+    project.require_action("rec-2")
+project.delete_action("rec-2")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    recorded = commitgraph._read(str(path / ".git" / "expipe-git" / "history-cache"))
+    commits = git(path, "rev-list", "HEAD").split()
+    assert sorted(c.encode() for c in commits) == sorted(recorded)
+    for sha in commits:
+        parents, when, (files,) = recorded[sha.encode()]
+        assert [p.decode() for p in parents] == git(path, "rev-list", "--parents", "-1", sha).split()[1:]
+        assert when == int(git(path, "log", "-1", "--format=%ct", sha))
+        listed = git(path, "diff-tree", "--no-renames", "--root", "-r", "--no-commit-id", sha).splitlines()
+        expected = []
+        for line in listed:
+            meta, name = line.split("\t")
+            _, _, old, new, _ = meta.split(" ")
+            zero = "0" * 40
+            expected.append(
+                (name, None if old == zero else old.encode(), None if new == zero else new.encode())
+            )
+        assert list(files) == sorted(expected)
