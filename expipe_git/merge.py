@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import checks, layout, values
+from . import checks, history, layout, values
 from .errors import (
     CorruptFileError,
     InvalidTypeError,
@@ -654,12 +654,12 @@ def _conflict_error(message: str, conflicts: list[Conflict]) -> MergeConflict:
 
 
 def merge(project: Project, revision: str, *, on_conflict: str = "raise") -> str | None:
-    """Merge a branch, tag or commit id of the project's repository into HEAD (see :func:`merge_into`)."""
+    """Merge a revision (a branch, tag, commit id, ``main~2``…) into HEAD (see :func:`merge_into`)."""
     if not isinstance(revision, str) or not revision:
         raise InvalidTypeError("merge() takes a branch, tag or commit id as a str")
     sha = merge_into(
         project,
-        project.store.resolve_revision(revision),
+        history.history_of(project.store).resolve(revision),
         on_conflict=on_conflict,
         message=f"merge {revision}",
     )

@@ -47,7 +47,6 @@ from dulwich.repo import Repo
 from . import commitgraph, gitindex, readcache
 from .errors import (
     ExpipeError,
-    NotFoundError,
     ProjectBusyError,
     ReadOnlyError,
     RepositoryStateError,
@@ -514,35 +513,6 @@ class Store:
                     seen.add(parent)
                     todo.append(parent)
         return False
-
-    def resolve_revision(self, text: str) -> bytes:
-        """Return the commit a branch, remote branch, tag or (abbreviated) commit id names.
-
-        Raises:
-            NotFoundError: nothing by that name, or an abbreviation that is ambiguous.
-        """
-        refs = self.repo.refs
-        name = text.encode("utf-8")
-        for candidate in (name, b"refs/heads/" + name, b"refs/remotes/" + name, b"refs/tags/" + name):
-            if candidate.startswith(b"refs/") and candidate in refs:
-                sha = self.repo.get_peeled(candidate)
-                return self._commit_or_refuse(sha, text)
-        if 4 <= len(text) <= 40 and all(c in "0123456789abcdef" for c in text.lower()):
-            matches = list(self.repo.object_store.iter_prefix(text.lower().encode("ascii")))
-            commits = [sha for sha in matches if self._raw_object(sha)[0] == Commit.type_num]
-            if len(commits) == 1:
-                return commits[0]
-            if len(commits) > 1:
-                raise NotFoundError(f"{text!r} is the start of {len(commits)} commit ids; give more digits")
-        raise NotFoundError(
-            f"no branch, tag or commit named {text!r} in {self.root}; "
-            "'git branch -a' and 'git log' show what there is"
-        )
-
-    def _commit_or_refuse(self, sha: bytes, text: str) -> bytes:
-        if self._raw_object(sha)[0] != Commit.type_num:
-            raise NotFoundError(f"{text!r} names a {self.repo[sha].type_name.decode()}, not a commit")
-        return sha
 
     def read_blob(self, sha: bytes) -> bytes:
         _, raw = self._raw_object(sha)

@@ -493,7 +493,7 @@ def test_a_hand_edit_in_the_way_is_refused(ours, tmp_path):
 
 
 def test_unknown_revisions_and_bad_arguments(ours, tmp_path):
-    with pytest.raises(expipe_git.NotFoundError, match="no branch, tag or commit named 'nope'"):
+    with pytest.raises(expipe_git.NotFoundError, match="unknown revision 'nope'"):
         ours.merge("nope")
     with pytest.raises(expipe_git.InvalidValueError, match="on_conflict"):
         ours.merge("main", on_conflict="mine")
@@ -712,3 +712,15 @@ def test_cli_runs_as_a_program_without_traceback(ours, tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert pathlib.Path(project_path(ours), ".git", "expipe-git", "merge.json").is_file()
+
+
+def test_merging_a_revision_expression(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("rec-2")
+    theirs.require_action("rec-3")
+    fetch(ours, theirs)
+    ours.require_action("mine")
+    git(project_path(ours), "branch", "-f", "theirs-tip", head(theirs))
+    assert ours.merge("theirs-tip~1") is not None
+    assert "rec-2" in ours.actions and "rec-3" not in ours.actions
+    assert_clean(project_path(ours))
