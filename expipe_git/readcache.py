@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import marshal
 import os
+import stat
 import threading
 from typing import Any
 
@@ -69,6 +70,11 @@ class ReadCache:
         self._saved_records: dict = {}
         self._new_trees: dict = {}
         self._new_records: dict = {}
+        # The root tree of the latest commit read or written. Saving keeps
+        # only what it reaches: a long-running writer (or a history walk)
+        # parses every version of the big folders, and a cache of all of
+        # them would take the next process seconds to load.
+        self.root: bytes | None = None
 
     def _load(self) -> None:
         self._loaded = True
@@ -117,6 +123,9 @@ class ReadCache:
                 self._load()
             trees = {**self._saved_trees, **self._new_trees}
             records = {**self._saved_records, **{k: _freeze(v) for k, v in self._new_records.items()}}
+            if self.root is not None and self.root in trees:
+                trees, blobs = _reachable(trees, self.root)
+                records = {sha: record for sha, record in records.items() if sha in blobs}
             if len(trees) + len(records) > _MAX_ENTRIES:
                 # Keep it bounded: what this process used is what is likely wanted.
                 trees = dict(self._new_trees)
@@ -135,3 +144,22 @@ class ReadCache:
                 return
             self._saved_trees, self._saved_records = trees, records
             self._new_trees, self._new_records = {}, {}
+
+
+def _reachable(trees: dict, root: bytes) -> tuple[dict, set]:
+    """Return the cached trees ``root`` reaches, and the blob ids they name."""
+    kept: dict = {}
+    blobs: set = set()
+    stack = [root]
+    while stack:
+        sha = stack.pop()
+        entries = trees.get(sha)
+        if entries is None or sha in kept:
+            continue
+        kept[sha] = entries
+        for mode, child in entries.values():
+            if stat.S_ISDIR(mode):
+                stack.append(child)
+            else:
+                blobs.add(child)
+    return kept, blobs

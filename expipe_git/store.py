@@ -345,6 +345,9 @@ class Store:
             if tx is not None:
                 return Snapshot(self, tx.start, tx.draft)
             commit = self.head()
+            snap = Snapshot(self, commit)
+            self._cache.root = snap.tree  # what the read cache keeps when saved
+            return snap
         return Snapshot(self, commit)
 
     def commit_tree(self, commit: bytes) -> bytes:

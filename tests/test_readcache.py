@@ -81,3 +81,36 @@ def test_freeze_and_thaw_round_trip_dates_and_times():
         "d": [1, 2.5, "x", True, float("inf")],
     }
     assert readcache._thaw(readcache._freeze(value)) == value
+
+
+def test_a_long_writer_leaves_only_the_latest_state_in_the_cache(tmp_path):
+    """Every mutation parses new versions of the big folders; saving keeps what HEAD reaches."""
+    import marshal
+
+    path = tmp_path / "lab"
+    script = f"""
+import expipe_git
+project = expipe_git.require_project({str(path)!r})
+with project.transaction():
+    for i in range(300):
+        project.require_action(f"rec-{{i}}").tags = ["a"]
+for i in range(300):
+    project.actions[f"rec-{{i}}"].tags = ["b"]
+print(sorted({{t for n in project.actions for t in project.actions[n].tags}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['b']"
+    with open(path / ".git" / "expipe-git" / "read-cache", "rb") as f:
+        cached = marshal.load(f)
+    head_trees = set(
+        subprocess.run(
+            ["git", "rev-list", "--objects", "--no-object-names", "HEAD^{tree}"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    )
+    assert cached["trees"], "the reads of the last loop are cached"
+    assert {sha.decode() for sha in cached["trees"]} <= head_trees
+    assert {sha.decode() for sha in cached["records"]} <= head_trees
