@@ -14,11 +14,14 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
     ProjectBusyError,
+    PushRejectedError,
     ReadOnlyError,
+    RemoteError,
     RepositoryStateError,
     UncommittedChangesError,
+    UnsafeRemoteError,
 )
-from .model import FileStatus, Project, create_project, get_project, require_project
+from .model import FileStatus, Project, clone, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
 from .settings import settings
@@ -41,10 +44,14 @@ __all__ = [
     "Project",
     "ProjectBusyError",
     "PropertyList",
+    "PushRejectedError",
     "ReadOnlyError",
+    "RemoteError",
     "RepositoryStateError",
     "Template",
     "UncommittedChangesError",
+    "UnsafeRemoteError",
+    "clone",
     "core",
     "create_project",
     "datetime_format",

@@ -13,7 +13,10 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── UncommittedChangesError            a hand edit would be overwritten
     ├── ReadOnlyError                      a mutation on a read-only view
     ├── RepositoryStateError               git is mid-merge, on another branch, …
-    └── ProjectBusyError                   the project's write lock was not free
+    ├── ProjectBusyError                   the project's write lock was not free
+    └── RemoteError                        a remote cannot be reached, read or updated
+        ├── PushRejectedError              a push was refused: pull first, or the server said no
+        └── UnsafeRemoteError              a remote's history holds unsafe or foreign files
 
 This module imports nothing of ours.
 """
@@ -76,3 +79,15 @@ class RepositoryStateError(ExpipeError):
 
 class ProjectBusyError(ExpipeError):
     """Another writer held the project for longer than we were willing to wait."""
+
+
+class RemoteError(ExpipeError):
+    """A remote cannot be reached, read or updated; the message never holds a password."""
+
+
+class PushRejectedError(RemoteError):
+    """A push was refused: the remote has commits we lack, or the server declined it."""
+
+
+class UnsafeRemoteError(RemoteError):
+    """A remote's history holds symlinks, submodules, ``.git`` or files outside the layout."""

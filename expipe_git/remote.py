@@ -1,0 +1,771 @@
+"""Remotes: clone, fetch, push and pull over a path, git://, http(s):// and ssh.
+
+With :mod:`expipe_git.store` this is one of the two modules that import
+dulwich; it uses only dulwich's client (the wire protocols) and object store,
+never its porcelain, which starts auto-gc and moves HEAD without
+compare-and-swap. Refs are moved here; the branch and the working tree only
+through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
+
+Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
+sends is written and indexed in a temporary object folder that reads our
+objects as an alternate, every commit new to us is checked there, and only then
+is the pack moved into ``.git/objects/pack`` and ``refs/remotes/<remote>/main``
+moved. A remote whose history holds anything but regular files and folders in
+the documented layout (:func:`layout.place_of`) is refused before a ref or a
+file changes. Each new commit is compared with its first parent, so only the
+folders it changed are opened: the check costs the size of the new history,
+never the size of the project.
+
+Credentials never reach ``.git/config``, an error, a progress line or a
+commit: a URL is stored and shown without its user name and password (see
+:func:`public_url`); a password given in a URL is kept in
+``.git/expipe-git/credentials`` (mode 0600, git's credential-store format).
+For http(s) a password is looked up in that order: the URL given to this call,
+``EXPIPE_GIT_USERNAME``/``EXPIPE_GIT_PASSWORD``, that file, then git's
+credential-store files (``~/.git-credentials``,
+``$XDG_CONFIG_HOME/git/credentials``, and the ``--file`` of a
+``credential.helper = store`` setting). Credential helpers that are programs
+are not run: that would be a git subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from dulwich import client as git_client
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.file import FileLocked
+from dulwich.object_store import DiskObjectStore
+from dulwich.objects import ZERO_SHA, parse_tree
+
+from . import layout
+from .errors import (
+    AlreadyExistsError,
+    ExpipeError,
+    InvalidValueError,
+    NotFoundError,
+    PushRejectedError,
+    RemoteError,
+    UnsafeRemoteError,
+)
+from .store import BRANCH, FILE_MODE, TREE_MODE, CommitInfo, Store
+
+if TYPE_CHECKING:
+    from .model import Project
+
+USERNAME_ENV = "EXPIPE_GIT_USERNAME"
+PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
+CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_COMMIT_TYPE, _TREE_TYPE = 1, 2
+_MODE_NAMES = {0o120000: "a symbolic link", 0o160000: "a submodule", 0o100755: "an executable file"}
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------
+# URLs and credentials
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a remote is, split into what may be shown and what may not."""
+
+    kind: str  # "local", "git", "http", "ssh"
+    public: str  # the URL without credentials: stored, shown
+    username: str | None = None
+    password: str | None = None
+
+    def secrets(self) -> list[str]:
+        found = [self.password] if self.password else []
+        if self.kind == "http" and self.username and not self.password:
+            found.append(self.username)  # a token given as the user name
+        return found
+
+
+def parse_location(url: str) -> Location:
+    """Split ``url`` into its kind, its public form and its credentials.
+
+    Raises:
+        InvalidValueError: the URL is empty or of a kind we cannot reach.
+    """
+    if not isinstance(url, (str, os.PathLike)) or not os.fspath(url):
+        raise InvalidValueError("a remote needs a URL or path, e.g. /srv/lab.git or https://host/lab.git")
+    url = os.fspath(url)
+    if "://" in url:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        kind = {"http": "http", "https": "http", "git": "git", "ssh": "ssh", "git+ssh": "ssh"}.get(scheme)
+        if scheme == "file":
+            return Location("local", os.path.abspath(unquote(parts.path)))
+        if kind is None:
+            raise InvalidValueError(
+                f"cannot use a remote of scheme {scheme!r}; use a path, file://, git://, http(s):// or ssh://"
+            )
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if kind == "ssh" and username:
+            netloc = f"{quote(username, safe='')}@{netloc}"
+        public = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        return Location(kind, public, username, password)
+    if _is_scp_style(url):
+        user_host, _, path = url.partition(":")
+        user, at, host = user_host.rpartition("@")
+        if ":" in user:
+            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
+        return Location("ssh", url, user or None)
+    return Location("local", os.path.abspath(url))
+
+
+def _is_scp_style(url: str) -> bool:
+    """``host:path`` or ``user@host:path``, as git reads it: a colon before any slash."""
+    colon = url.find(":")
+    slash = url.find("/")
+    return colon > 0 and (slash < 0 or colon < slash) and not os.path.exists(url)
+
+
+def public_url(url: str) -> str:
+    """Return ``url`` without a user name or password (http, git) or password (ssh)."""
+    return parse_location(url).public
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
+
+
+def _credential_files(store: Store) -> list[str]:
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    files = [os.path.join(store.state_dir, CREDENTIALS_FILE)]
+    try:
+        helpers = list(store.repo.get_config_stack().get_multivar((b"credential",), b"helper"))
+    except KeyError:
+        helpers = []
+    for helper in helpers:
+        words = shlex.split(helper.decode("utf-8", "replace"))
+        if words and words[0] == "store":
+            named = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--file=")]
+            files.append(os.path.expanduser(named[0]) if named else os.path.join(home, ".git-credentials"))
+    files += [os.path.join(home, ".git-credentials"), os.path.join(xdg, "git", "credentials")]
+    return list(dict.fromkeys(files))
+
+
+def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
+    """Return (user, password) for ``public`` from a credential-store file."""
+    wanted = urlsplit(public)
+    for path in _credential_files(store):
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            entry = urlsplit(line.strip())
+            if (
+                entry.scheme == wanted.scheme
+                and entry.hostname == wanted.hostname
+                and entry.port == wanted.port
+                and entry.username
+                and (not entry.path.strip("/") or entry.path.strip("/") == wanted.path.strip("/"))
+            ):
+                return unquote(entry.username), unquote(entry.password or "")
+    return None
+
+
+def _with_credentials(store: Store | None, location: Location) -> Location:
+    """Fill in the user name and password of an http(s) remote."""
+    if location.kind != "http" or location.password is not None:
+        return location
+    user = location.username or os.environ.get(USERNAME_ENV)
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return Location(location.kind, location.public, user or "", password)
+    if store is not None:
+        found = _stored_credentials(store, location.public)
+        if found is not None:
+            return Location(location.kind, location.public, *found)
+    return location
+
+
+def _save_credentials(store: Store, location: Location) -> None:
+    """Keep a URL's credentials out of .git/config: in a file only we read (0600)."""
+    if location.kind != "http" or not (location.username or location.password):
+        return
+    parts = urlsplit(location.public)
+    user = quote(location.username or "", safe="")
+    password = quote(location.password or "", safe="")
+    line = urlunsplit((parts.scheme, f"{user}:{password}@{parts.netloc}", "", "", ""))
+    path = os.path.join(store.state_dir, CREDENTIALS_FILE)
+    os.makedirs(store.state_dir, exist_ok=True)
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = [x for x in f.read().splitlines() if urlsplit(x).netloc.split("@")[-1] != parts.netloc]
+    except FileNotFoundError:
+        kept = []
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join([*kept, line]) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# Remotes in .git/config
+
+
+def check_remote_name(name: object) -> str:
+    bad = not isinstance(name, str) or not _REMOTE_NAME.fullmatch(name)
+    if bad or name.endswith(".lock") or ".." in name:
+        raise InvalidValueError(
+            f"remote name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (e.g. 'origin')"
+        )
+    return name
+
+
+def remotes(store: Store) -> dict[str, str]:
+    """Return remote name -> URL (as stored: without credentials)."""
+    config = store.repo.get_config()
+    found = {}
+    for section in config.sections():
+        if len(section) == 2 and section[0] == b"remote":
+            with contextlib.suppress(KeyError):
+                url = config.get(section, b"url").decode("utf-8", "replace")
+                found[section[1].decode("utf-8", "replace")] = public_url(url)
+    return dict(sorted(found.items()))
+
+
+def add_remote(store: Store, name: str, url: str) -> str:
+    """Record remote ``name``; return its URL as stored (without credentials).
+
+    Raises:
+        AlreadyExistsError: a remote of that name exists.
+        InvalidValueError: the name or the URL cannot be used.
+    """
+    check_remote_name(name)
+    location = parse_location(url)
+    config = store.repo.get_config()
+    section = (b"remote", name.encode())
+    if config.has_section(section):
+        raise AlreadyExistsError(
+            f"remote {name!r} exists already ({remotes(store).get(name)}); remove it first "
+            f"(project.remove_remote({name!r}) or 'expipe-git remote remove {name}')"
+        )
+    _save_credentials(store, location)
+    config.set(section, b"url", location.public.encode())
+    config.set(section, b"fetch", f"+refs/heads/*:refs/remotes/{name}/*".encode())
+    config.write_to_path()
+    return location.public
+
+
+def remove_remote(store: Store, name: str) -> None:
+    """Forget remote ``name`` and its remote-tracking refs.
+
+    Raises:
+        NotFoundError: there is no remote of that name.
+    """
+    check_remote_name(name)
+    config = store.repo.get_config()
+    section = (b"remote", name.encode())
+    if not config.has_section(section):
+        raise NotFoundError(_no_remote(store, name))
+    del config[section]
+    config.write_to_path()
+    prefix = f"refs/remotes/{name}/".encode()
+    for ref in list(store.repo.refs.keys()):
+        if ref.startswith(prefix):
+            store.repo.refs.remove_if_equals(ref, None)
+
+
+def _no_remote(store: Store, name: str) -> str:
+    known = ", ".join(remotes(store)) or "none"
+    return (
+        f"the project has no remote {name!r} (remotes: {known}); add one with "
+        f"project.add_remote({name!r}, URL) or 'expipe-git remote add {name} URL'"
+    )
+
+
+def _location_of(store: Store, name: str) -> Location:
+    check_remote_name(name)
+    config = store.repo.get_config()
+    try:
+        url = config.get((b"remote", name.encode()), b"url").decode("utf-8")
+    except KeyError:
+        raise NotFoundError(_no_remote(store, name)) from None
+    return _with_credentials(store, parse_location(url))
+
+
+def tracking_ref(name: str) -> bytes:
+    return f"refs/remotes/{name}/main".encode()
+
+
+# ---------------------------------------------------------------------------
+# Talking to a server
+
+
+class _Transfer:
+    """One conversation with a remote: its client, and errors told safely."""
+
+    def __init__(self, location: Location, progress: Progress | None, operation: str):
+        self.location = location
+        self.operation = operation
+        self.server_said: list[str] = []
+        self._progress = progress
+        if location.kind == "local":
+            if not os.path.isdir(location.public):
+                raise RemoteError(f"{location.public} does not exist; a remote path must be a git repository")
+            self.client: git_client.GitClient = git_client.LocalGitClient()
+            self.path = location.public
+            return
+        try:
+            self.client, self.path = git_client.get_transport_and_path(
+                location.public,
+                operation=operation,
+                username=location.username if location.kind == "http" else None,
+                password=location.password if location.kind == "http" else None,
+            )
+        except (ValueError, git_client.StrangeHostname) as exc:
+            raise RemoteError(f"cannot reach {location.public}: {self.safe(str(exc))}") from None
+
+    def safe(self, text: str) -> str:
+        return _scrub(text, self.location.secrets())
+
+    def progress(self, data: bytes) -> None:
+        text = self.safe(data.decode("utf-8", "replace"))
+        for line in re.split(r"[\r\n]+", text):
+            if line.strip() and not re.match(r"^(Counting|Compressing|Enumerating|Total|Writing)", line):
+                self.server_said.append(line.strip())
+        del self.server_said[:-10]
+        if self._progress is not None:
+            self._progress(text)
+
+    def say(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress(text)
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn what dulwich and the network raise into a RemoteError without secrets."""
+        where = self.location.public
+        try:
+            yield
+        except ExpipeError:
+            raise
+        except git_client.HTTPUnauthorized:
+            hint = (
+                "the user name or password was refused"
+                if self.location.password is not None
+                else f"give them in the URL once, set {USERNAME_ENV} and {PASSWORD_ENV}, "
+                "or put them in ~/.git-credentials"
+            )
+            raise RemoteError(f"{where} asks for a user name and password: {hint}") from None
+        except NotGitRepository:
+            raise RemoteError(f"{where} is not a git repository") from None
+        except FileLocked:
+            raise PushRejectedError(
+                f"{where}: another push was updating main at the same moment; pull and push again"
+            ) from None
+        except (HangupException, GitProtocolError, OSError) as exc:
+            said = "; ".join(self.server_said[-3:])
+            detail = self.safe(str(exc) or type(exc).__name__)
+            extra = f" (the server said: {said})" if said else ""
+            raise RemoteError(f"could not {self.operation} {where}: {detail}{extra}") from None
+        except Exception as exc:
+            # urllib3 and ssh failures have no common base class; still one line, no secrets.
+            if type(exc).__module__.split(".")[0] not in ("urllib3", "dulwich", "socket", "ssl"):
+                raise
+            detail = self.safe(str(exc) or type(exc).__name__)
+            raise RemoteError(f"could not {self.operation} {where}: {detail}") from None
+
+
+# ---------------------------------------------------------------------------
+# Fetch: quarantine, check, then move in
+
+
+def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+    """Fetch ``main`` of ``remote`` into ``refs/remotes/<remote>/main``.
+
+    Returns the commit fetched, or None if the remote has no branch main.
+
+    Raises:
+        NotFoundError: no remote of that name.
+        RemoteError: the remote cannot be reached or read.
+        UnsafeRemoteError: the remote's history holds something unsafe; nothing changed.
+    """
+    location = _location_of(store, remote)
+    tip = _fetch_main(store, location, progress)
+    if tip is not None:
+        ref = tracking_ref(remote)
+        old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
+        if old != tip:
+            store.repo.refs.set_if_equals(ref, old, tip, message=b"fetch: " + location.public.encode())
+    return tip
+
+
+def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
+    transfer = _Transfer(location, progress, "fetch from")
+    wanted: dict[str, bytes | None] = {}
+
+    def determine_wants(refs: dict, depth: int | None = None) -> list[bytes]:
+        tip = refs.get(BRANCH)
+        wanted["tip"] = None if tip in (None, ZERO_SHA) else tip
+        if wanted["tip"] is None or wanted["tip"] in store.repo.object_store:
+            return []
+        return [wanted["tip"]]
+
+    os.makedirs(store.state_dir, exist_ok=True)
+    quarantine = tempfile.mkdtemp(prefix="fetch-", dir=store.state_dir)
+    try:
+        incoming = DiskObjectStore.init(os.path.join(quarantine, "objects"))
+        incoming.add_alternate_path(store.repo.object_store.path)
+        pack_file, keep, discard = incoming.add_pack()
+        with transfer.errors():
+            try:
+                transfer.client.fetch_pack(
+                    transfer.path,
+                    determine_wants,
+                    store.repo.get_graph_walker(),
+                    pack_file.write,
+                    progress=transfer.progress,
+                )
+            except BaseException:
+                discard()
+                raise
+            pack = keep()
+        tip = wanted.get("tip")
+        if tip is None or pack is None:
+            if pack is not None:
+                pack.close()
+            if tip is not None and tip not in store.repo.object_store:
+                raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
+            return tip
+        try:
+            _Checker(store, incoming, transfer).check_history(tip)
+        finally:
+            pack.close()
+            incoming.close()
+        _move_packs(
+            os.path.join(quarantine, "objects", "pack"),
+            os.path.join(store.git_dir, "objects", "pack"),
+        )
+        return tip
+    finally:
+        shutil.rmtree(quarantine, ignore_errors=True)
+
+
+def _move_packs(source: str, target: str) -> None:
+    """Move checked packs into the repository: the pack first, its index last."""
+    names = sorted(os.listdir(source), key=lambda n: (n.rsplit(".", 1)[0], not n.endswith(".pack")))
+    for name in names:
+        if name.endswith((".pack", ".idx")) and not os.path.exists(os.path.join(target, name)):
+            os.replace(os.path.join(source, name), os.path.join(target, name))
+
+
+class _Checker:
+    """Check the commits of a fetch that are new to us, before anything moves."""
+
+    def __init__(self, store: Store, incoming: DiskObjectStore, transfer: _Transfer):
+        self.store = store
+        self.incoming = incoming
+        self.transfer = transfer
+        self.where = transfer.location.public
+        self.known = store.repo.object_store
+        self._trees: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
+
+    def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
+        try:
+            type_num, raw = self.incoming.get_raw(sha)
+        except KeyError:
+            raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {what} is missing") from None
+        if type_num != kind:
+            raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
+        return raw
+
+    def check_history(self, tip: bytes) -> None:
+        todo = [tip]
+        seen: set[bytes] = set()
+        count = 0
+        while todo:
+            sha = todo.pop()
+            if sha in seen or sha in self.known:
+                continue
+            seen.add(sha)
+            info = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
+            base = None
+            if info.parents:
+                first = info.parents[0]
+                if first in self.known:
+                    base = self.store.commit_tree(first)
+                else:
+                    parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
+                    base = CommitInfo.parse(first, parent).tree
+            self._check_tree(info.tree, base, "", sha)
+            todo.extend(info.parents)
+            count += 1
+            if count % 1000 == 0:
+                self.transfer.say(f"Checking new commits: {count}\r")
+        if count:
+            self.transfer.say(f"Checking new commits: {count}, done.\n")
+
+    def _entries(self, sha: bytes, what: str) -> list[tuple[bytes, int, bytes]]:
+        found = self._trees.get(sha)
+        if found is None:
+            raw = self._raw(sha, _TREE_TYPE, what)
+            try:
+                found = list(parse_tree(raw, 20, strict=True))
+            except Exception:
+                raise UnsafeRemoteError(f"{self.where}: {what} is not a valid git tree") from None
+            if len(self._trees) > 100_000:
+                self._trees.clear()
+            self._trees[sha] = found
+        return found
+
+    def _check_tree(self, tree: bytes, base: bytes | None, prefix: str, commit: bytes) -> None:
+        if tree == base:
+            return
+        where = f"folder {prefix.rstrip('/')!r}" if prefix else "the root folder"
+        entries = self._entries(tree, f"{where} of commit {commit.decode()}")
+        before = {}
+        if base is not None:
+            before = {name: (mode, sha) for name, mode, sha in self._entries(base, "a parent's tree")}
+        names = set()
+        for raw_name, mode, sha in entries:
+            if raw_name in names:
+                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "it appears twice")
+            names.add(raw_name)
+            if before.get(raw_name) == (mode, sha):
+                continue  # checked with the parent
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "its name is not UTF-8")
+            path = prefix + name
+            if mode == TREE_MODE:
+                if not _folder_in_layout(path):
+                    self._refuse(commit, path, "it is a folder outside expipe_git's layout")
+                old = before.get(raw_name)
+                self._check_tree(sha, old[1] if old and old[0] == TREE_MODE else None, path + "/", commit)
+            elif mode == FILE_MODE:
+                if path != layout.IGNORE_FILE and layout.place_of(path) is None:
+                    self._refuse(commit, path, "it is a file outside expipe_git's layout")
+                if sha not in self.incoming:
+                    raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
+            else:
+                kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
+                self._refuse(commit, path, f"it is {kind}; only regular files and folders are accepted")
+
+    def _refuse(self, commit: bytes, path: str, why: str) -> None:
+        raise UnsafeRemoteError(
+            f"refused {self.where}: {ascii(path)} in commit {commit.decode()[:12]} is unsafe or not "
+            f"part of an expipe_git project ({why}); nothing was changed. Fix the remote's history "
+            "with git, or fetch from another remote"
+        )
+
+
+def _folder_in_layout(path: str) -> bool:
+    """Whether ``path`` is a folder that the documented layout can hold."""
+    parts = path.split("/")
+    if parts[0] in ("templates", "modules"):
+        return len(parts) == 1
+    if parts[0] not in layout.KIND_OF_FOLDER or len(parts) > 4:
+        return False
+    if len(parts) == 1:
+        return True
+    if not re.fullmatch(r"[0-9a-f]{2}", parts[1]):
+        return False
+    if len(parts) == 2:
+        return True
+    name = parts[2]
+    if layout._name_problem(name) or layout.shard(name) != parts[1]:
+        return False
+    return len(parts) == 3 or parts[3] in ("modules", "messages")
+
+
+# ---------------------------------------------------------------------------
+# Ancestry
+
+
+def is_ancestor(store: Store, ancestor: bytes, descendant: bytes) -> bool:
+    """Whether ``ancestor`` is in the history of ``descendant`` (or is it)."""
+    if ancestor == descendant:
+        return True
+    oldest = store.read_commit(ancestor).commit_time
+    todo = [descendant]
+    seen = set()
+    while todo:
+        sha = todo.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        info = store.read_commit(sha)
+        for parent in info.parents:
+            if parent == ancestor:
+                return True
+            # A day's slack for clocks that disagree; older commits cannot lead to it.
+            if store.read_commit(parent).commit_time >= oldest - 86400:
+                todo.append(parent)
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Push and pull
+
+
+def push(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+    """Send main to ``remote`` if that is a fast-forward there; never force.
+
+    Returns the commit pushed, or None if the remote had it already.
+
+    Raises:
+        PushRejectedError: the remote has commits we lack (pull first), or
+            the server refused the update (a hook, a protected branch, a push
+            that won a race).
+        RemoteError: the remote cannot be reached.
+    """
+    location = _location_of(store, remote)
+    head = store.head()
+    if head is None:
+        raise RemoteError("the project has no commits to push")
+    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
+        raise RemoteError(
+            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
+            "repository (make one with 'git init --bare PATH')"
+        )
+    transfer = _Transfer(location, progress, "push to")
+    state: dict[str, object] = {}
+
+    def update_refs(refs: dict) -> dict:
+        theirs = refs.get(BRANCH)
+        theirs = None if theirs == ZERO_SHA else theirs
+        state["theirs"] = theirs
+        if theirs == head:
+            return {}
+        known = theirs is None or theirs in store.repo.object_store
+        if not known or (theirs is not None and not is_ancestor(store, theirs, head)):
+            state["behind"] = True
+            return {}
+        return {BRANCH: head}
+
+    def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
+        known = {sha for sha in have if sha in store.repo.object_store}
+        return store.repo.generate_pack_data(known, want, ofs_delta=ofs_delta)
+
+    with transfer.errors():
+        result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
+    if state.get("behind"):
+        raise PushRejectedError(
+            f"{location.public} has commits this project does not have; pull first "
+            f"(project.pull({remote!r}) or 'expipe-git pull {remote}'), then push again"
+        )
+    if state.get("theirs") == head:
+        _set_tracking(store, remote, head)
+        return None
+    refused = (result.ref_status or {}).get(BRANCH)
+    if refused is not None:
+        said = "; ".join(transfer.server_said[-3:])
+        extra = f" (the server said: {said})" if said else ""
+        raise PushRejectedError(
+            f"{location.public} refused the push to main: {transfer.safe(str(refused))}{extra}; "
+            "if someone pushed meanwhile, pull and push again"
+        )
+    _set_tracking(store, remote, head)
+    return head
+
+
+def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
+    store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
+
+
+def pull(
+    project: Project, remote: str = "origin", *, on_conflict: str = "raise", progress: Progress | None = None
+) -> bytes | None:
+    """Fetch ``remote`` and bring its main into ours; return the new HEAD or None.
+
+    A fast-forward when our main is in the remote's history; otherwise a
+    merge of the two (:mod:`expipe_git.merge`).
+    """
+    if on_conflict not in ("raise", "ours", "theirs"):
+        raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
+    store = project.store
+    theirs = fetch(store, remote, progress=progress)
+    if theirs is None:
+        raise RemoteError(
+            f"{remotes(store).get(remote)} has no branch main yet; push this project there first"
+        )
+    head = store.head()
+    if head is not None and is_ancestor(store, theirs, head):
+        return None
+    if head is None or is_ancestor(store, head, theirs):
+        moved = store.fast_forward(theirs, f"pull: fast-forward to {remote}/main")
+        return theirs if moved else None
+    raise RemoteError(f"this project and {remote!r} both have new commits; merging them is not available yet")
+
+
+# ---------------------------------------------------------------------------
+# Clone
+
+
+def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+    """Clone the project at ``url`` into the new folder ``path``; return its root.
+
+    A clone that fails leaves nothing behind.
+    """
+    location = parse_location(url)
+    root = os.path.abspath(os.fspath(path))
+    existed = os.path.exists(root)
+    if existed and (not os.path.isdir(root) or os.listdir(root)):
+        raise ExpipeError(f"{root} exists and is not an empty folder; clone into a new folder")
+    store = None
+    try:
+        os.makedirs(root, exist_ok=True)
+        store = Store.init(root)
+        add_remote(store, "origin", url)
+        location = _with_credentials(store, location)
+        tip = _fetch_main(store, location, progress)
+        if tip is None:
+            raise RemoteError(
+                f"{location.public} has no branch main: nothing to clone (to share a new project, "
+                "add this URL as a remote of it and push)"
+            )
+        if store.lookup(store.commit_tree(tip), layout.CONFIG_FILE) is None:
+            raise RemoteError(f"{location.public} is a git repository but not an expipe_git project")
+        store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
+        if progress is not None:
+            progress("Checking out files...\r")
+        store.fast_forward(tip, f"clone: from {location.public}")
+        if progress is not None:
+            progress("Checking out files, done.\n")
+        config = store.repo.get_config()
+        config.set((b"branch", b"main"), b"remote", b"origin")
+        config.set((b"branch", b"main"), b"merge", BRANCH)
+        config.write_to_path()
+        return root
+    except BaseException:
+        if store is not None:
+            store.close()
+        if existed:
+            for name in os.listdir(root):
+                full = os.path.join(root, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(full)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
