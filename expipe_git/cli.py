@@ -470,6 +470,87 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Merging (expipe_git.merge)
+
+
+def _conflict_json(conflict: Any) -> dict:
+    from . import merge
+
+    row = {"object": conflict.object, "key": conflict.key, "kind": conflict.kind, "path": conflict.path}
+    sides = {"base": conflict.base, "ours": conflict.ours, "theirs": conflict.theirs}
+    row.update({side: None if value is merge.ABSENT else value for side, value in sides.items()})
+    row["absent"] = [side for side, value in sides.items() if value is merge.ABSENT]
+    return row
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .errors import MergeConflict
+
+    project = _open_project(args)
+    if args.continue_merge or args.abort:
+        if args.rev or args.ours or args.theirs:
+            _error("merge --continue and --abort take no REV, --ours or --theirs")
+            return 2
+        if args.abort:
+            project.abort_merge()
+            print("merge aborted: the project is as it was before it")
+            return 0
+    elif not args.rev:
+        _error("merge needs REV (a branch, tag or commit id), or --continue or --abort")
+        return 2
+    try:
+        if args.continue_merge:
+            sha = project.continue_merge()
+        else:
+            side = "ours" if args.ours else "theirs" if args.theirs else "raise"
+            sha = project.merge(args.rev, on_conflict=side)
+    except MergeConflict as exc:
+        for conflict in exc.conflicts:
+            print(conflict.describe())
+        raise
+    print(sha if sha is not None else "already up to date: nothing to merge")
+    return 0
+
+
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    from . import merge
+
+    project = _open_project(args)
+    pending = merge.pending_merge(project)
+    found = project.conflicts if pending else []
+    if args.json:
+        _print_json([_conflict_json(c) for c in found])
+        return 0
+    if pending is None:
+        print("no merge is stopped on conflicts")
+        return 0
+    print(
+        f"{pending['message']} ({pending['theirs'][:7]}): {len(found)} unresolved, "
+        f"{pending['resolved']} resolved"
+    )
+    for conflict in found:
+        print(f"  {conflict.describe()}")
+    if found:
+        print(f"resolve each with '{PROG} resolve OBJECT KEY --ours|--theirs|--value VALUE'; then")
+    print(f"finish with '{PROG} merge --continue' (or give up with '{PROG} merge --abort')")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from . import merge
+
+    project = _open_project(args)
+    conflict = (args.object, args.key)
+    if args.value is not None:
+        project.resolve(conflict, value=merge.parse_value_text(args.value))
+    else:
+        project.resolve(conflict, "ours" if args.ours else "theirs")
+    left = len(project.conflicts)
+    print(f"resolved {args.object} {args.key}".rstrip() + f"; {left} unresolved")
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # The parser and main
 
 
@@ -594,6 +675,55 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "pull, then push")
     remote_arg(p)
     conflict_args(p)
+
+    p = add(
+        "merge",
+        cmd_merge,
+        "merge a branch, tag or commit into the project record by record, and print the merge commit; "
+        "stops on conflicts without changing anything (see 'conflicts' and 'resolve')",
+    )
+    p.add_argument("rev", nargs="?", metavar="REV", help="branch (e.g. origin/main), tag or commit id")
+    sides = p.add_mutually_exclusive_group()
+    sides.add_argument("--ours", action="store_true", help="resolve every conflict with our value")
+    sides.add_argument("--theirs", action="store_true", help="resolve every conflict with their value")
+    sides.add_argument(
+        "--continue",
+        dest="continue_merge",
+        action="store_true",
+        help="finish a stopped merge with the resolutions given",
+    )
+    sides.add_argument("--abort", action="store_true", help="forget a stopped merge")
+
+    p = add("conflicts", cmd_conflicts, "list the unresolved conflicts of a stopped merge", epilog=JSON_NOTE)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {object, key, kind, path, base, ours, theirs, absent}; "
+        "absent lists the sides where the key or record does not exist",
+    )
+
+    p = add(
+        "resolve",
+        cmd_resolve,
+        "resolve one conflict of a stopped merge; then 'merge --continue'",
+    )
+    p.add_argument("object", metavar="OBJECT", help="the conflict's object address, e.g. action/rec-1")
+    p.add_argument(
+        "key",
+        nargs="?",
+        default="",
+        metavar="KEY",
+        help="the conflict's key, nested keys joined by '.' (omit for a deleted record)",
+    )
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--ours", action="store_true", help="keep our value")
+    choice.add_argument("--theirs", action="store_true", help="take their value")
+    choice.add_argument(
+        "--value",
+        metavar="VALUE",
+        help='a new value: a TOML or JSON literal (3, 2.5, true, null, "text" in quotes, [1, 2], '
+        '{"a": 1}) or a quantity such as "3 um" or "[1, 2] mV"',
+    )
     return parser
 
 

@@ -14,6 +14,7 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── ReadOnlyError                      a mutation on a read-only view
     ├── RepositoryStateError               git is mid-merge, on another branch, …
     ├── ProjectBusyError                   the project's write lock was not free
+    ├── MergeConflict                      a merge found a record changed differently on both sides
     └── RemoteError                        a remote cannot be reached, read or updated
         ├── PushRejectedError              a push was refused: pull first, or the server said no
         └── UnsafeRemoteError              a remote's history holds unsafe or foreign files
@@ -79,6 +80,18 @@ class RepositoryStateError(ExpipeError):
 
 class ProjectBusyError(ExpipeError):
     """Another writer held the project for longer than we were willing to wait."""
+
+
+class MergeConflict(ExpipeError):
+    """A merge found values changed differently on both sides; nothing was changed.
+
+    ``conflicts`` lists them (:class:`expipe_git.merge.Conflict`: object,
+    key, base, ours, theirs, path).
+    """
+
+    def __init__(self, message: str, conflicts: list | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])
 
 
 class RemoteError(ExpipeError):

@@ -384,6 +384,51 @@ class Project:
         sha = _remote.push(self._store, remote, progress=progress)
         return None if sha is None else sha.decode()
 
+    # -- merging (expipe_git.merge does the work; imported here, as it imports this module) --
+
+    def merge(self, revision: str, *, on_conflict: str = "raise") -> str | None:
+        """Merge a branch, tag or commit of this repository into the project, record by record.
+
+        Returns the merge commit's id (the other commit's after a fast-forward),
+        or None when it is merged already. ``on_conflict="ours"``/``"theirs"``
+        resolves every conflict that way; see docs/merging.md.
+
+        Raises:
+            MergeConflict: with ``on_conflict="raise"``; nothing changed, and
+                the merge waits for :meth:`resolve` and :meth:`continue_merge`.
+        """
+        from . import merge
+
+        return merge.merge(self, revision, on_conflict=on_conflict)
+
+    @property
+    def conflicts(self) -> list:
+        """The unresolved conflicts of a merge stopped on conflicts (empty if none)."""
+        from . import merge
+
+        return merge.conflicts(self)
+
+    def resolve(self, conflict, side: str | None = None, **value) -> None:
+        """Resolve one conflict: ``resolve(conflict, "ours")``, ``"theirs"`` or ``value=...``.
+
+        ``conflict`` is an item of :attr:`conflicts` or ``(object address, key)``.
+        """
+        from . import merge
+
+        merge.resolve(self, conflict, side, **value)
+
+    def continue_merge(self) -> str | None:
+        """Finish the stopped merge with the resolutions given; MergeConflict if some remain."""
+        from . import merge
+
+        return merge.continue_merge(self)
+
+    def abort_merge(self) -> None:
+        """Forget the stopped merge and its resolutions (HEAD was never touched)."""
+        from . import merge
+
+        merge.abort_merge(self)
+
 
 def _check_objects_whole(snap: Snapshot, changes: Changes) -> None:
     """Refuse edits that leave modules or messages without their action or entity."""

@@ -597,32 +597,6 @@ def _folder_in_layout(path: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Ancestry
-
-
-def is_ancestor(store: Store, ancestor: bytes, descendant: bytes) -> bool:
-    """Whether ``ancestor`` is in the history of ``descendant`` (or is it)."""
-    if ancestor == descendant:
-        return True
-    oldest = store.read_commit(ancestor).commit_time
-    todo = [descendant]
-    seen = set()
-    while todo:
-        sha = todo.pop()
-        if sha in seen:
-            continue
-        seen.add(sha)
-        info = store.read_commit(sha)
-        for parent in info.parents:
-            if parent == ancestor:
-                return True
-            # A day's slack for clocks that disagree; older commits cannot lead to it.
-            if store.read_commit(parent).commit_time >= oldest - 86400:
-                todo.append(parent)
-    return False
-
-
-# ---------------------------------------------------------------------------
 # Push and pull
 
 
@@ -656,7 +630,7 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         if theirs == head:
             return {}
         known = theirs is None or theirs in store.repo.object_store
-        if not known or (theirs is not None and not is_ancestor(store, theirs, head)):
+        if not known or (theirs is not None and not store.is_ancestor(theirs, head)):
             state["behind"] = True
             return {}
         return {BRANCH: head}
@@ -697,23 +671,24 @@ def pull(
     """Fetch ``remote`` and bring its main into ours; return the new HEAD or None.
 
     A fast-forward when our main is in the remote's history; otherwise a
-    merge of the two (:mod:`expipe_git.merge`).
+    merge commit of the two, record by record (:func:`expipe_git.merge.merge_into`).
+
+    Raises:
+        MergeConflict: a record changed differently on both sides and
+            ``on_conflict`` is "raise"; HEAD, the index and the files are as
+            they were, the fetched commit is in ``refs/remotes/<remote>/main``.
     """
     if on_conflict not in ("raise", "ours", "theirs"):
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
+    from . import merge  # it builds on the model, which imports this module
+
     store = project.store
     theirs = fetch(store, remote, progress=progress)
     if theirs is None:
         raise RemoteError(
             f"{remotes(store).get(remote)} has no branch main yet; push this project there first"
         )
-    head = store.head()
-    if head is not None and is_ancestor(store, theirs, head):
-        return None
-    if head is None or is_ancestor(store, head, theirs):
-        moved = store.fast_forward(theirs, f"pull: fast-forward to {remote}/main")
-        return theirs if moved else None
-    raise RemoteError(f"this project and {remote!r} both have new commits; merging them is not available yet")
+    return merge.merge_into(project, theirs, on_conflict=on_conflict, message=f"merge {remote}/main")
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import stat
@@ -45,6 +47,7 @@ from dulwich.repo import Repo
 from . import gitindex, readcache
 from .errors import (
     ExpipeError,
+    NotFoundError,
     ProjectBusyError,
     ReadOnlyError,
     RepositoryStateError,
@@ -374,6 +377,87 @@ class Store:
             self._commits[sha] = found
         return found
 
+    def merge_bases(self, one: bytes, two: bytes) -> list[bytes]:
+        """Return the best common ancestors of two commits (usually one; none if unrelated).
+
+        git's walk: commits are visited newest first from both sides, each
+        marked with the sides that reach it; one reached from both is a
+        candidate, and what lies below it is not. The walk stops when every
+        commit left to visit lies below a candidate, so its cost is the
+        divergence between the two histories, not their length.
+        """
+        if one == two:
+            return [one]
+        side_one, side_two, below = 1, 2, 4
+        both = side_one | side_two
+        flags = {one: side_one, two: side_two}
+        order = itertools.count()
+        queue = [
+            (-self.read_commit(one).commit_time, next(order), one),
+            (-self.read_commit(two).commit_time, next(order), two),
+        ]
+        found: list[bytes] = []
+        while any(not flags[sha] & below for _, _, sha in queue):
+            _, _, sha = heapq.heappop(queue)
+            marks = flags[sha] & (both | below)
+            if marks == both:
+                found.append(sha)
+                marks |= below
+            for parent in self.read_commit(sha).parents:
+                if flags.get(parent, 0) & marks == marks:
+                    continue
+                flags[parent] = flags.get(parent, 0) | marks
+                heapq.heappush(queue, (-self.read_commit(parent).commit_time, next(order), parent))
+        # Commits that share a second can be visited out of order; drop a
+        # candidate that is an ancestor of another.
+        return [c for c in found if not any(o != c and self._reaches(o, c) for o in found)]
+
+    def is_ancestor(self, ancestor: bytes, descendant: bytes) -> bool:
+        """Say whether ``ancestor`` is ``descendant`` or in its history."""
+        return ancestor == descendant or ancestor in self.merge_bases(ancestor, descendant)
+
+    def _reaches(self, start: bytes, target: bytes) -> bool:
+        seen = {start}
+        todo = [start]
+        while todo:
+            sha = todo.pop()
+            if sha == target:
+                return True
+            for parent in self.read_commit(sha).parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return False
+
+    def resolve_revision(self, text: str) -> bytes:
+        """Return the commit a branch, remote branch, tag or (abbreviated) commit id names.
+
+        Raises:
+            NotFoundError: nothing by that name, or an abbreviation that is ambiguous.
+        """
+        refs = self.repo.refs
+        name = text.encode("utf-8")
+        for candidate in (name, b"refs/heads/" + name, b"refs/remotes/" + name, b"refs/tags/" + name):
+            if candidate.startswith(b"refs/") and candidate in refs:
+                sha = self.repo.get_peeled(candidate)
+                return self._commit_or_refuse(sha, text)
+        if 4 <= len(text) <= 40 and all(c in "0123456789abcdef" for c in text.lower()):
+            matches = list(self.repo.object_store.iter_prefix(text.lower().encode("ascii")))
+            commits = [sha for sha in matches if self._raw_object(sha)[0] == Commit.type_num]
+            if len(commits) == 1:
+                return commits[0]
+            if len(commits) > 1:
+                raise NotFoundError(f"{text!r} is the start of {len(commits)} commit ids; give more digits")
+        raise NotFoundError(
+            f"no branch, tag or commit named {text!r} in {self.root}; "
+            "'git branch -a' and 'git log' show what there is"
+        )
+
+    def _commit_or_refuse(self, sha: bytes, text: str) -> bytes:
+        if self._raw_object(sha)[0] != Commit.type_num:
+            raise NotFoundError(f"{text!r} names a {self.repo[sha].type_name.decode()}, not a commit")
+        return sha
+
     def read_blob(self, sha: bytes) -> bytes:
         _, raw = self._raw_object(sha)
         return raw
@@ -469,13 +553,16 @@ class Store:
     def fast_forward(self, target: bytes, message: str = "fast-forward") -> bool:
         """Move the branch to ``target``, a descendant of HEAD, and check it out.
 
-        The caller makes sure HEAD is an ancestor of ``target``. Files that
-        differ between the two and were edited by hand are refused, as in
-        :meth:`mutate`. Returns False if HEAD already is ``target``.
+        Files that differ between the two and were edited by hand are
+        refused, as in :meth:`mutate`. Returns False if HEAD already is
+        ``target``, or is not an ancestor of it (checked under the lock, so a
+        commit that landed meanwhile is never thrown away).
         """
 
         def prepare(snap: Snapshot) -> tuple[dict, bytes] | None:
-            if snap.commit == target:
+            if snap.commit == target or (
+                snap.commit is not None and not self.is_ancestor(snap.commit, target)
+            ):
                 return None
             changed = self.diff_trees(snap.tree, self.commit_tree(target))
             updates = {

@@ -1,0 +1,622 @@
+"""Record-level three-way merges, checked with the real git binary.
+
+Divergent histories are made the way people make them: ``git clone`` a
+project, change both copies through expipe_git (or with git by hand), and
+``git fetch`` one into the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import quantities as pq
+from conftest import assert_clean, git, project_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import expipe_git
+from expipe_git import merge as merging
+from expipe_git.cli import main
+
+
+def fork(project, tmp_path, name="theirs"):
+    """Clone ``project`` with stock git and open the clone."""
+    target = tmp_path / name
+    git(tmp_path, "clone", "-q", str(project_path(project)), str(target))
+    return expipe_git.get_project(target)
+
+
+def fetch(project, other) -> str:
+    """Fetch ``other``'s main into ``project`` as remote branch ``theirs/main``."""
+    git(project_path(project), "fetch", "-q", str(project_path(other)), "+main:refs/remotes/theirs/main")
+    return "theirs/main"
+
+
+def head(project) -> str:
+    return git(project_path(project), "rev-parse", "HEAD").strip()
+
+
+def parents(project, rev="HEAD") -> list[str]:
+    return git(project_path(project), "log", "-1", "--format=%P", rev).split()
+
+
+def message_of(project, rev="HEAD") -> str:
+    return git(project_path(project), "log", "-1", "--format=%B", rev)
+
+
+def snapshot_files(project) -> dict:
+    """HEAD, index bytes and every working-tree file, to prove nothing changed."""
+    root = project_path(project)
+    files = {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+    return {"head": head(project), "index": (root / ".git" / "index").read_bytes(), "files": files}
+
+
+@pytest.fixture
+def ours(project):
+    action = project.require_action("rec-1")
+    action.tags = ["x", "y", "z"]
+    action.users = ["Peter"]
+    action.type = "Recording"
+    action.require_module("ephys", contents={"depth": 2 * pq.um, "probe": {"channels": 32, "shank": 1}})
+    return project
+
+
+# ---------------------------------------------------------------------------
+# What merges without conflict
+
+
+def test_fast_forward_when_ours_has_not_moved(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("rec-2")
+    target = head(theirs)
+    assert ours.merge(fetch(ours, theirs)) == target
+    assert head(ours) == target and "rec-2" in ours.actions
+    assert ours.merge("theirs/main") is None  # already merged
+    assert_clean(project_path(ours))
+
+
+def test_merging_what_is_already_in_our_history_does_nothing(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    ours.require_action("rec-2")
+    before = head(ours)
+    assert ours.merge(fetch(ours, theirs)) is None
+    assert head(ours) == before
+
+
+def test_different_files_and_different_keys_of_one_record_merge(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    ours.actions["rec-1"].location = "lab 1"
+    ours.actions["rec-1"].modules["ephys"]["depth"] = 3 * pq.um
+    ours.actions["rec-1"].modules["ephys"]["probe"]["channels"] = 64
+    theirs.actions["rec-1"].type = "Surgery"
+    theirs.actions["rec-1"].modules["ephys"]["probe"]["shank"] = 2
+    theirs.actions["rec-1"].modules["ephys"]["new"] = {"a": 1}
+    theirs.require_action("rec-2").tags = ["t"]
+    theirs.require_template("daq", {"rate": 30000})
+    before = head(ours)
+    sha = ours.merge(fetch(ours, theirs))
+    assert sha == head(ours)
+    assert parents(ours) == [before, head(theirs)]
+    action = ours.actions["rec-1"]
+    assert (action.location, action.type) == ("lab 1", "Surgery")
+    module = action.modules["ephys"].contents
+    assert module["depth"] == 3 * pq.um
+    assert module["probe"] == {"channels": 64, "shank": 2}
+    assert module["new"] == {"a": 1}
+    assert list(ours.actions["rec-2"].tags) == ["t"]
+    assert ours.templates["daq"]["rate"] == 30000
+    path = project_path(ours)
+    assert_clean(path)
+    subjects = git(path, "log", "--format=%s").splitlines()
+    assert subjects[0] == "merge theirs/main"
+    assert "action 'rec-2': create" in subjects
+    assert "Expipe-Operation: merge" in git(path, "log", "-1", "--format=%(trailers)")
+
+
+def test_tags_users_and_entities_merge_as_sets(ours, tmp_path):
+    ours.actions["rec-1"].entities = ["rat1", "rat2"]
+    theirs = fork(ours, tmp_path)
+    mine, other = ours.actions["rec-1"], theirs.actions["rec-1"]
+    mine.tags.remove("y")
+    mine.tags.append("o")
+    other.tags.remove("z")
+    other.tags.extend(["t", "o"])
+    mine.users.append("Mary")
+    other.users = []
+    other.entities.append("rat3")
+    mine.entities.remove("rat1")
+    ours.merge(fetch(ours, theirs))
+    assert list(mine.tags) == ["x", "o", "t"]  # ours' order, then theirs' additions
+    assert list(mine.users) == ["Mary"]  # Peter removed by theirs, Mary added by ours
+    assert list(mine.entities) == ["rat2", "rat3"]
+    assert_clean(project_path(ours))
+
+
+def test_the_same_change_on_both_sides_is_not_a_conflict(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("theirs-only")  # else both sides could make the very same commits
+    for project in (ours, theirs):
+        project.actions["rec-1"].type = "Surgery"
+        project.actions["rec-1"].modules["ephys"]["depth"] = 5 * pq.um
+        project.actions["rec-1"].modules["ephys"]["probe"]["x"] = float("nan")
+    ours.require_action("other")
+    assert ours.merge(fetch(ours, theirs)) == head(ours)
+    assert ours.actions["rec-1"].type == "Surgery"
+    assert len(parents(ours)) == 2
+
+
+def test_messages_from_both_sides_are_kept(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    when = dt.datetime(2024, 5, 1, 12, 0, 0)
+    ours.actions["rec-1"].create_message("ours", user="Peter", datetime=when)
+    theirs.actions["rec-1"].create_message("theirs", user="Mary", datetime=when)
+    ours.merge(fetch(ours, theirs))
+    texts = sorted(m["text"] for m in ours.actions["rec-1"].messages.to_list())
+    assert texts == ["ours", "theirs"]
+
+
+def test_a_message_id_added_on_both_sides_with_different_text_is_renamed_not_lost(ours, tmp_path):
+    when = dt.datetime(2024, 5, 1, 12, 0, 0)
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("theirs-only")  # else both sides could make the very same commit
+    ours.actions["rec-1"].create_message("note", user="Peter", datetime=when)
+    message = theirs.actions["rec-1"].create_message("note", user="Peter", datetime=when)
+    message.text = "note, corrected"  # the id stays; the contents now differ
+    ours.merge(fetch(ours, theirs))
+    messages = ours.actions["rec-1"].messages
+    texts = sorted(m["text"] for m in messages.to_list())
+    assert texts == ["note", "note, corrected"]
+    ids = list(messages)
+    assert message.id in ids and len(ids) == 2
+    other = next(i for i in ids if i != message.id)
+    assert other.startswith("20240501T120000-")
+    assert f"theirs is kept as {other}" in message_of(ours)
+    assert_clean(project_path(ours))
+
+
+def test_an_object_created_on_both_sides_merges_and_keeps_the_earlier_registration(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("rec-9").tags = ["theirs"]
+    earlier = theirs.actions["rec-9"].registered
+    ours.require_action("rec-9").tags = ["ours"]
+    ours.actions["rec-9"].location = "here"
+    ours.merge(fetch(ours, theirs))
+    action = ours.actions["rec-9"]
+    assert list(action.tags) == ["ours", "theirs"]
+    assert action.location == "here"
+    assert action.registered <= earlier or action.registered == earlier
+
+
+def test_int_keys_added_on_both_sides_merge(ours, tmp_path):
+    module = ours.actions["rec-1"].require_module("bins", contents={0: "a"})
+    theirs = fork(ours, tmp_path)
+    module[1] = "b"
+    theirs.actions["rec-1"].modules["bins"][2] = "c"
+    ours.merge(fetch(ours, theirs))
+    assert module.contents == {0: "a", 1: "b", 2: "c"}
+
+
+def test_a_branch_edited_by_hand_with_stock_git_merges(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    root = project_path(theirs)
+    attributes = next(root.glob("actions/*/rec-1/attributes.toml"))
+    text = attributes.read_text().replace('type = "Recording"', 'type = "Edited in vim"')
+    assert text != attributes.read_text()
+    attributes.write_text(text + '# a comment the editor left\nnotes = "by hand"\n')
+    git(root, "commit", "-q", "-am", "hand edit")
+    ours.actions["rec-1"].tags.append("api")
+    ours.merge(fetch(ours, theirs))
+    action = ours.actions["rec-1"]
+    assert action.type == "Edited in vim"
+    assert action.attributes["notes"] == "by hand"
+    assert list(action.tags) == ["x", "y", "z", "api"]
+    assert_clean(project_path(ours))
+
+
+# ---------------------------------------------------------------------------
+# Conflicts
+
+
+def _diverge_on_type_and_depth(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    ours.actions["rec-1"].type = "Ours"
+    ours.actions["rec-1"].modules["ephys"]["depth"] = 3 * pq.um
+    theirs.actions["rec-1"].type = "Theirs"
+    theirs.actions["rec-1"].modules["ephys"]["depth"] = 4 * pq.um
+    theirs.actions["rec-1"].location = "theirs' room"  # merges cleanly
+    return theirs, fetch(ours, theirs)
+
+
+def test_a_conflict_raises_and_changes_nothing(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    before = snapshot_files(ours)
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        ours.merge(rev)
+    assert snapshot_files(ours) == before
+    assert_clean(project_path(ours))
+    found = {(c.object, c.key): c for c in caught.value.conflicts}
+    assert set(found) == {("action/rec-1", "type"), ("action/rec-1/module/ephys", "depth")}
+    kind = found[("action/rec-1", "type")]
+    assert (kind.base, kind.ours, kind.theirs, kind.kind) == ("Recording", "Ours", "Theirs", "value")
+    assert kind.path.endswith("/rec-1/attributes.toml")
+    depth = found[("action/rec-1/module/ephys", "depth")]
+    assert isinstance(depth.ours, pq.Quantity) and depth.theirs == 4 * pq.um and depth.base == 2 * pq.um
+    assert "action/rec-1 type" in str(caught.value) and "resolve" in str(caught.value)
+    assert isinstance(caught.value, expipe_git.ExpipeError)
+    assert {(c.object, c.key) for c in ours.conflicts} == set(found)
+    assert (project_path(ours) / ".git" / "expipe-git" / "merge.json").is_file()
+    # Other work goes on while the merge waits.
+    ours.require_action("meanwhile")
+    assert len(ours.conflicts) == 2
+
+
+@pytest.mark.parametrize("side", ["ours", "theirs"])
+def test_on_conflict_takes_one_side_and_says_so(ours, tmp_path, side):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    ours.merge(rev, on_conflict=side)
+    action = ours.actions["rec-1"]
+    assert action.type == ("Ours" if side == "ours" else "Theirs")
+    assert action.modules["ephys"]["depth"] == (3 if side == "ours" else 4) * pq.um
+    assert action.location == "theirs' room"
+    text = message_of(ours)
+    assert f"action/rec-1 type: base 'Recording', ours 'Ours', theirs 'Theirs': took {side}" in text
+    assert "action/rec-1/module/ephys depth" in text
+    assert len(parents(ours)) == 2
+    assert ours.conflicts == []
+    assert_clean(project_path(ours))
+
+
+def test_conflicts_resolved_one_by_one(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    with pytest.raises(expipe_git.MergeConflict):
+        ours.merge(rev)
+    first = next(c for c in ours.conflicts if c.key == "type")
+    ours.resolve(first, "theirs")
+    assert [c.key for c in ours.conflicts] == ["depth"]
+    before = snapshot_files(ours)
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        ours.continue_merge()
+    assert [c.key for c in caught.value.conflicts] == ["depth"]
+    assert snapshot_files(ours) == before
+    ours.resolve(("action/rec-1/module/ephys", "depth"), value=3.5 * pq.um)
+    assert ours.conflicts == []
+    sha = ours.continue_merge()
+    assert sha == head(ours) and len(parents(ours)) == 2
+    action = ours.actions["rec-1"]
+    assert action.type == "Theirs"
+    assert action.modules["ephys"]["depth"] == 3.5 * pq.um
+    assert "set to array(3.5) * um" in message_of(ours)
+    assert not (project_path(ours) / ".git" / "expipe-git" / "merge.json").exists()
+    assert_clean(project_path(ours))
+
+
+def test_a_resolution_can_be_changed_and_bad_ones_are_refused(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    with pytest.raises(expipe_git.MergeConflict):
+        ours.merge(rev)
+    with pytest.raises(expipe_git.NotFoundError, match="no conflict at action/rec-1 'location'"):
+        ours.resolve(("action/rec-1", "location"), "ours")
+    with pytest.raises(expipe_git.InvalidValueError, match="either a side"):
+        ours.resolve(("action/rec-1", "type"), "ours", value="x")
+    with pytest.raises(expipe_git.InvalidValueError, match="'ours' or 'theirs'"):
+        ours.resolve(("action/rec-1", "type"), "mine")
+    with pytest.raises(expipe_git.InvalidTypeError):
+        ours.resolve(("action/rec-1", "type"), value={1, 2})
+    with pytest.raises(expipe_git.CorruptFileError, match="type must be a string"):
+        ours.resolve(("action/rec-1", "type"), value=5)
+    ours.resolve(("action/rec-1", "type"), "ours")
+    ours.resolve(("action/rec-1", "type"), value="Both")
+    ours.resolve(("action/rec-1/module/ephys", "depth"), "ours")
+    ours.continue_merge()
+    assert ours.actions["rec-1"].type == "Both"
+
+
+def test_abort_forgets_the_merge(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    with pytest.raises(expipe_git.MergeConflict):
+        ours.merge(rev)
+    ours.resolve(("action/rec-1", "type"), "theirs")
+    before = snapshot_files(ours)
+    ours.abort_merge()
+    assert snapshot_files(ours) == before
+    assert ours.conflicts == []
+    with pytest.raises(expipe_git.RepositoryStateError, match="nothing to abort"):
+        ours.abort_merge()
+    with pytest.raises(expipe_git.RepositoryStateError, match="nothing to continue"):
+        ours.continue_merge()
+    with pytest.raises(expipe_git.MergeConflict):  # the old resolution is gone
+        ours.merge(rev)
+
+
+def test_a_second_merge_waits_for_the_stopped_one(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    with pytest.raises(expipe_git.MergeConflict):
+        ours.merge(rev)
+    theirs.require_action("later")
+    with pytest.raises(expipe_git.RepositoryStateError, match="continue it"):
+        ours.merge(fetch(ours, theirs))
+
+
+def test_a_record_deleted_on_one_side_and_changed_on_the_other_conflicts(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    ours.actions["rec-1"].delete_module("ephys")
+    theirs.actions["rec-1"].modules["ephys"]["depth"] = 9 * pq.um
+    rev = fetch(ours, theirs)
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        ours.merge(rev)
+    (conflict,) = caught.value.conflicts
+    assert (conflict.object, conflict.key, conflict.kind) == ("action/rec-1/module/ephys", "", "deleted")
+    assert conflict.ours is merging.ABSENT and conflict.theirs["depth"] == 9 * pq.um
+    assert "deleted in ours" in conflict.describe()
+    with pytest.raises(expipe_git.InvalidValueError, match="'ours' or 'theirs'"):
+        ours.resolve(conflict, value={"depth": 1})
+    ours.resolve(conflict, "theirs")
+    ours.continue_merge()
+    assert ours.actions["rec-1"].modules["ephys"]["depth"] == 9 * pq.um
+    assert_clean(project_path(ours))
+
+
+@pytest.mark.parametrize("side", ["ours", "theirs"])
+def test_an_action_deleted_on_one_side_and_changed_on_the_other_is_one_conflict(ours, tmp_path, side):
+    ours.actions["rec-1"].create_message("hello", user="Peter")
+    theirs = fork(ours, tmp_path)
+    theirs.delete_action("rec-1")
+    ours.actions["rec-1"].require_module("new", contents={"a": 1})  # a file theirs never saw
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        ours.merge(fetch(ours, theirs))
+    (conflict,) = caught.value.conflicts
+    assert (conflict.object, conflict.key, conflict.kind) == ("action/rec-1", "", "deleted")
+    assert conflict.theirs is merging.ABSENT
+    ours.merge("theirs/main", on_conflict=side)
+    if side == "ours":
+        assert sorted(ours.actions["rec-1"].modules) == ["ephys", "new"]
+    else:
+        assert "rec-1" not in ours.actions
+        assert not list(project_path(ours).glob("actions/*/rec-1"))
+    assert_clean(project_path(ours))
+
+
+def test_an_action_deleted_on_both_sides_or_deleted_beside_a_deletion_merges(ours, tmp_path):
+    ours.require_action("rec-2").require_module("m", contents={"a": 1})
+    theirs = fork(ours, tmp_path)
+    ours.delete_action("rec-1")
+    theirs.delete_action("rec-1")
+    ours.delete_action("rec-2")
+    theirs.actions["rec-2"].delete_module("m")
+    theirs.require_action("rec-3")
+    ours.merge(fetch(ours, theirs))
+    assert list(ours.actions) == ["rec-3"]
+    assert_clean(project_path(ours))
+
+
+def test_an_invalid_record_from_the_other_side_is_refused_before_anything_changes(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    root = project_path(theirs)
+    attributes = next(root.glob("actions/*/rec-1/attributes.toml"))
+    attributes.write_text(attributes.read_text().replace('tags = ["x", "y", "z"]', "tags = 5"))
+    git(root, "commit", "-q", "-am", "break the tags")
+    ours.require_action("mine")
+    before = snapshot_files(ours)
+    with pytest.raises(expipe_git.CorruptFileError, match="tags must be a list of strings"):
+        ours.merge(fetch(ours, theirs))
+    assert snapshot_files(ours) == before
+
+
+def test_a_hand_edit_in_the_way_is_refused(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.actions["rec-1"].type = "Theirs"
+    ours.require_action("mine")
+    attributes = next(project_path(ours).glob("actions/*/rec-1/attributes.toml"))
+    attributes.write_text(attributes.read_text() + 'note = "unsaved"\n')
+    with pytest.raises(expipe_git.UncommittedChangesError):
+        ours.merge(fetch(ours, theirs))
+    assert "unsaved" in attributes.read_text()
+    assert ours.store.head().decode() == git(project_path(ours), "rev-parse", "HEAD").strip()
+    assert len(parents(ours)) == 1
+
+
+def test_unknown_revisions_and_bad_arguments(ours, tmp_path):
+    with pytest.raises(expipe_git.NotFoundError, match="no branch, tag or commit named 'nope'"):
+        ours.merge("nope")
+    with pytest.raises(expipe_git.InvalidValueError, match="on_conflict"):
+        ours.merge("main", on_conflict="mine")
+    with pytest.raises(expipe_git.NotFoundError, match="fetch it first"):
+        merging.merge_into(ours, b"0" * 40, message="merge")
+
+
+def test_merging_by_short_commit_id_and_tag(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("rec-2")
+    fetch(ours, theirs)
+    sha = head(theirs)
+    git(project_path(ours), "tag", "-a", "-m", "annotated", "v1", sha)
+    ours.require_action("mine")
+    assert ours.merge("v1") is not None
+    assert "rec-2" in ours.actions
+    assert ours.merge(sha[:10]) is None
+
+
+# ---------------------------------------------------------------------------
+# Merge bases agree with git
+
+
+def test_merge_bases_agree_with_git_merge_base(project):
+    path = project_path(project)
+    project.require_action("a")
+    git(path, "branch", "side")
+    project.require_action("b")
+    git(path, "checkout", "-q", "side")
+    git(path, "commit", "-q", "--allow-empty", "-m", "side 1")
+    git(path, "checkout", "-q", "main")
+    # criss-cross: each side merges the other's tip
+    main_tip, side_tip = git(path, "rev-parse", "main", "side").split()
+    git(path, "merge", "-q", "--no-edit", side_tip)
+    git(path, "checkout", "-q", "side")
+    git(path, "merge", "-q", "--no-edit", main_tip)
+    git(path, "checkout", "-q", "main")
+    project.require_action("c")
+    store = project.store
+    for one, two in [("main", "side"), ("main", "main~2"), ("side", "main~1"), ("main~1", "side~1")]:
+        a, b = (git(path, "rev-parse", r).strip().encode() for r in (one, two))
+        expected = set(git(path, "merge-base", "--all", one, two).split())
+        assert {sha.decode() for sha in store.merge_bases(a, b)} == expected, (one, two)
+    main, older, side = (git(path, "rev-parse", r).strip().encode() for r in ("main", "main~2", "side"))
+    assert store.is_ancestor(older, main) and not store.is_ancestor(main, side)
+
+
+# ---------------------------------------------------------------------------
+# Property: disjoint edits never lose a change
+
+KEYS = [f"k{i}" for i in range(8)]
+EDIT = st.one_of(st.integers(-5, 5), st.text(max_size=3), st.none(), st.just("DELETE"))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    start=st.dictionaries(st.sampled_from(KEYS), st.integers(0, 3), min_size=1),
+)
+def test_disjoint_key_edits_on_both_sides_are_all_kept(tmp_path_factory, data, start):
+    tmp = tmp_path_factory.mktemp("prop")
+    project = expipe_git.require_project(tmp / "p")
+    module = project.require_module("m", contents=start)
+    base = head(project)
+    mine = data.draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=4), label="ours")
+    others = data.draw(
+        st.lists(st.sampled_from([k for k in KEYS if k not in mine]), unique=True, max_size=4), label="theirs"
+    )
+    expected = dict(start)
+
+    def apply(keys):
+        for key in keys:
+            value = data.draw(EDIT, label=key)
+            if value == "DELETE":
+                if key in module:
+                    del module[key]
+                expected.pop(key, None)
+            else:
+                module[key] = value
+                expected[key] = value
+
+    apply(others)
+    their_commit = head(project)
+    git(project_path(project), "reset", "-q", "--hard", base)
+    apply(mine)
+    project.merge(their_commit)
+    assert module.contents == expected
+    assert_clean(project_path(project))
+
+
+# ---------------------------------------------------------------------------
+# The command line
+
+
+def run_cli(path, *args, capsys):
+    code = main(["-C", str(path), *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_cli_merge_with_a_side(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    code, out, err = run_cli(project_path(ours), "merge", rev, "--theirs", capsys=capsys)
+    assert code == 0, err
+    assert out.strip() == head(ours)
+    assert ours.actions["rec-1"].type == "Theirs"
+
+
+def test_cli_conflicts_resolve_continue(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    path = project_path(ours)
+    code, out, err = run_cli(path, "merge", rev, capsys=capsys)
+    assert code == 1
+    assert "action/rec-1 type: base 'Recording', ours 'Ours', theirs 'Theirs'" in out
+    assert err.startswith("expipe-git: error: merge theirs/main: 2 conflicts")
+    code, out, _ = run_cli(path, "conflicts", "--json", capsys=capsys)
+    listed = json.loads(out)
+    assert code == 0
+    assert {"object": "action/rec-1", "key": "type", "kind": "value"}.items() <= listed[0].items()
+    assert listed[0]["base"] == "Recording" and listed[1]["ours"] == {"value": 3.0, "unit": "um"}
+    code, out, _ = run_cli(path, "resolve", "action/rec-1", "type", "--value", '"Agreed"', capsys=capsys)
+    assert code == 0
+    code, out, _ = run_cli(path, "conflicts", capsys=capsys)
+    assert "1 unresolved" in out and "action/rec-1/module/ephys depth" in out
+    code, out, err = run_cli(path, "merge", "--continue", capsys=capsys)
+    assert code == 1 and "1 conflict" in err
+    code, _, err = run_cli(
+        path, "resolve", "action/rec-1/module/ephys", "depth", "--value", "3.25 um", capsys=capsys
+    )
+    assert code == 0, err
+    code, out, err = run_cli(path, "merge", "--continue", capsys=capsys)
+    assert code == 0, err
+    assert ours.actions["rec-1"].type == "Agreed"
+    assert ours.actions["rec-1"].modules["ephys"]["depth"] == 3.25 * pq.um
+    code, out, _ = run_cli(path, "conflicts", capsys=capsys)
+    assert "no merge is stopped" in out
+    assert_clean(path)
+
+
+def test_cli_abort_and_usage_errors(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    path = project_path(ours)
+    assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "Recording", capsys=capsys)
+    assert code == 1 and "cannot read the value 'Recording'" in err
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", capsys=capsys)
+    assert code == 2
+    code, out, err = run_cli(path, "merge", "--abort", capsys=capsys)
+    assert code == 0 and ours.conflicts == []
+    code, out, err = run_cli(path, "merge", capsys=capsys)
+    assert code == 2 and "REV" in err
+    code, out, err = run_cli(path, "merge", "--abort", capsys=capsys)
+    assert code == 1 and "nothing to abort" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3", 3),
+        ("2.5", 2.5),
+        ('"text"', "text"),
+        ("true", True),
+        ("null", None),
+        ("[1, 2]", [1, 2]),
+        ('{"a": 1}', {"a": 1}),
+        ("{ a = 1 }", {"a": 1}),
+        ("2024-01-02T03:04:05", dt.datetime(2024, 1, 2, 3, 4, 5)),
+    ],
+)
+def test_values_typed_on_the_command_line(text, expected):
+    assert merging.parse_value_text(text) == expected
+
+
+def test_quantities_typed_on_the_command_line():
+    assert merging.parse_value_text("3 um") == 3 * pq.um
+    assert (merging.parse_value_text("[1, 2] mV") == [1, 2] * pq.mV).all()
+    for bad in ("Recording", "3 nonsenseunit", ""):
+        with pytest.raises(expipe_git.InvalidValueError, match="cannot read the value"):
+            merging.parse_value_text(bad)
+
+
+def test_cli_runs_as_a_program_without_traceback(ours, tmp_path):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "expipe_git", "merge", rev],
+        cwd=project_path(ours),
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert pathlib.Path(project_path(ours), ".git", "expipe-git", "merge.json").is_file()
