@@ -256,6 +256,139 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path, new_remote):
 
 
 # ---------------------------------------------------------------------------
+# Divergent histories: pull merges record by record
+
+
+def _two_clones(tmp_path, url):
+    seed = make_project(tmp_path / "seed")
+    seed.add_remote("origin", url)
+    seed.push()
+    return expipe_git.clone(url, tmp_path / "alice"), expipe_git.clone(url, tmp_path / "bob")
+
+
+@pytest.mark.parametrize("kind", ["git", "http"])
+def test_divergent_pull_merges_fields(tmp_path, new_remote, kind):
+    bare, url = new_remote(kind)
+    alice, bob = _two_clones(tmp_path, url)
+    alice.actions["rec-1"].tags.append("alice's tag")
+    alice.actions["rec-1"].modules["tracking"]["fps"] = 60
+    alice.require_action("alice-1")
+    bob.actions["rec-1"].tags.append("bob's tag")
+    bob.actions["rec-1"].modules["tracking"]["camera"] = "side"
+    bob.actions["rec-1"].create_message("bob was here", user="bob")
+    bob.push()
+    with pytest.raises(expipe_git.PushRejectedError, match="pull first"):
+        alice.push()
+
+    merged = alice.pull()
+    assert git(alice.path, "rev-parse", "HEAD").strip() == merged
+    parents = git(alice.path, "log", "-1", "--format=%P").split()
+    assert len(parents) == 2 and remote_head(bare) in parents
+    rec = alice.actions["rec-1"]
+    assert sorted(rec.tags) == sorted(["place cell", "alice's tag", "bob's tag"])
+    assert rec.modules["tracking"].contents == {"camera": "side", "fps": 60}
+    assert [rec.messages[m].text for m in rec.messages] == ["bob was here"]
+    assert "alice-1" in alice.actions
+    assert_clean(alice.path)
+
+    assert alice.push() == merged == remote_head(bare)
+    assert bob.pull() == merged  # a fast-forward for bob
+    assert bob.actions["rec-1"].modules["tracking"].contents == {"camera": "side", "fps": 60}
+    assert_clean(bob.path)
+
+
+def _conflicting(tmp_path, url):
+    alice, bob = _two_clones(tmp_path, url)
+    alice.actions["rec-1"].modules["tracking"]["fps"] = 60
+    bob.actions["rec-1"].modules["tracking"]["fps"] = 25
+    bob.push()
+    return alice, bob
+
+
+@pytest.mark.parametrize("mode", ["raise", "ours", "theirs"])
+def test_true_conflict_under_each_mode(tmp_path, new_remote, mode):
+    bare, url = new_remote("git")
+    alice, bob = _conflicting(tmp_path, url)
+    head = git(alice.path, "rev-parse", "HEAD").strip()
+    if mode == "raise":
+        with pytest.raises(expipe_git.MergeConflict) as caught:
+            alice.pull()
+        (conflict,) = caught.value.conflicts
+        assert (conflict.object, conflict.key) == ("action/rec-1/module/tracking", "fps")
+        assert (conflict.base, conflict.ours, conflict.theirs) == (30, 60, 25)
+        assert git(alice.path, "rev-parse", "HEAD").strip() == head
+        assert git(alice.path, "rev-parse", "refs/remotes/origin/main").strip() == remote_head(bare)
+        assert alice.actions["rec-1"].modules["tracking"]["fps"] == 60
+        assert_clean(alice.path)
+        with pytest.raises(expipe_git.PushRejectedError):
+            alice.push()
+        return
+    merged = alice.pull(on_conflict=mode)
+    assert alice.actions["rec-1"].modules["tracking"]["fps"] == (60 if mode == "ours" else 25)
+    message = git(alice.path, "log", "-1", "--format=%B")
+    assert "fps" in message and mode in message
+    assert alice.push() == merged
+    assert_clean(alice.path)
+
+
+def test_concurrent_pushes_lose_nothing_after_pull_and_retry(tmp_path, new_remote):
+    bare, url = new_remote("git")
+    seed = make_project(tmp_path / "seed")
+    seed.add_remote("origin", url)
+    seed.push()
+    clones = [expipe_git.clone(url, tmp_path / f"c{i}") for i in range(3)]
+    for i, project in enumerate(clones):
+        project.require_action(f"from-{i}")
+        project.actions["rec-1"].tags.append(f"tag-{i}")
+    pending = list(range(len(clones)))
+    rounds = 0
+    while pending:
+        rounds += 1
+        start = threading.Barrier(len(pending))
+        won: list[int] = []
+        lost: list[int] = []
+
+        def push(i: int, start=start, won=won, lost=lost) -> None:
+            start.wait()
+            try:
+                clones[i].push()
+                won.append(i)
+            except expipe_git.PushRejectedError:
+                lost.append(i)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in pending]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1, (won, lost)
+        for i in lost:
+            clones[i].pull()
+        pending = lost
+    assert rounds == len(clones)
+    subprocess.run(["git", "clone", "-q", str(bare), str(tmp_path / "check")], check=True)
+    final = expipe_git.get_project(tmp_path / "check")
+    assert set(final.actions) == {"rec-1", "from-0", "from-1", "from-2"}
+    assert sorted(final.actions["rec-1"].tags) == ["place cell", "tag-0", "tag-1", "tag-2"]
+    for project in clones:
+        assert_clean(project.path)
+
+
+def test_cli_pull_with_conflicts(tmp_path, new_remote, capsys):
+    bare, url = new_remote("git")
+    alice, bob = _conflicting(tmp_path, url)
+    a = str(alice.path)
+    assert cli.main(["-C", a, "pull"]) == 1
+    err = capsys.readouterr().err
+    assert "conflict" in err and "fps" in err and "Traceback" not in err
+    assert cli.main(["-C", a, "sync", "--theirs"]) == 0
+    out = capsys.readouterr().out
+    assert "pulled" in out and "pushed" in out
+    assert alice.actions["rec-1"].modules["tracking"]["fps"] == 25
+    assert remote_head(bare) == git(a, "rev-parse", "HEAD").strip()
+
+
+# ---------------------------------------------------------------------------
 # Hostile remotes
 
 
