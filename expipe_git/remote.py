@@ -36,16 +36,30 @@ import re
 import shlex
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+)
 from dulwich.file import FileLocked
-from dulwich.object_store import DiskObjectStore
-from dulwich.objects import ZERO_SHA, parse_tree
+from dulwich.objects import ZERO_SHA, parse_tree, sha_to_hex
+from dulwich.pack import (
+    PackData,
+    PackIndexer,
+    UnpackedObject,
+    UnresolvedDeltas,
+    extend_pack,
+    write_pack_index,
+)
 
 from . import layout
 from .errors import (
@@ -431,70 +445,124 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
     os.makedirs(store.state_dir, exist_ok=True)
     quarantine = tempfile.mkdtemp(prefix="fetch-", dir=store.state_dir)
     try:
-        incoming = DiskObjectStore.init(os.path.join(quarantine, "objects"))
-        incoming.add_alternate_path(store.repo.object_store.path)
-        pack_file, keep, discard = incoming.add_pack()
-        with transfer.errors():
-            try:
-                transfer.client.fetch_pack(
-                    transfer.path,
-                    determine_wants,
-                    store.repo.get_graph_walker(),
-                    pack_file.write,
-                    progress=transfer.progress,
-                )
-            except BaseException:
-                discard()
-                raise
-            pack = keep()
+        incoming = os.path.join(quarantine, "incoming.pack")
+        with open(incoming, "wb") as f, transfer.errors():
+            transfer.client.fetch_pack(
+                transfer.path,
+                determine_wants,
+                store.repo.get_graph_walker(),
+                f.write,
+                progress=transfer.progress,
+            )
         tip = wanted.get("tip")
-        if tip is None or pack is None:
-            if pack is not None:
-                pack.close()
-            if tip is not None and tip not in store.repo.object_store:
-                raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
+        if tip is None or tip in store.repo.object_store:
             return tip
-        try:
-            _Checker(store, incoming, transfer).check_history(tip)
-        finally:
-            pack.close()
-            incoming.close()
-        _move_packs(
-            os.path.join(quarantine, "objects", "pack"),
-            os.path.join(store.git_dir, "objects", "pack"),
-        )
+        if os.path.getsize(incoming) == 0:
+            raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
+        received = _index_pack(store, incoming, transfer)
+        _Checker(store, received, transfer).check_history(tip)
+        received.move_into(os.path.join(store.git_dir, "objects", "pack"))
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
 
 
-def _move_packs(source: str, target: str) -> None:
-    """Move checked packs into the repository: the pack first, its index last."""
-    names = sorted(os.listdir(source), key=lambda n: (n.rsplit(".", 1)[0], not n.endswith(".pack")))
-    for name in names:
-        if name.endswith((".pack", ".idx")) and not os.path.exists(os.path.join(target, name)):
-            os.replace(os.path.join(source, name), os.path.join(target, name))
+class _KeepingIndexer(PackIndexer):
+    """Index a pack and keep the commits and trees it holds, for checking them."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.kept: dict[bytes, tuple[int, bytes]] = {}
+
+    def _result(self, unpacked: UnpackedObject) -> tuple[bytes, int, int | None]:
+        entry = super()._result(unpacked)
+        if unpacked.obj_type_num in (_COMMIT_TYPE, _TREE_TYPE):
+            self.kept[sha_to_hex(entry[0])] = (unpacked.obj_type_num, b"".join(unpacked.obj_chunks))
+        return entry
+
+
+@dataclass
+class _Received:
+    """A pack in quarantine: indexed, its commits and trees at hand, not yet ours."""
+
+    pack: str
+    index: str
+    name: str
+    kept: dict[bytes, tuple[int, bytes]]
+    objects: set[bytes]  # binary ids
+
+    def move_into(self, pack_dir: str) -> None:
+        """Move the pack in, its index last: git and dulwich look for the index."""
+        target = os.path.join(pack_dir, self.name)
+        if not os.path.exists(target + ".idx"):
+            os.replace(self.pack, target + ".pack")
+            os.replace(self.index, target + ".idx")
+
+
+def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
+    """Index the pack at ``path`` in one pass over it, keeping its commits and trees.
+
+    dulwich's own ``add_pack`` inflates every object twice more and needs a
+    second read of each tree to check it; this pass is all the checking needs.
+    """
+    object_format = store.repo.object_format
+    try:
+        with PackData(path, object_format=object_format) as data:
+            data.check()
+            indexer = _KeepingIndexer.for_pack_data(data, resolve_ext_ref=store.repo.object_store.get_raw)
+            entries = list(indexer)
+            base_ids = set(indexer.ext_refs())
+            checksum = data.get_stored_checksum()
+        if base_ids:  # a thin pack: copy in the bases it deltas against, as git does
+            with open(path, "r+b") as f:
+                checksum, extra = extend_pack(
+                    f, base_ids, store.repo.object_store.get_raw, object_format=object_format
+                )
+            entries.extend(extra)
+    except (
+        ChecksumMismatch,
+        ApplyDeltaError,
+        UnresolvedDeltas,
+        AssertionError,
+        ValueError,
+        zlib.error,
+    ) as exc:
+        raise RemoteError(
+            f"{transfer.location.public} sent a damaged pack ({type(exc).__name__}); nothing was changed"
+        ) from None
+    entries.sort()
+    index = path[: -len(".pack")] + ".idx"
+    with open(index, "wb") as f:
+        write_pack_index(f, entries, checksum)
+    return _Received(path, index, f"pack-{checksum.hex()}", indexer.kept, {e[0] for e in entries})
 
 
 class _Checker:
     """Check the commits of a fetch that are new to us, before anything moves."""
 
-    def __init__(self, store: Store, incoming: DiskObjectStore, transfer: _Transfer):
+    def __init__(self, store: Store, received: _Received, transfer: _Transfer):
         self.store = store
-        self.incoming = incoming
+        self.received = received
         self.transfer = transfer
         self.where = transfer.location.public
         self.known = store.repo.object_store
         self._trees: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
 
     def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
-        try:
-            type_num, raw = self.incoming.get_raw(sha)
-        except KeyError:
-            raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {what} is missing") from None
-        if type_num != kind:
+        found = self.received.kept.get(sha)
+        if found is None:
+            try:
+                found = self.known.get_raw(sha)
+            except KeyError:
+                raise UnsafeRemoteError(
+                    f"{self.where} sent an incomplete history: {what} is missing"
+                ) from None
+        if found[0] != kind:
             raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
-        return raw
+        return found[1]
+
+    def _is_new(self, sha: bytes) -> bool:
+        return sha in self.received.kept or sha not in self.known
 
     def check_history(self, tip: bytes) -> None:
         todo = [tip]
@@ -502,18 +570,15 @@ class _Checker:
         count = 0
         while todo:
             sha = todo.pop()
-            if sha in seen or sha in self.known:
+            if sha in seen or not self._is_new(sha):
                 continue
             seen.add(sha)
             info = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
             base = None
             if info.parents:
                 first = info.parents[0]
-                if first in self.known:
-                    base = self.store.commit_tree(first)
-                else:
-                    parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
-                    base = CommitInfo.parse(first, parent).tree
+                parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
+                base = CommitInfo.parse(first, parent).tree
             self._check_tree(info.tree, base, "", sha)
             todo.extend(info.parents)
             count += 1
@@ -530,7 +595,7 @@ class _Checker:
                 found = list(parse_tree(raw, 20, strict=True))
             except Exception:
                 raise UnsafeRemoteError(f"{self.where}: {what} is not a valid git tree") from None
-            if len(self._trees) > 100_000:
+            if len(self._trees) > 50_000:
                 self._trees.clear()
             self._trees[sha] = found
         return found
@@ -540,16 +605,18 @@ class _Checker:
             return
         where = f"folder {prefix.rstrip('/')!r}" if prefix else "the root folder"
         entries = self._entries(tree, f"{where} of commit {commit.decode()}")
-        before = {}
+        if len({name for name, _, _ in entries}) != len(entries):
+            names = [name for name, _, _ in entries]
+            twice = next(name for name in names if names.count(name) > 1)
+            self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
+        old: dict[bytes, tuple[int, bytes]] = {}
+        changed = entries
         if base is not None:
-            before = {name: (mode, sha) for name, mode, sha in self._entries(base, "a parent's tree")}
-        names = set()
-        for raw_name, mode, sha in entries:
-            if raw_name in names:
-                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "it appears twice")
-            names.add(raw_name)
-            if before.get(raw_name) == (mode, sha):
-                continue  # checked with the parent
+            before = self._entries(base, "a parent's tree")
+            changed = set(entries).difference(before)  # what the parent did not have checked
+            if changed:
+                old = {name: (mode, sha) for name, mode, sha in before}
+        for raw_name, mode, sha in changed:
             try:
                 name = raw_name.decode("utf-8")
             except UnicodeDecodeError:
@@ -558,12 +625,13 @@ class _Checker:
             if mode == TREE_MODE:
                 if not _folder_in_layout(path):
                     self._refuse(commit, path, "it is a folder outside expipe_git's layout")
-                old = before.get(raw_name)
-                self._check_tree(sha, old[1] if old and old[0] == TREE_MODE else None, path + "/", commit)
+                previous = old.get(raw_name)
+                inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
+                self._check_tree(sha, inner_base, path + "/", commit)
             elif mode == FILE_MODE:
                 if path != layout.IGNORE_FILE and layout.place_of(path) is None:
                     self._refuse(commit, path, "it is a file outside expipe_git's layout")
-                if sha not in self.incoming:
+                if bytes.fromhex(sha.decode()) not in self.received.objects and sha not in self.known:
                     raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
             else:
                 kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
