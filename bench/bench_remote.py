@@ -65,7 +65,8 @@ def fast_import_stream(actions: int) -> bytes:
             out.append(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(content), content))
 
     config = b'project = "bench"\ntype = "project"\nstorage_format = 1\nregistered = 2024-01-01T08:00:00\n'
-    commit("project: create 'bench'", {"expipe.toml": config, ".gitignore": layout.IGNORE_TEXT.encode()}, True)
+    first = {"expipe.toml": config, ".gitignore": layout.IGNORE_TEXT.encode()}
+    commit("project: create 'bench'", first, True)
     for i in range(actions):
         name = f"rec-{i:05d}"
         record = f'registered = 2024-01-01T08:00:00\ntags = ["t{i % 7}"]\ntype = "recording"\n'.encode()
@@ -82,11 +83,11 @@ def build(base: pathlib.Path, actions: int, behind: int) -> tuple[pathlib.Path, 
     bare = make_bare(base, "project.git")
     subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=fast_import_stream(actions), check=True)
     run("git", "gc", "-q", cwd=bare)
-    tip = subprocess.run(["git", "rev-parse", "main"], cwd=bare, capture_output=True, text=True).stdout.strip()
-    old = subprocess.run(
-        ["git", "rev-parse", f"main~{behind}"], cwd=bare, capture_output=True, text=True
-    ).stdout.strip()
-    return bare, old, tip
+    return bare, rev_parse(bare, f"main~{behind}"), rev_parse(bare, "main")
+
+
+def rev_parse(repo: pathlib.Path, rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", rev], cwd=repo, capture_output=True, text=True).stdout.strip()
 
 
 def timed(action) -> float:
@@ -96,7 +97,9 @@ def timed(action) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--actions", type=int, default=10_000)
     parser.add_argument("--behind", type=int, default=100)
     parser.add_argument("--reps", type=int, default=3)
@@ -114,7 +117,8 @@ def main() -> int:
     try:
         start = time.perf_counter()
         bare, old, tip = build(served, args.actions, args.behind)
-        print(f"built {args.actions} actions in {args.actions + 1} commits in {time.perf_counter() - start:.1f} s")
+        took = time.perf_counter() - start
+        print(f"built {args.actions} actions in {args.actions + 1} commits in {took:.1f} s")
         daemon = GitDaemon(served)
         http = HttpServer(served, USER, PASSWORD)
         servers = [daemon, http]
@@ -139,9 +143,9 @@ def main() -> int:
             for _ in range(args.reps):
                 # clone
                 target = fresh("clone-ours")
-                record("clone", "expipe_git", timed(lambda t=target: expipe_git.clone(url, t).close()))
+                record("clone", "expipe_git", timed(lambda t=target, u=url: expipe_git.clone(u, t).close()))
                 target = fresh("clone-git")
-                record("clone", "git", timed(lambda t=target: run("git", "clone", "-q", url, str(t))))
+                record("clone", "git", timed(lambda t=target, u=url: run("git", "clone", "-q", u, str(t))))
 
                 # pull: a clone that is behind fetches and fast-forwards
                 for tool in ("expipe_git", "git"):
@@ -156,7 +160,8 @@ def main() -> int:
                         record("pull", tool, timed(project.pull))
                         project.close()
                     else:
-                        record("pull", tool, timed(lambda t=target: run("git", "pull", "-q", "--ff-only", cwd=t)))
+                        pull = ("git", "pull", "-q", "--ff-only")
+                        record("pull", tool, timed(lambda t=target, c=pull: run(*c, cwd=t)))
 
                 # push: everything into an empty repository, then `behind` new commits
                 source = fresh("push-source")
@@ -175,12 +180,15 @@ def main() -> int:
                         record("push new", tool, timed(lambda p=project, r=with_remote: p.push(r)))
                         project.close()
                     else:
-                        record("push all", tool, timed(lambda u=push_url: run("git", "push", "-q", u, "main", cwd=source)))
+                        push = ("git", "push", "-q", push_url, "main")
+                        record("push all", tool, timed(lambda c=push, s=source: run(*c, cwd=s)))
                         run("git", "reset", "-q", "--hard", tip, cwd=source)
-                        record("push new", tool, timed(lambda u=push_url: run("git", "push", "-q", u, "main", cwd=source)))
+                        record("push new", tool, timed(lambda c=push, s=source: run(*c, cwd=s)))
 
-        print(f"\n{args.actions} actions, {args.actions + 1} commits; pull/push new = {args.behind} commits; "
-              f"{args.reps} runs, median (slowest)\n")
+        print(
+            f"\n{args.actions} actions, {args.actions + 1} commits; pull/push new = {args.behind} commits; "
+            f"{args.reps} runs, median (slowest)\n"
+        )
         print("| transport | operation | expipe_git | git CLI | expipe_git / git |")
         print("|---|---|---|---|---|")
         for (transport, op), tools in results.items():
