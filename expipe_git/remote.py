@@ -57,6 +57,7 @@ from dulwich.pack import (
     PackIndexer,
     UnpackedObject,
     UnresolvedDeltas,
+    create_delta,
     extend_pack,
     write_pack_index,
 )
@@ -705,7 +706,9 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
 
     def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
         known = {sha for sha in have if sha in store.repo.object_store}
-        return store.repo.generate_pack_data(known, want, ofs_delta=ofs_delta)
+        objects = _objects_to_send(store, list(want), known)
+        transfer.say(f"Sending {len(objects)} objects\n")
+        return len(objects), iter(objects)
 
     with transfer.errors():
         result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
@@ -727,6 +730,100 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         )
     _set_tracking(store, remote, head)
     return head
+
+
+def _new_commits(store: Store, wanted: list[bytes], remote_has: set[bytes]) -> list[CommitInfo]:
+    """Return the commits reachable from ``wanted`` and not from ``remote_has``, oldest first."""
+    found: dict[bytes, CommitInfo] = {}
+    todo = [sha for sha in wanted if sha not in remote_has]
+    while todo:
+        sha = todo.pop()
+        if sha in found or sha in remote_has:
+            continue
+        info = found[sha] = store.read_commit(sha)
+        todo.extend(info.parents)
+    if found and remote_has:
+        # What the remote has may also be reached through a merge: walk its
+        # history down to the oldest new commit (with a day's slack for clocks).
+        oldest = min(info.commit_time for info in found.values()) - 86400
+        seen: set[bytes] = set()
+        todo = list(remote_has)
+        while todo:
+            sha = todo.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            found.pop(sha, None)
+            info = store.read_commit(sha)
+            todo.extend(p for p in info.parents if store.read_commit(p).commit_time >= oldest)
+    return sorted(found.values(), key=lambda info: info.commit_time)
+
+
+def _objects_to_send(store: Store, wanted: list[bytes], remote_has: set[bytes]) -> list[UnpackedObject]:
+    """List the objects of the commits the remote lacks, trees as deltas of their previous version.
+
+    Each new commit's tree is compared with its first parent's, so only the
+    folders it changed are read (dulwich's own walk reads every tree of every
+    commit). A folder's previous version is usually in the same pack, so it
+    is sent as a small delta against it, as git does.
+    """
+    sent: set[bytes] = set()
+    objects: list[UnpackedObject] = []
+    parsed: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
+    raw_trees: dict[bytes, bytes] = {}
+
+    def tree_raw(tree: bytes) -> bytes:
+        found = raw_trees.get(tree)
+        if found is None:
+            if len(raw_trees) > 50_000:
+                raw_trees.clear()
+            found = raw_trees[tree] = store.read_blob(tree)
+        return found
+
+    def entries(tree: bytes) -> list[tuple[bytes, int, bytes]]:
+        found = parsed.get(tree)
+        if found is None:
+            if len(parsed) > 50_000:
+                parsed.clear()
+            found = parsed[tree] = list(parse_tree(tree_raw(tree), 20))
+        return found
+
+    def add(type_num: int, sha: bytes, raw: bytes, base: bytes | None = None) -> None:
+        binary = bytes.fromhex(sha.decode())
+        if base is not None and base in sent and len(raw) > 256:
+            delta = b"".join(create_delta(tree_raw(base), raw))
+            if len(delta) < len(raw) // 2:
+                base_binary = bytes.fromhex(base.decode())
+                objects.append(
+                    UnpackedObject(type_num, delta_base=base_binary, decomp_chunks=[delta], sha=binary)
+                )
+                return
+        objects.append(UnpackedObject(type_num, decomp_chunks=[raw], sha=binary))
+
+    def tree_objects(tree: bytes, base: bytes | None) -> None:
+        if tree == base or tree in sent:
+            return
+        sent.add(tree)
+        add(_TREE_TYPE, tree, tree_raw(tree), base)
+        now = entries(tree)
+        before: dict[bytes, tuple[int, bytes]] = {}
+        changed = now
+        if base is not None:
+            changed = set(now).difference(entries(base))
+            before = {name: (mode, sha) for name, mode, sha in entries(base)} if changed else {}
+        for name, mode, sha in changed:
+            if mode == TREE_MODE:
+                previous = before.get(name)
+                tree_objects(sha, previous[1] if previous and previous[0] == TREE_MODE else None)
+            elif sha not in sent:
+                sent.add(sha)
+                add(3, sha, store.read_blob(sha))
+
+    for info in _new_commits(store, wanted, remote_has):
+        base = store.commit_tree(info.parents[0]) if info.parents else None
+        tree_objects(info.tree, base)
+        add(_COMMIT_TYPE, info.id, store.read_blob(info.id))
+    return objects
 
 
 def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
