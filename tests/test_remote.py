@@ -7,6 +7,7 @@ import os
 import pathlib
 import stat
 import subprocess
+import sys
 import threading
 import zlib
 
@@ -729,3 +730,42 @@ def test_cli_clone_remote_fetch_pull_push_sync(tmp_path, new_remote, capsys):
     assert "no remote 'origin'" in capsys.readouterr().err
     assert cli.main(["clone", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 1
     assert not (tmp_path / "x").exists()
+
+
+def _run_cli_with_stderr_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "expipe_git", *args], stdout=subprocess.PIPE, stderr=follower, text=True
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read()
+    code = proc.wait()
+    os.close(leader)
+    return code, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_cli_shows_progress_only_on_a_terminal(tmp_path, new_remote):
+    _, url = new_remote("git")
+    alice = make_project(tmp_path / "alice")
+    alice.add_remote("origin", url)
+    alice.push()
+    code, out, err = _run_cli_with_stderr_on_a_terminal(["clone", url, str(tmp_path / "bob")])
+    assert code == 0 and "Cloned" in out
+    assert "Checking new commits" in err and "Checking out files" in err
+    quiet = subprocess.run(
+        [sys.executable, "-m", "expipe_git", "clone", url, str(tmp_path / "carol")],
+        capture_output=True,
+        text=True,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
