@@ -157,6 +157,16 @@ def public_url(url: str) -> str:
     return parse_location(url).public
 
 
+def _shown(url: str) -> str:
+    """A URL set by hand with git may be of a kind we cannot use: still show it without secrets."""
+    try:
+        return public_url(url)
+    except InvalidValueError:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) if parts.scheme else url
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
@@ -261,7 +271,7 @@ def remotes(store: Store) -> dict[str, str]:
         if len(section) == 2 and section[0] == b"remote":
             with contextlib.suppress(KeyError):
                 url = config.get(section, b"url").decode("utf-8", "replace")
-                found[section[1].decode("utf-8", "replace")] = public_url(url)
+                found[section[1].decode("utf-8", "replace")] = _shown(url)
     return dict(sorted(found.items()))
 
 

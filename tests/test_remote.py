@@ -596,6 +596,10 @@ def test_add_list_remove_remotes(tmp_path, new_remote):
             project.add_remote(bad, url)
     with pytest.raises(expipe_git.InvalidValueError):
         project.add_remote("ftp", "ftp://example.org/x")
+    git(project.path, "remote", "add", "by-hand", "ftp://bob:pw@example.org/x")
+    assert project.remotes["by-hand"] == "ftp://example.org/x"
+    with pytest.raises(expipe_git.InvalidValueError, match="scheme 'ftp'"):
+        project.fetch("by-hand")
     assert_clean(project.path)
 
 
