@@ -35,11 +35,13 @@ call into it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +120,16 @@ class Conflict:
 
 
 def _short(value: Any) -> str:
-    text = " ".join(repr(value).split()) if value is not ABSENT else "(absent)"
+    """Show a value in one short line: quantities as ``3.0 um``, strings quoted."""
+    quantities = sys.modules.get("quantities")
+    if value is ABSENT:
+        text = "(absent)"
+    elif quantities is not None and isinstance(value, quantities.Quantity):
+        text = " ".join(str(value).split())
+    elif isinstance(value, (dt.datetime, dt.date, dt.time)):
+        text = value.isoformat()
+    else:
+        text = " ".join(repr(value).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -462,8 +473,6 @@ class _RecordMerge:
 
 
 def _comparable(pair: tuple[Any, ...]) -> bool:
-    import datetime as dt
-
     return all(type(x) is dt.datetime for x in pair) and (pair[0].tzinfo is None) == (pair[1].tzinfo is None)
 
 

@@ -125,6 +125,10 @@ def clone(url: str, path: str | os.PathLike[str], *, progress=None) -> Project:
     return get_project(_remote.clone(url, path, progress=progress))
 
 
+# Tells resolve(conflict, value=None) from resolve(conflict, "ours").
+_NO_VALUE = object()
+
+
 class Project:
     """An expipe project: a git repository of actions, entities, templates and modules."""
 
@@ -408,14 +412,17 @@ class Project:
 
         return merge.conflicts(self)
 
-    def resolve(self, conflict, side: str | None = None, **value) -> None:
+    def resolve(self, conflict, side: str | None = None, *, value: Any = _NO_VALUE) -> None:
         """Resolve one conflict: ``resolve(conflict, "ours")``, ``"theirs"`` or ``value=...``.
 
         ``conflict`` is an item of :attr:`conflicts` or ``(object address, key)``.
         """
         from . import merge
 
-        merge.resolve(self, conflict, side, **value)
+        if value is _NO_VALUE:
+            merge.resolve(self, conflict, side)
+        else:
+            merge.resolve(self, conflict, side, value=value)
 
     def continue_merge(self) -> str | None:
         """Finish the stopped merge with the resolutions given; MergeConflict if some remain."""

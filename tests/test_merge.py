@@ -295,7 +295,7 @@ def test_conflicts_resolved_one_by_one(ours, tmp_path):
     action = ours.actions["rec-1"]
     assert action.type == "Theirs"
     assert action.modules["ephys"]["depth"] == 3.5 * pq.um
-    assert "set to array(3.5) * um" in message_of(ours)
+    assert "set to 3.5 um" in message_of(ours)
     assert not (project_path(ours) / ".git" / "expipe-git" / "merge.json").exists()
     assert_clean(project_path(ours))
 
@@ -399,6 +399,59 @@ def test_an_action_deleted_on_both_sides_or_deleted_beside_a_deletion_merges(our
     assert_clean(project_path(ours))
 
 
+def test_a_message_deleted_on_one_side_and_edited_on_the_other_conflicts(ours, tmp_path):
+    message = ours.actions["rec-1"].create_message("first", user="Peter")
+    theirs = fork(ours, tmp_path)
+    theirs.actions["rec-1"].messages[message.id].text = "first, edited"
+    ours.actions["rec-1"].delete_messages()
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        ours.merge(fetch(ours, theirs))
+    (conflict,) = caught.value.conflicts
+    assert conflict.object == f"action/rec-1/message/{message.id}" and conflict.kind == "deleted"
+    assert conflict.theirs["text"] == "first, edited"
+    ours.merge("theirs/main", on_conflict="theirs")
+    assert [m["text"] for m in ours.actions["rec-1"].messages.to_list()] == ["first, edited"]
+
+
+def test_the_merge_lands_on_top_of_commits_made_meanwhile(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    for i in range(20):
+        theirs.actions["rec-1"].modules["ephys"][f"theirs{i}"] = i
+    ours.require_action("busy")
+    rev = fetch(ours, theirs)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, expipe_git\n"
+            "action = expipe_git.get_project(sys.argv[1]).actions['busy']\n"
+            "for i in range(30):\n"
+            "    action.tags.append(f'tag{i}')\n",
+            str(project_path(ours)),
+        ],
+    )
+    try:
+        ours.merge(rev)
+    finally:
+        assert writer.wait(timeout=120) == 0
+    assert list(ours.actions["busy"].tags) == [f"tag{i}" for i in range(30)]
+    assert ours.actions["rec-1"].modules["ephys"]["theirs19"] == 19
+    path = project_path(ours)
+    is_ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", head(theirs), "HEAD"], cwd=path)
+    assert is_ancestor.returncode == 0
+    assert_clean(path)
+
+
+def test_fast_forward_refuses_a_head_that_is_not_an_ancestor(ours, tmp_path):
+    theirs = fork(ours, tmp_path)
+    theirs.require_action("rec-2")
+    fetch(ours, theirs)
+    ours.require_action("mine")
+    before = head(ours)
+    assert not ours.store.fast_forward(head(theirs).encode())
+    assert head(ours) == before and "mine" in ours.actions
+
+
 def test_an_invalid_record_from_the_other_side_is_refused_before_anything_changes(ours, tmp_path):
     theirs = fork(ours, tmp_path)
     root = project_path(theirs)
@@ -481,7 +534,7 @@ KEYS = [f"k{i}" for i in range(8)]
 EDIT = st.one_of(st.integers(-5, 5), st.text(max_size=3), st.none(), st.just("DELETE"))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.data(),
     start=st.dictionaries(st.sampled_from(KEYS), st.integers(0, 3), min_size=1),
@@ -515,6 +568,29 @@ def test_disjoint_key_edits_on_both_sides_are_all_kept(tmp_path_factory, data, s
     project.merge(their_commit)
     assert module.contents == expected
     assert_clean(project_path(project))
+
+
+TAGS = st.lists(st.sampled_from("abcdefg"), unique=True, max_size=6)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=TAGS, mine=TAGS, others=TAGS)
+def test_tags_merge_keeps_every_addition_and_every_removal(tmp_path_factory, base, mine, others):
+    project = expipe_git.require_project(tmp_path_factory.mktemp("tags") / "p")
+    action = project.require_action("a")
+    action.tags = base
+    project.require_action("b")  # so that neither side is an ancestor of the other
+    start = head(project)
+    action.tags = others
+    their_commit = head(project)
+    git(project_path(project), "reset", "-q", "--hard", start)
+    action.tags = mine
+    project.merge(their_commit)
+    merged = list(action.tags)
+    added = (set(mine) | set(others)) - set(base)
+    removed = (set(base) - set(mine)) | (set(base) - set(others))
+    assert set(merged) == (set(base) | added) - removed
+    assert merged[: len([t for t in mine if t in merged])] == [t for t in mine if t in merged]
 
 
 # ---------------------------------------------------------------------------
