@@ -115,8 +115,13 @@ def require_project(path: str | os.PathLike[str], name: str | None = None) -> Pr
     return create_project(root, name)
 
 
-def clone(url: str, path: str | os.PathLike[str], *, progress=None) -> Project:
+def clone(
+    url: str, path: str | os.PathLike[str], *, progress: Callable[[str], None] | None = None
+) -> Project:
     """Clone the project at ``url`` (a path, file://, git://, http(s):// or ssh) into a new folder.
+
+    ``progress``, if given, receives the server's progress text and
+    expipe_git's own (checking, checking out) as it comes.
 
     Raises:
         RemoteError: the remote cannot be reached or holds no expipe_git project.
@@ -373,17 +378,23 @@ class Project:
     def remove_remote(self, name: str) -> None:
         _remote.remove_remote(self._store, name)
 
-    def fetch(self, remote: str = "origin", *, progress=None) -> str | None:
+    def fetch(self, remote: str = "origin", *, progress: Callable[[str], None] | None = None) -> str | None:
         """Fetch the remote's main into ``refs/remotes/<remote>/main``; return its commit id."""
         sha = _remote.fetch(self._store, remote, progress=progress)
         return None if sha is None else sha.decode()
 
-    def pull(self, remote: str = "origin", *, on_conflict: str = "raise", progress=None) -> str | None:
+    def pull(
+        self,
+        remote: str = "origin",
+        *,
+        on_conflict: str = "raise",
+        progress: Callable[[str], None] | None = None,
+    ) -> str | None:
         """Fetch and bring the remote's main into ours; return the new commit id, or None."""
         sha = _remote.pull(self, remote, on_conflict=on_conflict, progress=progress)
         return None if sha is None else sha.decode()
 
-    def push(self, remote: str = "origin", *, progress=None) -> str | None:
+    def push(self, remote: str = "origin", *, progress: Callable[[str], None] | None = None) -> str | None:
         """Push main (a fast-forward only); return the commit pushed, or None if it was there."""
         sha = _remote.push(self._store, remote, progress=progress)
         return None if sha is None else sha.decode()
