@@ -39,7 +39,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
@@ -59,8 +59,10 @@ from dulwich.pack import (
     UnresolvedDeltas,
     create_delta,
     extend_pack,
+    write_pack_data,
     write_pack_index,
 )
+from dulwich.repo import Repo
 
 from . import layout
 from .errors import (
@@ -458,13 +460,16 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
     try:
         incoming = os.path.join(quarantine, "incoming.pack")
         with open(incoming, "wb") as f, transfer.errors():
-            transfer.client.fetch_pack(
-                transfer.path,
-                determine_wants,
-                store.repo.get_graph_walker(),
-                f.write,
-                progress=transfer.progress,
-            )
+            if location.kind == "local":
+                wanted["tip"] = _pack_from_path(store, location.public, f)
+            else:
+                transfer.client.fetch_pack(
+                    transfer.path,
+                    determine_wants,
+                    store.repo.get_graph_walker(),
+                    f.write,
+                    progress=transfer.progress,
+                )
         tip = wanted.get("tip")
         if tip is None or tip in store.repo.object_store:
             return tip
@@ -476,6 +481,45 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
+
+
+class _RepoReader:
+    """Reads the objects of a repository given as a path (it has no server to ask)."""
+
+    def __init__(self, repo: Repo):
+        self.objects = repo.object_store
+        self._commits: dict[bytes, CommitInfo] = {}
+
+    def read_blob(self, sha: bytes) -> bytes:
+        return self.objects.get_raw(sha)[1]
+
+    def read_commit(self, sha: bytes) -> CommitInfo:
+        found = self._commits.get(sha)
+        if found is None:
+            found = self._commits[sha] = CommitInfo.parse(sha, self.read_blob(sha))
+        return found
+
+    def commit_tree(self, sha: bytes) -> bytes:
+        return self.read_commit(sha).tree
+
+
+def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
+    """Write the pack a server would send for main of the repository at ``path``; return main.
+
+    dulwich's LocalGitClient walks every tree of every commit and sends no
+    deltas (23 s for a 10 000-commit project); this is the walk push uses.
+    """
+    with contextlib.closing(Repo(path)) as repo:
+        try:
+            tip = repo.refs[BRANCH]
+        except KeyError:
+            return None
+        if tip in store.repo.object_store:
+            return tip
+        shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
+        objects = _objects_to_send(_RepoReader(repo), [tip], shared)
+        write_pack_data(out.write, iter(objects), store.repo.object_format, num_records=len(objects))
+        return tip
 
 
 class _KeepingIndexer(PackIndexer):
@@ -742,7 +786,7 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
     return head
 
 
-def _new_commits(store: Store, wanted: list[bytes], remote_has: set[bytes]) -> list[CommitInfo]:
+def _new_commits(store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]) -> list[CommitInfo]:
     """Return the commits reachable from ``wanted`` and not from ``remote_has``, oldest first."""
     found: dict[bytes, CommitInfo] = {}
     todo = [sha for sha in wanted if sha not in remote_has]
@@ -769,7 +813,9 @@ def _new_commits(store: Store, wanted: list[bytes], remote_has: set[bytes]) -> l
     return sorted(found.values(), key=lambda info: info.commit_time)
 
 
-def _objects_to_send(store: Store, wanted: list[bytes], remote_has: set[bytes]) -> list[UnpackedObject]:
+def _objects_to_send(
+    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
+) -> list[UnpackedObject]:
     """List the objects of the commits the remote lacks, trees as deltas of their previous version.
 
     Each new commit's tree is compared with its first parent's, so only the
@@ -825,7 +871,7 @@ def _objects_to_send(store: Store, wanted: list[bytes], remote_has: set[bytes]) 
             if mode == TREE_MODE:
                 previous = before.get(name)
                 tree_objects(sha, previous[1] if previous and previous[0] == TREE_MODE else None)
-            elif sha not in sent:
+            elif mode != 0o160000 and sha not in sent:  # a submodule's commit is not ours to send
                 sent.add(sha)
                 add(3, sha, store.read_blob(sha))
 

@@ -440,6 +440,8 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
         entries.append((0o100644, b"README.md", blob))
     elif case == "submodule":
         entries.append((0o160000, b"vendor", target))
+    elif case == "submodule elsewhere":
+        entries.append((0o160000, b"vendor", b"1234567890" * 4))
     elif case == "executable":
         entries.append((0o100755, b"templates.toml", blob))
     elif case == "wrong shard":
@@ -467,6 +469,7 @@ HOSTILE = [
     "disguised .git",
     "outside layout",
     "submodule",
+    "submodule elsewhere",
     "executable",
     "wrong shard",
 ]
