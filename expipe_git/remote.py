@@ -30,6 +30,7 @@ are not run: that would be a git subprocess.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
@@ -592,6 +593,116 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
     return _Received(path, index, f"pack-{checksum.hex()}", indexer.kept, {e[0] for e in entries})
 
 
+class _TreeDiff:
+    """Trees by id, and what changed in a tree since its previous version.
+
+    Nearly every commit changes one entry of a big folder (``actions/`` lists
+    256 shards); parsing it for every commit was most of the time of checking
+    or pushing a long history. When a tree has its previous version's length
+    and differs from it only inside one entry's object id, the entry is found
+    by comparing bytes, and the previous version's parse is reused.
+    """
+
+    def __init__(self, read: Callable[[bytes], bytes], parse_error: Callable[[bytes], Exception]):
+        self._read = read
+        self._parse_error = parse_error
+        self._raw: dict[bytes, bytes] = {}
+        self._entries: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
+        self._offsets: dict[bytes, list[int]] = {}
+
+    def raw(self, sha: bytes) -> bytes:
+        found = self._raw.get(sha)
+        if found is None:
+            if len(self._raw) > 20_000:
+                self._raw.clear()
+                self._entries.clear()
+                self._offsets.clear()
+            found = self._raw[sha] = self._read(sha)
+        return found
+
+    def entries(self, sha: bytes) -> list[tuple[bytes, int, bytes]]:
+        found = self._entries.get(sha)
+        if found is None:
+            try:
+                found = list(parse_tree(self.raw(sha), 20, strict=True))
+            except Exception:
+                raise self._parse_error(sha) from None
+            self._entries[sha] = found
+        return found
+
+    def _entry_offsets(self, sha: bytes) -> list[int]:
+        """Where each entry starts, and the end: an entry is ``mode name\\0`` and 20 bytes of id."""
+        found = self._offsets.get(sha)
+        if found is None:
+            raw, found, start = self.raw(sha), [0], 0
+            for _ in self.entries(sha):
+                start = raw.index(b"\0", start) + 21
+                found.append(start)
+            self._offsets[sha] = found
+        return found
+
+    def changed(
+        self, tree: bytes, base: bytes | None
+    ) -> tuple[list[tuple[bytes, int, bytes, tuple[int, bytes] | None]], bool]:
+        """Return the entries of ``tree`` unlike ``base``'s, each with base's entry of that name.
+
+        The flag says whether ``tree`` was parsed whole (its names are new to check).
+        """
+        if base is None:
+            return [(name, mode, sha, None) for name, mode, sha in self.entries(tree)], True
+        if tree not in self._entries or base not in self._entries:
+            one = self._one_id_changed(tree, base)
+            if one is not None:
+                return [one], False
+        before = self.entries(base)
+        changed = set(self.entries(tree)).difference(before)
+        if not changed:
+            return [], True
+        old = {name: (mode, sha) for name, mode, sha in before}
+        return [(name, mode, sha, old.get(name)) for name, mode, sha in changed], True
+
+    def _one_id_changed(
+        self, tree: bytes, base: bytes
+    ) -> tuple[bytes, int, bytes, tuple[int, bytes] | None] | None:
+        new, old = self.raw(tree), self.raw(base)
+        if len(new) != len(old) or new == old:
+            return None
+        first = _first_difference(new, old)
+        last = len(new) - 1 - _first_difference(new[::-1], old[::-1])
+        # Reuse whichever of the two is parsed: a check walks history newest first, a push oldest first.
+        parsed, other = (tree, base) if tree in self._entries else (base, tree)
+        offsets = self._entry_offsets(parsed)
+        index = bisect.bisect_right(offsets, first) - 1
+        end = offsets[index + 1]
+        if last >= end or first < end - 20:
+            return None  # more than one entry's id changed
+        name, mode, _ = self.entries(parsed)[index]
+        entries = list(self.entries(parsed))
+        entries[index] = (name, mode, self.raw(other)[end - 20 : end].hex().encode("ascii"))
+        self._entries[other] = entries
+        self._offsets[other] = offsets
+        return (
+            name,
+            mode,
+            new[end - 20 : end].hex().encode("ascii"),
+            (mode, old[end - 20 : end].hex().encode("ascii")),
+        )
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """Index of the first byte where ``a`` and ``b`` (of equal length) differ; a binary search."""
+    low, high = 0, len(a)  # a[:low] == b[:low]; they differ before high
+    while high - low > 64:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    while low < high and a[low] == b[low]:
+        low += 1
+    return low
+
+
 class _Checker:
     """Check the commits of a fetch that are new to us, before anything moves."""
 
@@ -601,7 +712,10 @@ class _Checker:
         self.transfer = transfer
         self.where = transfer.location.public
         self.known = store.repo.object_store
-        self._trees: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
+        self.trees = _TreeDiff(
+            lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
+            lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
+        )
 
     def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
         found = self.received.kept.get(sha)
@@ -642,36 +756,16 @@ class _Checker:
         if count:
             self.transfer.say(f"Checking new commits: {count}, done.\n")
 
-    def _entries(self, sha: bytes, what: str) -> list[tuple[bytes, int, bytes]]:
-        found = self._trees.get(sha)
-        if found is None:
-            raw = self._raw(sha, _TREE_TYPE, what)
-            try:
-                found = list(parse_tree(raw, 20, strict=True))
-            except Exception:
-                raise UnsafeRemoteError(f"{self.where}: {what} is not a valid git tree") from None
-            if len(self._trees) > 50_000:
-                self._trees.clear()
-            self._trees[sha] = found
-        return found
-
     def _check_tree(self, tree: bytes, base: bytes | None, prefix: str, commit: bytes) -> None:
         if tree == base:
             return
-        where = f"folder {prefix.rstrip('/')!r}" if prefix else "the root folder"
-        entries = self._entries(tree, f"{where} of commit {commit.decode()}")
-        if len({name for name, _, _ in entries}) != len(entries):
-            names = [name for name, _, _ in entries]
-            twice = next(name for name in names if names.count(name) > 1)
-            self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
-        old: dict[bytes, tuple[int, bytes]] = {}
-        changed = entries
-        if base is not None:
-            before = self._entries(base, "a parent's tree")
-            changed = set(entries).difference(before)  # what the parent did not have checked
-            if changed:
-                old = {name: (mode, sha) for name, mode, sha in before}
-        for raw_name, mode, sha in changed:
+        changed, whole = self.trees.changed(tree, base)
+        if whole:
+            names = [name for name, _, _ in self.trees.entries(tree)]
+            if len(set(names)) != len(names):
+                twice = next(name for name in names if names.count(name) > 1)
+                self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
+        for raw_name, mode, sha, previous in changed:
             try:
                 name = raw_name.decode("utf-8")
             except UnicodeDecodeError:
@@ -680,7 +774,6 @@ class _Checker:
             if mode == TREE_MODE:
                 if not _folder_in_layout(path):
                     self._refuse(commit, path, "it is a folder outside expipe_git's layout")
-                previous = old.get(raw_name)
                 inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
                 self._check_tree(sha, inner_base, path + "/", commit)
             elif mode == FILE_MODE:
@@ -825,33 +918,18 @@ def _objects_to_send(
     """
     sent: set[bytes] = set()
     objects: list[UnpackedObject] = []
-    parsed: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
-    raw_trees: dict[bytes, bytes] = {}
-
-    def tree_raw(tree: bytes) -> bytes:
-        found = raw_trees.get(tree)
-        if found is None:
-            if len(raw_trees) > 50_000:
-                raw_trees.clear()
-            found = raw_trees[tree] = store.read_blob(tree)
-        return found
-
-    def entries(tree: bytes) -> list[tuple[bytes, int, bytes]]:
-        found = parsed.get(tree)
-        if found is None:
-            if len(parsed) > 50_000:
-                parsed.clear()
-            found = parsed[tree] = list(parse_tree(tree_raw(tree), 20))
-        return found
+    trees = _TreeDiff(
+        store.read_blob, lambda sha: RemoteError(f"tree {sha.decode()} is damaged; run 'git fsck'")
+    )
 
     def add(type_num: int, sha: bytes, raw: bytes, base: bytes | None = None) -> None:
         binary = bytes.fromhex(sha.decode())
         if base is not None and base in sent and len(raw) > 256:
-            delta = b"".join(create_delta(tree_raw(base), raw))
+            delta = b"".join(create_delta(trees.raw(base), raw))
             if len(delta) < len(raw) // 2:
-                base_binary = bytes.fromhex(base.decode())
+                base_id = bytes.fromhex(base.decode())
                 objects.append(
-                    UnpackedObject(type_num, delta_base=base_binary, decomp_chunks=[delta], sha=binary)
+                    UnpackedObject(type_num, delta_base=base_id, decomp_chunks=[delta], sha=binary)
                 )
                 return
         objects.append(UnpackedObject(type_num, decomp_chunks=[raw], sha=binary))
@@ -860,16 +938,10 @@ def _objects_to_send(
         if tree == base or tree in sent:
             return
         sent.add(tree)
-        add(_TREE_TYPE, tree, tree_raw(tree), base)
-        now = entries(tree)
-        before: dict[bytes, tuple[int, bytes]] = {}
-        changed = now
-        if base is not None:
-            changed = set(now).difference(entries(base))
-            before = {name: (mode, sha) for name, mode, sha in entries(base)} if changed else {}
-        for name, mode, sha in changed:
+        add(_TREE_TYPE, tree, trees.raw(tree), base)
+        changed, _ = trees.changed(tree, base)
+        for _, mode, sha, previous in changed:
             if mode == TREE_MODE:
-                previous = before.get(name)
                 tree_objects(sha, previous[1] if previous and previous[0] == TREE_MODE else None)
             elif mode != 0o160000 and sha not in sent:  # a submodule's commit is not ours to send
                 sent.add(sha)
