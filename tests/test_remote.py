@@ -430,6 +430,9 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
     shard = layout.shard("rec-1").encode()
     if case == "symlink":
         entries = [e for e in entries if e[1] != b"expipe.toml"] + [(0o120000, b"expipe.toml", target)]
+    elif case == "mode only":
+        # Same name, same object, same length: only the mode says symlink.
+        entries = [(0o120000 if name == b"expipe.toml" else mode, name, sha) for mode, name, sha in entries]
     elif case == "dotdot":
         entries.append((0o040000, b"..", _tree(bare, [(0o100644, b"evil.toml", blob)])))
     elif case == ".git":
@@ -464,6 +467,7 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
 
 HOSTILE = [
     "symlink",
+    "mode only",
     "dotdot",
     ".git",
     "disguised .git",
