@@ -488,8 +488,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     project = _open_project(args)
     if args.continue_merge or args.abort:
-        if args.rev or args.ours or args.theirs:
-            _error("merge --continue and --abort take no REV, --ours or --theirs")
+        if args.rev:
+            _error("merge --continue and --abort take no REV")
             return 2
         if args.abort:
             project.abort_merge()

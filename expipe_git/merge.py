@@ -310,6 +310,13 @@ class _Merger:
         merged = record.merge(raw[0], raw[1], raw[2], ())
         if len(self.conflicts) > before:
             return  # left as ours until resolved
+        # A side's file is kept byte for byte when the merge equals it (a
+        # hand-edited file keeps its comments); otherwise it is written anew.
+        if _same(merged, raw[1]):
+            return
+        if _same(merged, raw[2]):
+            self.changes[path] = self.store.read_blob(theirs)
+            return
         try:
             decoded = values.decode(merged, what=what)
             self.changes[path] = values.dumps(decoded, what=what).encode()
@@ -357,9 +364,8 @@ class _Merger:
     def _record(self, path: str, sha: bytes | None) -> Any:
         if sha is None:
             return ABSENT
-        what = f"{path}"
         try:
-            return values.decode(self._raw(sha, what), what=what)
+            return values.decode(self._raw(sha, path), what=path)
         except CorruptFileError:
             return self.store.read_blob(sha).decode("utf-8", "replace")
 
@@ -440,15 +446,15 @@ class _RecordMerge:
             if name == "$int_keys":
                 continue
             sides = (base.get(name, ABSENT), ours.get(name, ABSENT), theirs.get(name, ABSENT))
-            if (
+            if _same(sides[0], sides[1]) or _same(sides[0], sides[2]) or _same(sides[1], sides[2]):
+                merged: Any = self.merge(*sides, (*keys, name))  # changed on one side only
+            elif (
                 not keys
                 and self.part == "attributes"
                 and name in LIST_ATTRIBUTES
                 and all(map(_is_set, sides))
             ):
-                merged: Any = _set_merge(*sides)
-                if not merged and sides[1] is ABSENT and sides[2] is ABSENT:
-                    merged = ABSENT
+                merged = _set_merge(*sides)
             elif not keys and name == "registered" and self.created_on_both and _comparable(sides[1:]):
                 merged = min(sides[1], sides[2])
             else:
