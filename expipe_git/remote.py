@@ -37,6 +37,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -135,6 +136,8 @@ def parse_location(url: str) -> Location:
         netloc = host + (f":{parts.port}" if parts.port else "")
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password is not None else None
+        if kind == "ssh" and password is not None:
+            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
         if kind == "ssh" and username:
             netloc = f"{quote(username, safe='')}@{netloc}"
         public = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
@@ -457,6 +460,7 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
         return [wanted["tip"]]
 
     os.makedirs(store.state_dir, exist_ok=True)
+    _remove_stale_quarantines(store.state_dir)
     quarantine = tempfile.mkdtemp(prefix="fetch-", dir=store.state_dir)
     try:
         incoming = os.path.join(quarantine, "incoming.pack")
@@ -482,6 +486,15 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
+
+
+def _remove_stale_quarantines(state_dir: str) -> None:
+    """Remove what fetches killed mid-way left (a day old: a running fetch keeps its own)."""
+    for name in os.listdir(state_dir):
+        full = os.path.join(state_dir, name)
+        with contextlib.suppress(OSError):
+            if name.startswith("fetch-") and time.time() - os.stat(full).st_mtime > 86400:
+                shutil.rmtree(full, ignore_errors=True)
 
 
 class _RepoReader:

@@ -145,7 +145,12 @@ def test_fetch_only_moves_the_remote_tracking_ref(tmp_path, new_remote):
     bob.require_action("rec-9")
     bob.push()
     before = git(alice.path, "rev-parse", "HEAD").strip()
+    left_over = pathlib.Path(alice.path) / ".git" / "expipe-git" / "fetch-killed"
+    left_over.mkdir()
+    (left_over / "incoming.pack").write_bytes(b"PACK")
+    os.utime(left_over, (0, 0))
     fetched = alice.fetch()
+    assert not left_over.exists()
     assert fetched == remote_head(bare)
     assert git(alice.path, "rev-parse", "HEAD").strip() == before
     assert "rec-9" not in alice.actions
@@ -603,6 +608,8 @@ def test_add_list_remove_remotes(tmp_path, new_remote):
             project.add_remote(bad, url)
     with pytest.raises(expipe_git.InvalidValueError):
         project.add_remote("ftp", "ftp://example.org/x")
+    with pytest.raises(expipe_git.InvalidValueError, match="ssh key"):
+        project.add_remote("ssh", "ssh://bob:pw@example.org/x.git")
     git(project.path, "remote", "add", "by-hand", "ftp://bob:pw@example.org/x")
     assert project.remotes["by-hand"] == "ftp://example.org/x"
     with pytest.raises(expipe_git.InvalidValueError, match="scheme 'ftp'"):
