@@ -986,7 +986,7 @@ def pull(
     """
     if on_conflict not in ("raise", "ours", "theirs"):
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
-    from . import merge  # it builds on the model, which imports this module
+    from . import merge  # a layer above this one (it reads records); pull is its one caller here
 
     store = project.store
     theirs = fetch(store, remote, progress=progress)
