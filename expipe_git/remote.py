@@ -902,9 +902,9 @@ def _new_commits(store: Store | _RepoReader, wanted: list[bytes], remote_has: se
             continue
         info = found[sha] = store.read_commit(sha)
         todo.extend(info.parents)
-    if found and remote_has:
-        # What the remote has may also be reached through a merge: walk its
-        # history down to the oldest new commit (with a day's slack for clocks).
+    if remote_has and any(len(info.parents) > 1 for info in found.values()):
+        # Through a merge, the walk may have gone into history the remote has:
+        # walk that down to the oldest new commit (with a day's slack for clocks).
         oldest = min(info.commit_time for info in found.values()) - 86400
         seen: set[bytes] = set()
         todo = list(remote_has)
