@@ -417,7 +417,7 @@ def cmd_remote(args: argparse.Namespace) -> int:
     if args.remote_command == "add":
         project.add_remote(args.name, args.url)
         print(f"Added remote {args.name!r}: {project.remotes[args.name]}")
-    elif args.remote_command == "remove":
+    elif args.remote_command in ("remove", "rm"):
         project.remove_remote(args.name)
         print(f"Removed remote {args.name!r}")
     else:

@@ -743,6 +743,9 @@ def test_cli_clone_remote_fetch_pull_push_sync(tmp_path, new_remote, capsys):
     err = capsys.readouterr().err
     assert err.startswith("expipe-git: error:") and "pull" in err and "Traceback" not in err
 
+    assert cli.main(["-C", a, "remote", "add", "spare", url]) == 0
+    assert cli.main(["-C", a, "remote", "rm", "spare"]) == 0
+    assert "spare" not in alice.remotes
     assert cli.main(["-C", a, "remote", "remove", "origin"]) == 0
     assert cli.main(["-C", a, "push"]) == 1
     assert "no remote 'origin'" in capsys.readouterr().err
