@@ -790,3 +790,16 @@ def test_cli_shows_progress_only_on_a_terminal(tmp_path, new_remote):
         text=True,
     )
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_fetch_and_pull_of_a_remote_without_main(tmp_path, new_remote):
+    bare, url = new_remote("git")
+    project = make_project(tmp_path / "p")
+    project.add_remote("origin", url)
+    assert project.fetch() is None
+    with pytest.raises(expipe_git.RemoteError, match="no branch main yet"):
+        project.pull()
+    with pytest.raises(expipe_git.InvalidValueError, match="on_conflict"):
+        project.pull(on_conflict="mine")
+    assert git(project.path, "for-each-ref", "refs/remotes/") == ""
+    assert_clean(project.path)
