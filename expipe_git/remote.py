@@ -892,20 +892,27 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
     return head
 
 
-def _new_commits(store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]) -> list[CommitInfo]:
-    """Return the commits reachable from ``wanted`` and not from ``remote_has``, oldest first."""
-    found: dict[bytes, CommitInfo] = {}
+def _new_commits(
+    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
+) -> list[tuple[CommitInfo, bytes]]:
+    """Return (parsed, raw) of the commits reachable from ``wanted`` and not from ``remote_has``.
+
+    Oldest first, so that a folder's previous version is sent before it.
+    """
+    found: dict[bytes, tuple[CommitInfo, bytes]] = {}
     todo = [sha for sha in wanted if sha not in remote_has]
     while todo:
         sha = todo.pop()
         if sha in found or sha in remote_has:
             continue
-        info = found[sha] = store.read_commit(sha)
+        raw = store.read_blob(sha)
+        info = CommitInfo.parse(sha, raw)
+        found[sha] = (info, raw)
         todo.extend(info.parents)
-    if remote_has and any(len(info.parents) > 1 for info in found.values()):
+    if remote_has and any(len(info.parents) > 1 for info, _ in found.values()):
         # Through a merge, the walk may have gone into history the remote has:
         # walk that down to the oldest new commit (with a day's slack for clocks).
-        oldest = min(info.commit_time for info in found.values()) - 86400
+        oldest = min(info.commit_time for info, _ in found.values()) - 86400
         seen: set[bytes] = set()
         todo = list(remote_has)
         while todo:
@@ -914,9 +921,9 @@ def _new_commits(store: Store | _RepoReader, wanted: list[bytes], remote_has: se
                 continue
             seen.add(sha)
             found.pop(sha, None)
-            info = store.read_commit(sha)
-            todo.extend(p for p in info.parents if store.read_commit(p).commit_time >= oldest)
-    return sorted(found.values(), key=lambda info: info.commit_time)
+            parents = store.read_commit(sha).parents
+            todo.extend(p for p in parents if store.read_commit(p).commit_time >= oldest)
+    return sorted(found.values(), key=lambda pair: pair[0].commit_time)
 
 
 def _objects_to_send(
@@ -960,10 +967,15 @@ def _objects_to_send(
                 sent.add(sha)
                 add(3, sha, store.read_blob(sha))
 
-    for info in _new_commits(store, wanted, remote_has):
-        base = store.commit_tree(info.parents[0]) if info.parents else None
+    commits = _new_commits(store, wanted, remote_has)
+    tree_of = {info.id: info.tree for info, _ in commits}
+    for info, raw in commits:
+        base = None
+        if info.parents:
+            first = info.parents[0]
+            base = tree_of[first] if first in tree_of else store.commit_tree(first)
         tree_objects(info.tree, base)
-        add(_COMMIT_TYPE, info.id, store.read_blob(info.id))
+        add(_COMMIT_TYPE, info.id, raw)
     return objects
 
 
