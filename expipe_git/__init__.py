@@ -15,14 +15,17 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
     ProjectBusyError,
+    PushRejectedError,
     ReadOnlyError,
+    RemoteError,
     RepositoryStateError,
     RevertConflictError,
     UncommittedChangesError,
+    UnsafeRemoteError,
 )
 from .history import Change, Commit
 from .migrate import ImportReport, import_expipe_project, verify_import
-from .model import FileStatus, Project, create_project, get_project, require_project
+from .model import FileStatus, Project, clone, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
 from .settings import settings
@@ -49,11 +52,15 @@ __all__ = [
     "Project",
     "ProjectBusyError",
     "PropertyList",
+    "PushRejectedError",
     "ReadOnlyError",
+    "RemoteError",
     "RepositoryStateError",
     "RevertConflictError",
     "Template",
     "UncommittedChangesError",
+    "UnsafeRemoteError",
+    "clone",
     "core",
     "create_project",
     "datetime_format",

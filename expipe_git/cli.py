@@ -448,6 +448,94 @@ def _import_status(report: Any) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Remotes: clone, remote, fetch, pull, push, sync
+
+
+def _progress() -> Callable[[str], None] | None:
+    """Show transfer progress on stderr, and only when a person watches it."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return show
+
+
+def _on_conflict(args: argparse.Namespace) -> str:
+    return "ours" if args.ours else "theirs" if args.theirs else "raise"
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    from .model import clone
+    from .remote import public_url
+
+    target = (_base(args) / args.dir).absolute()
+    project = clone(args.url, target, progress=_progress())
+    count = len(project.actions)
+    print(f"Cloned {public_url(args.url)} into {project.path} ({count} action{'s' * (count != 1)})")
+    return 0
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    if args.remote_command == "add":
+        project.add_remote(args.name, args.url)
+        print(f"Added remote {args.name!r}: {project.remotes[args.name]}")
+    elif args.remote_command in ("remove", "rm"):
+        project.remove_remote(args.name)
+        print(f"Removed remote {args.name!r}")
+    else:
+        for name, url in project.remotes.items():
+            print(f"{name}\t{url}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    sha = project.fetch(args.remote, progress=_progress())
+    if sha is None:
+        print(f"{args.remote} has no branch main yet")
+    else:
+        print(f"{args.remote}/main is at {sha[:7]}")
+    return 0
+
+
+def _pull(project: Project, args: argparse.Namespace) -> None:
+    sha = project.pull(args.remote, on_conflict=_on_conflict(args), progress=_progress())
+    if sha is None:
+        print(f"up to date with {args.remote}/main")
+    else:
+        print(f"main is now at {sha[:7]} (pulled from {args.remote})")
+
+
+def _push(project: Project, args: argparse.Namespace) -> None:
+    sha = project.push(args.remote, progress=_progress())
+    if sha is None:
+        print(f"{args.remote} has everything already")
+    else:
+        print(f"pushed main to {args.remote}: {sha[:7]}")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    _pull(_open_project(args), args)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    _push(_open_project(args), args)
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    project = _open_project(args)
+    _pull(project, args)
+    _push(project, args)
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # Merging (expipe_git.merge)
 
 
@@ -875,6 +963,43 @@ def build_parser() -> argparse.ArgumentParser:
         const="hardlink",
         help="hard-link the files of each data/ folder (same file system only)",
     )
+
+    p = add(
+        "clone",
+        cmd_clone,
+        "copy a shared project (a path, file://, git://, http(s):// or ssh URL) into a new folder",
+    )
+    p.add_argument(
+        "url", metavar="URL", help="where the project is shared; a password in it is never printed"
+    )
+    p.add_argument("dir", metavar="DIR", help="new or empty folder for the copy")
+
+    p = add("remote", cmd_remote, "list, add or remove remotes (default: list them)")
+    p.set_defaults(remote_command="list")
+    remote_sub = p.add_subparsers(dest="remote_command", metavar="ACTION")
+    r = remote_sub.add_parser("add", parents=[common], help="add a remote: NAME URL")
+    r.add_argument("name", metavar="NAME")
+    r.add_argument("url", metavar="URL")
+    r = remote_sub.add_parser("remove", parents=[common], aliases=["rm"], help="remove a remote: NAME")
+    r.add_argument("name", metavar="NAME")
+    remote_sub.add_parser("list", parents=[common], help="list remotes and their URLs (without passwords)")
+
+    def remote_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("remote", nargs="?", default="origin", metavar="REMOTE", help="default: origin")
+
+    def conflict_args(p: argparse.ArgumentParser) -> None:
+        side = p.add_mutually_exclusive_group()
+        side.add_argument("--ours", action="store_true", help="resolve every conflict with our value")
+        side.add_argument("--theirs", action="store_true", help="resolve every conflict with theirs")
+
+    remote_arg(add("fetch", cmd_fetch, "fetch the remote's main into refs/remotes/REMOTE/main"))
+    p = add("pull", cmd_pull, "fetch, then fast-forward or merge the remote's main into ours")
+    remote_arg(p)
+    conflict_args(p)
+    remote_arg(add("push", cmd_push, "push main to the remote (never forced: pull first if it moved)"))
+    p = add("sync", cmd_sync, "pull, then push")
+    remote_arg(p)
+    conflict_args(p)
 
     p = add(
         "merge",

@@ -322,7 +322,9 @@ def _save(path: str, nodes: dict[bytes, Node], new: dict[bytes, Node]) -> None:
     merged.update(new)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # mkdir, not makedirs: a project deleted meanwhile stays deleted.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(path))
         with open(tmp, "wb") as f:
             marshal.dump({"format": FORMAT, "commits": merged}, f)
         os.replace(tmp, path)

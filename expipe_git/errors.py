@@ -15,7 +15,10 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── RepositoryStateError               git is mid-merge, on another branch, …
     ├── RevertConflictError                a revert would undo a later commit's change
     ├── ProjectBusyError                   the project's write lock was not free
-    └── MergeConflict                      a merge found a record changed differently on both sides
+    ├── MergeConflict                      a merge found a record changed differently on both sides
+    └── RemoteError                        a remote cannot be reached, read or updated
+        ├── PushRejectedError              a push was refused: pull first, or the server said no
+        └── UnsafeRemoteError              a remote's history holds unsafe or foreign files
 
 This module imports nothing of ours.
 """
@@ -98,3 +101,15 @@ class MergeConflict(ExpipeError):
     def __init__(self, message: str, conflicts: list | None = None):
         super().__init__(message)
         self.conflicts = list(conflicts or [])
+
+
+class RemoteError(ExpipeError):
+    """A remote cannot be reached, read or updated; the message never holds a password."""
+
+
+class PushRejectedError(RemoteError):
+    """A push was refused: the remote has commits we lack, or the server declined it."""
+
+
+class UnsafeRemoteError(RemoteError):
+    """A remote's history holds symlinks, submodules, ``.git`` or files outside the layout."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from . import checks, history, layout, merge, settings, values
+from . import remote as _remote
 from .errors import (
     AlreadyExistsError,
     InvalidTypeError,
@@ -112,6 +113,21 @@ def require_project(path: str | os.PathLike[str], name: str | None = None) -> Pr
             "choose another path or create_project(path, init=True) to turn it into one"
         )
     return create_project(root, name)
+
+
+def clone(
+    url: str, path: str | os.PathLike[str], *, progress: Callable[[str], None] | None = None
+) -> Project:
+    """Clone the project at ``url`` (a path, file://, git://, http(s):// or ssh) into a new folder.
+
+    ``progress``, if given, receives the server's progress text and
+    expipe_git's own (checking, checking out) as it comes.
+
+    Raises:
+        RemoteError: the remote cannot be reached or holds no expipe_git project.
+        UnsafeRemoteError: its history holds unsafe files; nothing is left behind.
+    """
+    return get_project(_remote.clone(url, path, progress=progress))
 
 
 # Tells resolve(conflict, value=None) from resolve(conflict, "ours").
@@ -414,6 +430,41 @@ class Project:
         build, message = history.history_of(self._store).revert_builder(commit, checks.check_objects_whole)
         sha = self._store.mutate(build, message, author=self._identity())
         return None if sha is None else self.get_commit(sha.decode())
+
+    # -- remotes (expipe_git.remote does the work) -------------------------
+
+    @property
+    def remotes(self) -> dict[str, str]:
+        """Remote name -> URL, without user names or passwords."""
+        return _remote.remotes(self._store)
+
+    def add_remote(self, name: str, url: str) -> None:
+        """Record remote ``name``; a password in ``url`` is kept out of .git/config."""
+        _remote.add_remote(self._store, name, url)
+
+    def remove_remote(self, name: str) -> None:
+        _remote.remove_remote(self._store, name)
+
+    def fetch(self, remote: str = "origin", *, progress: Callable[[str], None] | None = None) -> str | None:
+        """Fetch the remote's main into ``refs/remotes/<remote>/main``; return its commit id."""
+        sha = _remote.fetch(self._store, remote, progress=progress)
+        return None if sha is None else sha.decode()
+
+    def pull(
+        self,
+        remote: str = "origin",
+        *,
+        on_conflict: str = "raise",
+        progress: Callable[[str], None] | None = None,
+    ) -> str | None:
+        """Fetch and bring the remote's main into ours; return the new commit id, or None."""
+        sha = _remote.pull(self, remote, on_conflict=on_conflict, progress=progress)
+        return None if sha is None else sha.decode()
+
+    def push(self, remote: str = "origin", *, progress: Callable[[str], None] | None = None) -> str | None:
+        """Push main (a fast-forward only); return the commit pushed, or None if it was there."""
+        sha = _remote.push(self._store, remote, progress=progress)
+        return None if sha is None else sha.decode()
 
     # -- merging (expipe_git.merge does the work; imported here, as it imports this module) --
 

@@ -132,7 +132,9 @@ class ReadCache:
                 records = {k: _freeze(v) for k, v in self._new_records.items()}
             tmp = f"{self.path}.{os.getpid()}.tmp"
             try:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                # mkdir, not makedirs: a project deleted meanwhile stays deleted.
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(os.path.dirname(self.path))
                 with open(tmp, "wb") as f:
                     marshal.dump({"format": FORMAT, "trees": trees, "records": records}, f)
                 os.replace(tmp, self.path)

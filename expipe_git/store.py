@@ -1,6 +1,7 @@
 """The git engine: read files at a commit, and commit changes safely.
 
-This is the only module that talks to dulwich. It knows nothing of TOML or of
+This and :mod:`expipe_git.remote` (the wire protocols: clone, fetch, push)
+are the only modules that talk to dulwich. It knows nothing of TOML or of
 actions; it stores bytes at paths.
 
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:

@@ -1,0 +1,1064 @@
+"""Remotes: clone, fetch, push and pull over a path, git://, http(s):// and ssh.
+
+With :mod:`expipe_git.store` this is one of the two modules that import
+dulwich; it uses only dulwich's client (the wire protocols) and object store,
+never its porcelain, which starts auto-gc and moves HEAD without
+compare-and-swap. Refs are moved here; the branch and the working tree only
+through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
+
+Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
+sends is written and indexed in a temporary object folder that reads our
+objects as an alternate, every commit new to us is checked there, and only then
+is the pack moved into ``.git/objects/pack`` and ``refs/remotes/<remote>/main``
+moved. A remote whose history holds anything but regular files and folders in
+the documented layout (:func:`layout.place_of`) is refused before a ref or a
+file changes. Each new commit is compared with its first parent, so only the
+folders it changed are opened: the check costs the size of the new history,
+never the size of the project.
+
+Credentials never reach ``.git/config``, an error, a progress line or a
+commit: a URL is stored and shown without its user name and password (see
+:func:`public_url`); a password given in a URL is kept in
+``.git/expipe-git/credentials`` (mode 0600, git's credential-store format).
+For http(s) a password is looked up in that order: the URL given to this call,
+``EXPIPE_GIT_USERNAME``/``EXPIPE_GIT_PASSWORD``, that file, then git's
+credential-store files (``~/.git-credentials``,
+``$XDG_CONFIG_HOME/git/credentials``, and the ``--file`` of a
+``credential.helper = store`` setting). Credential helpers that are programs
+are not run: that would be a git subprocess.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from dulwich import client as git_client
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+)
+from dulwich.file import FileLocked
+from dulwich.objects import ZERO_SHA, parse_tree, sha_to_hex
+from dulwich.pack import (
+    PackData,
+    PackIndexer,
+    UnpackedObject,
+    UnresolvedDeltas,
+    create_delta,
+    extend_pack,
+    write_pack_data,
+    write_pack_index,
+)
+from dulwich.repo import Repo
+
+from . import layout
+from .errors import (
+    AlreadyExistsError,
+    ExpipeError,
+    InvalidValueError,
+    NotFoundError,
+    PushRejectedError,
+    RemoteError,
+    UnsafeRemoteError,
+)
+from .store import BRANCH, FILE_MODE, TREE_MODE, CommitInfo, Store
+
+if TYPE_CHECKING:
+    from .model import Project
+
+USERNAME_ENV = "EXPIPE_GIT_USERNAME"
+PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
+CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_COMMIT_TYPE, _TREE_TYPE = 1, 2
+_MODE_NAMES = {0o120000: "a symbolic link", 0o160000: "a submodule", 0o100755: "an executable file"}
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------
+# URLs and credentials
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a remote is, split into what may be shown and what may not."""
+
+    kind: str  # "local", "git", "http", "ssh"
+    public: str  # the URL without credentials: stored, shown
+    username: str | None = None
+    password: str | None = None
+
+    def secrets(self) -> list[str]:
+        found = [self.password] if self.password else []
+        if self.kind == "http" and self.username and not self.password:
+            found.append(self.username)  # a token given as the user name
+        return found
+
+
+def parse_location(url: str) -> Location:
+    """Split ``url`` into its kind, its public form and its credentials.
+
+    Raises:
+        InvalidValueError: the URL is empty or of a kind we cannot reach.
+    """
+    if not isinstance(url, (str, os.PathLike)) or not os.fspath(url):
+        raise InvalidValueError("a remote needs a URL or path, e.g. /srv/lab.git or https://host/lab.git")
+    url = os.fspath(url)
+    if "://" in url:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        kind = {"http": "http", "https": "http", "git": "git", "ssh": "ssh", "git+ssh": "ssh"}.get(scheme)
+        if scheme == "file":
+            return Location("local", os.path.abspath(unquote(parts.path)))
+        if kind is None:
+            raise InvalidValueError(
+                f"cannot use a remote of scheme {scheme!r}; use a path, file://, git://, http(s):// or ssh://"
+            )
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if kind == "ssh" and password is not None:
+            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
+        if kind == "ssh" and username:
+            netloc = f"{quote(username, safe='')}@{netloc}"
+        public = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        return Location(kind, public, username, password)
+    if _is_scp_style(url):
+        user_host, _, path = url.partition(":")
+        user, at, host = user_host.rpartition("@")
+        if ":" in user:
+            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
+        return Location("ssh", url, user or None)
+    return Location("local", os.path.abspath(url))
+
+
+def _is_scp_style(url: str) -> bool:
+    """``host:path`` or ``user@host:path``, as git reads it: a colon before any slash."""
+    colon = url.find(":")
+    slash = url.find("/")
+    return colon > 0 and (slash < 0 or colon < slash) and not os.path.exists(url)
+
+
+def public_url(url: str) -> str:
+    """Return ``url`` without a user name or password (http, git) or password (ssh)."""
+    return parse_location(url).public
+
+
+def _shown(url: str) -> str:
+    """A URL set by hand with git may be of a kind we cannot use: still show it without secrets."""
+    try:
+        return public_url(url)
+    except InvalidValueError:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) if parts.scheme else url
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
+
+
+def _credential_files(store: Store) -> list[str]:
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    files = [os.path.join(store.state_dir, CREDENTIALS_FILE)]
+    try:
+        helpers = list(store.repo.get_config_stack().get_multivar((b"credential",), b"helper"))
+    except KeyError:
+        helpers = []
+    for helper in helpers:
+        words = shlex.split(helper.decode("utf-8", "replace"))
+        if words and words[0] == "store":
+            named = [w.split("=", 1)[1] for w in words[1:] if w.startswith("--file=")]
+            files.append(os.path.expanduser(named[0]) if named else os.path.join(home, ".git-credentials"))
+    files += [os.path.join(home, ".git-credentials"), os.path.join(xdg, "git", "credentials")]
+    return list(dict.fromkeys(files))
+
+
+def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
+    """Return (user, password) for ``public`` from a credential-store file."""
+    wanted = urlsplit(public)
+    for path in _credential_files(store):
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            entry = urlsplit(line.strip())
+            if (
+                entry.scheme == wanted.scheme
+                and entry.hostname == wanted.hostname
+                and entry.port == wanted.port
+                and entry.username
+                and (not entry.path.strip("/") or entry.path.strip("/") == wanted.path.strip("/"))
+            ):
+                return unquote(entry.username), unquote(entry.password or "")
+    return None
+
+
+def _with_credentials(store: Store | None, location: Location) -> Location:
+    """Fill in the user name and password of an http(s) remote."""
+    if location.kind != "http" or location.password is not None:
+        return location
+    user = location.username or os.environ.get(USERNAME_ENV)
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return Location(location.kind, location.public, user or "", password)
+    if store is not None:
+        found = _stored_credentials(store, location.public)
+        if found is not None:
+            return Location(location.kind, location.public, *found)
+    return location
+
+
+def _save_credentials(store: Store, location: Location) -> None:
+    """Keep a URL's credentials out of .git/config: in a file only we read (0600)."""
+    if location.kind != "http" or not (location.username or location.password):
+        return
+    parts = urlsplit(location.public)
+    user = quote(location.username or "", safe="")
+    password = quote(location.password or "", safe="")
+    line = urlunsplit((parts.scheme, f"{user}:{password}@{parts.netloc}", "", "", ""))
+    path = os.path.join(store.state_dir, CREDENTIALS_FILE)
+    os.makedirs(store.state_dir, exist_ok=True)
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = [x for x in f.read().splitlines() if urlsplit(x).netloc.split("@")[-1] != parts.netloc]
+    except FileNotFoundError:
+        kept = []
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join([*kept, line]) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# Remotes in .git/config
+
+
+def check_remote_name(name: object) -> str:
+    bad = not isinstance(name, str) or not _REMOTE_NAME.fullmatch(name)
+    if bad or name.endswith(".lock") or ".." in name:
+        raise InvalidValueError(
+            f"remote name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (e.g. 'origin')"
+        )
+    return name
+
+
+def remotes(store: Store) -> dict[str, str]:
+    """Return remote name -> URL (as stored: without credentials)."""
+    config = store.repo.get_config()
+    found = {}
+    for section in config.sections():
+        if len(section) == 2 and section[0] == b"remote":
+            with contextlib.suppress(KeyError):
+                url = config.get(section, b"url").decode("utf-8", "replace")
+                found[section[1].decode("utf-8", "replace")] = _shown(url)
+    return dict(sorted(found.items()))
+
+
+def add_remote(store: Store, name: str, url: str) -> str:
+    """Record remote ``name``; return its URL as stored (without credentials).
+
+    Raises:
+        AlreadyExistsError: a remote of that name exists.
+        InvalidValueError: the name or the URL cannot be used.
+    """
+    check_remote_name(name)
+    location = parse_location(url)
+    config = store.repo.get_config()
+    section = (b"remote", name.encode())
+    if config.has_section(section):
+        raise AlreadyExistsError(
+            f"remote {name!r} exists already ({remotes(store).get(name)}); remove it first "
+            f"(project.remove_remote({name!r}) or 'expipe-git remote remove {name}')"
+        )
+    _save_credentials(store, location)
+    config.set(section, b"url", location.public.encode())
+    config.set(section, b"fetch", f"+refs/heads/*:refs/remotes/{name}/*".encode())
+    config.write_to_path()
+    return location.public
+
+
+def remove_remote(store: Store, name: str) -> None:
+    """Forget remote ``name`` and its remote-tracking refs.
+
+    Raises:
+        NotFoundError: there is no remote of that name.
+    """
+    check_remote_name(name)
+    config = store.repo.get_config()
+    section = (b"remote", name.encode())
+    if not config.has_section(section):
+        raise NotFoundError(_no_remote(store, name))
+    del config[section]
+    config.write_to_path()
+    prefix = f"refs/remotes/{name}/".encode()
+    for ref in list(store.repo.refs.keys()):
+        if ref.startswith(prefix):
+            store.repo.refs.remove_if_equals(ref, None)
+
+
+def _no_remote(store: Store, name: str) -> str:
+    known = ", ".join(remotes(store)) or "none"
+    return (
+        f"the project has no remote {name!r} (remotes: {known}); add one with "
+        f"project.add_remote({name!r}, URL) or 'expipe-git remote add {name} URL'"
+    )
+
+
+def _location_of(store: Store, name: str) -> Location:
+    check_remote_name(name)
+    config = store.repo.get_config()
+    try:
+        url = config.get((b"remote", name.encode()), b"url").decode("utf-8")
+    except KeyError:
+        raise NotFoundError(_no_remote(store, name)) from None
+    return _with_credentials(store, parse_location(url))
+
+
+def tracking_ref(name: str) -> bytes:
+    return f"refs/remotes/{name}/main".encode()
+
+
+# ---------------------------------------------------------------------------
+# Talking to a server
+
+
+class _Transfer:
+    """One conversation with a remote: its client, and errors told safely."""
+
+    def __init__(self, location: Location, progress: Progress | None, operation: str):
+        self.location = location
+        self.operation = operation
+        self.server_said: list[str] = []
+        self._progress = progress
+        if location.kind == "local":
+            if not os.path.isdir(location.public):
+                raise RemoteError(f"{location.public} does not exist; a remote path must be a git repository")
+            self.client: git_client.GitClient = git_client.LocalGitClient()
+            self.path = location.public
+            return
+        try:
+            self.client, self.path = git_client.get_transport_and_path(
+                location.public,
+                operation=operation,
+                username=location.username if location.kind == "http" else None,
+                password=location.password if location.kind == "http" else None,
+            )
+        except (ValueError, git_client.StrangeHostname) as exc:
+            raise RemoteError(f"cannot reach {location.public}: {self.safe(str(exc))}") from None
+
+    def safe(self, text: str) -> str:
+        return _scrub(text, self.location.secrets())
+
+    def progress(self, data: bytes) -> None:
+        text = self.safe(data.decode("utf-8", "replace"))
+        for line in re.split(r"[\r\n]+", text):
+            if line.strip() and not re.match(r"^(Counting|Compressing|Enumerating|Total|Writing)", line):
+                self.server_said.append(line.strip())
+        del self.server_said[:-10]
+        if self._progress is not None:
+            self._progress(text)
+
+    def say(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress(text)
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn what dulwich and the network raise into a RemoteError without secrets."""
+        where = self.location.public
+        try:
+            yield
+        except ExpipeError:
+            raise
+        except git_client.HTTPUnauthorized:
+            hint = (
+                "the user name or password was refused"
+                if self.location.password is not None
+                else f"give them in the URL once, set {USERNAME_ENV} and {PASSWORD_ENV}, "
+                "or put them in ~/.git-credentials"
+            )
+            raise RemoteError(f"{where} asks for a user name and password: {hint}") from None
+        except NotGitRepository:
+            raise RemoteError(f"{where} is not a git repository") from None
+        except FileLocked:
+            raise PushRejectedError(
+                f"{where}: another push was updating main at the same moment; pull and push again"
+            ) from None
+        except (HangupException, GitProtocolError, OSError) as exc:
+            said = "; ".join(self.server_said[-3:])
+            detail = self.safe(str(exc) or type(exc).__name__)
+            extra = f" (the server said: {said})" if said else ""
+            raise RemoteError(f"could not {self.operation} {where}: {detail}{extra}") from None
+        except Exception as exc:
+            # urllib3 and ssh failures have no common base class; still one line, no secrets.
+            if type(exc).__module__.split(".")[0] not in ("urllib3", "dulwich", "socket", "ssl"):
+                raise
+            detail = self.safe(str(exc) or type(exc).__name__)
+            raise RemoteError(f"could not {self.operation} {where}: {detail}") from None
+
+
+# ---------------------------------------------------------------------------
+# Fetch: quarantine, check, then move in
+
+
+def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+    """Fetch ``main`` of ``remote`` into ``refs/remotes/<remote>/main``.
+
+    Returns the commit fetched, or None if the remote has no branch main.
+
+    Raises:
+        NotFoundError: no remote of that name.
+        RemoteError: the remote cannot be reached or read.
+        UnsafeRemoteError: the remote's history holds something unsafe; nothing changed.
+    """
+    location = _location_of(store, remote)
+    tip = _fetch_main(store, location, progress)
+    if tip is not None:
+        ref = tracking_ref(remote)
+        old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
+        if old != tip:
+            store.repo.refs.set_if_equals(ref, old, tip, message=b"fetch: " + location.public.encode())
+    return tip
+
+
+def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
+    transfer = _Transfer(location, progress, "fetch from")
+    wanted: dict[str, bytes | None] = {}
+
+    def determine_wants(refs: dict, depth: int | None = None) -> list[bytes]:
+        tip = refs.get(BRANCH)
+        wanted["tip"] = None if tip in (None, ZERO_SHA) else tip
+        if wanted["tip"] is None or wanted["tip"] in store.repo.object_store:
+            return []
+        return [wanted["tip"]]
+
+    os.makedirs(store.state_dir, exist_ok=True)
+    _remove_stale_quarantines(store.state_dir)
+    quarantine = tempfile.mkdtemp(prefix="fetch-", dir=store.state_dir)
+    try:
+        incoming = os.path.join(quarantine, "incoming.pack")
+        with open(incoming, "wb") as f, transfer.errors():
+            if location.kind == "local":
+                wanted["tip"] = _pack_from_path(store, location.public, f)
+            else:
+                transfer.client.fetch_pack(
+                    transfer.path,
+                    determine_wants,
+                    store.repo.get_graph_walker(),
+                    f.write,
+                    progress=transfer.progress,
+                )
+        tip = wanted.get("tip")
+        if tip is None or tip in store.repo.object_store:
+            return tip
+        if os.path.getsize(incoming) == 0:
+            raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
+        received = _index_pack(store, incoming, transfer)
+        _Checker(store, received, transfer).check_history(tip)
+        received.move_into(os.path.join(store.git_dir, "objects", "pack"))
+        return tip
+    finally:
+        shutil.rmtree(quarantine, ignore_errors=True)
+
+
+def _remove_stale_quarantines(state_dir: str) -> None:
+    """Remove what fetches killed mid-way left (a day old: a running fetch keeps its own)."""
+    for name in os.listdir(state_dir):
+        full = os.path.join(state_dir, name)
+        with contextlib.suppress(OSError):
+            if name.startswith("fetch-") and time.time() - os.stat(full).st_mtime > 86400:
+                shutil.rmtree(full, ignore_errors=True)
+
+
+class _RepoReader:
+    """Reads the objects of a repository given as a path (it has no server to ask)."""
+
+    def __init__(self, repo: Repo):
+        self.objects = repo.object_store
+        self._commits: dict[bytes, CommitInfo] = {}
+
+    def read_blob(self, sha: bytes) -> bytes:
+        return self.objects.get_raw(sha)[1]
+
+    def read_commit(self, sha: bytes) -> CommitInfo:
+        found = self._commits.get(sha)
+        if found is None:
+            found = self._commits[sha] = CommitInfo.parse(sha, self.read_blob(sha))
+        return found
+
+    def commit_tree(self, sha: bytes) -> bytes:
+        return self.read_commit(sha).tree
+
+
+def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
+    """Write the pack a server would send for main of the repository at ``path``; return main.
+
+    dulwich's LocalGitClient walks every tree of every commit and sends no
+    deltas (23 s for a 10 000-commit project); this is the walk push uses.
+    """
+    with contextlib.closing(Repo(path)) as repo:
+        try:
+            tip = repo.refs[BRANCH]
+        except KeyError:
+            return None
+        if tip in store.repo.object_store:
+            return tip
+        shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
+        objects = _objects_to_send(_RepoReader(repo), [tip], shared)
+        write_pack_data(out.write, iter(objects), store.repo.object_format, num_records=len(objects))
+        return tip
+
+
+class _KeepingIndexer(PackIndexer):
+    """Index a pack and keep the commits and trees it holds, for checking them."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.kept: dict[bytes, tuple[int, bytes]] = {}
+
+    def _result(self, unpacked: UnpackedObject) -> tuple[bytes, int, int | None]:
+        entry = super()._result(unpacked)
+        if unpacked.obj_type_num in (_COMMIT_TYPE, _TREE_TYPE):
+            self.kept[sha_to_hex(entry[0])] = (unpacked.obj_type_num, b"".join(unpacked.obj_chunks))
+        return entry
+
+
+@dataclass
+class _Received:
+    """A pack in quarantine: indexed, its commits and trees at hand, not yet ours."""
+
+    pack: str
+    index: str
+    name: str
+    kept: dict[bytes, tuple[int, bytes]]
+    objects: set[bytes]  # binary ids
+
+    def move_into(self, pack_dir: str) -> None:
+        """Move the pack in, its index last: git and dulwich look for the index."""
+        target = os.path.join(pack_dir, self.name)
+        if not os.path.exists(target + ".idx"):
+            os.replace(self.pack, target + ".pack")
+            os.replace(self.index, target + ".idx")
+
+
+def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
+    """Index the pack at ``path`` in one pass over it, keeping its commits and trees.
+
+    dulwich's own ``add_pack`` inflates every object twice more and needs a
+    second read of each tree to check it; this pass is all the checking needs.
+    """
+    object_format = store.repo.object_format
+    try:
+        with PackData(path, object_format=object_format) as data:
+            data.check()
+            indexer = _KeepingIndexer.for_pack_data(data, resolve_ext_ref=store.repo.object_store.get_raw)
+            entries = list(indexer)
+            base_ids = set(indexer.ext_refs())
+            checksum = data.get_stored_checksum()
+        if base_ids:  # a thin pack: copy in the bases it deltas against, as git does
+            with open(path, "r+b") as f:
+                checksum, extra = extend_pack(
+                    f, base_ids, store.repo.object_store.get_raw, object_format=object_format
+                )
+            entries.extend(extra)
+    except (
+        ChecksumMismatch,
+        ApplyDeltaError,
+        UnresolvedDeltas,
+        AssertionError,
+        ValueError,
+        zlib.error,
+    ) as exc:
+        raise RemoteError(
+            f"{transfer.location.public} sent a damaged pack ({type(exc).__name__}); nothing was changed"
+        ) from None
+    entries.sort()
+    index = path[: -len(".pack")] + ".idx"
+    with open(index, "wb") as f:
+        write_pack_index(f, entries, checksum)
+    return _Received(path, index, f"pack-{checksum.hex()}", indexer.kept, {e[0] for e in entries})
+
+
+class _TreeDiff:
+    """Trees by id, and what changed in a tree since its previous version.
+
+    Nearly every commit changes one entry of a big folder (``actions/`` lists
+    256 shards); parsing it for every commit was most of the time of checking
+    or pushing a long history. When a tree has its previous version's length
+    and differs from it only inside one entry's object id, the entry is found
+    by comparing bytes, and the previous version's parse is reused.
+    """
+
+    def __init__(self, read: Callable[[bytes], bytes], parse_error: Callable[[bytes], Exception]):
+        self._read = read
+        self._parse_error = parse_error
+        self._raw: dict[bytes, bytes] = {}
+        self._entries: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
+        self._offsets: dict[bytes, list[int]] = {}
+
+    def raw(self, sha: bytes) -> bytes:
+        found = self._raw.get(sha)
+        if found is None:
+            if len(self._raw) > 20_000:
+                self._raw.clear()
+                self._entries.clear()
+                self._offsets.clear()
+            found = self._raw[sha] = self._read(sha)
+        return found
+
+    def entries(self, sha: bytes) -> list[tuple[bytes, int, bytes]]:
+        found = self._entries.get(sha)
+        if found is None:
+            try:
+                found = list(parse_tree(self.raw(sha), 20, strict=True))
+            except Exception:
+                raise self._parse_error(sha) from None
+            self._entries[sha] = found
+        return found
+
+    def _entry_offsets(self, sha: bytes) -> list[int]:
+        """Where each entry starts, and the end: an entry is ``mode name\\0`` and 20 bytes of id."""
+        found = self._offsets.get(sha)
+        if found is None:
+            raw, found, start = self.raw(sha), [0], 0
+            for _ in self.entries(sha):
+                start = raw.index(b"\0", start) + 21
+                found.append(start)
+            self._offsets[sha] = found
+        return found
+
+    def changed(
+        self, tree: bytes, base: bytes | None
+    ) -> tuple[list[tuple[bytes, int, bytes, tuple[int, bytes] | None]], bool]:
+        """Return the entries of ``tree`` unlike ``base``'s, each with base's entry of that name.
+
+        The flag says whether ``tree`` was parsed whole (its names are new to check).
+        """
+        if base is None:
+            return [(name, mode, sha, None) for name, mode, sha in self.entries(tree)], True
+        if tree not in self._entries or base not in self._entries:
+            one = self._one_id_changed(tree, base)
+            if one is not None:
+                return [one], False
+        before = self.entries(base)
+        changed = set(self.entries(tree)).difference(before)
+        if not changed:
+            return [], True
+        old = {name: (mode, sha) for name, mode, sha in before}
+        return [(name, mode, sha, old.get(name)) for name, mode, sha in changed], True
+
+    def _one_id_changed(
+        self, tree: bytes, base: bytes
+    ) -> tuple[bytes, int, bytes, tuple[int, bytes] | None] | None:
+        new, old = self.raw(tree), self.raw(base)
+        if len(new) != len(old) or new == old:
+            return None
+        first = _first_difference(new, old)
+        last = len(new) - 1 - _first_difference(new[::-1], old[::-1])
+        # Reuse whichever of the two is parsed: a check walks history newest first, a push oldest first.
+        parsed, other = (tree, base) if tree in self._entries else (base, tree)
+        offsets = self._entry_offsets(parsed)
+        index = bisect.bisect_right(offsets, first) - 1
+        end = offsets[index + 1]
+        if last >= end or first < end - 20:
+            return None  # more than one entry's id changed
+        name, mode, _ = self.entries(parsed)[index]
+        entries = list(self.entries(parsed))
+        entries[index] = (name, mode, self.raw(other)[end - 20 : end].hex().encode("ascii"))
+        self._entries[other] = entries
+        self._offsets[other] = offsets
+        return (
+            name,
+            mode,
+            new[end - 20 : end].hex().encode("ascii"),
+            (mode, old[end - 20 : end].hex().encode("ascii")),
+        )
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """Index of the first byte where ``a`` and ``b`` (of equal length) differ; a binary search."""
+    low, high = 0, len(a)  # a[:low] == b[:low]; they differ before high
+    while high - low > 64:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    while low < high and a[low] == b[low]:
+        low += 1
+    return low
+
+
+class _Checker:
+    """Check the commits of a fetch that are new to us, before anything moves."""
+
+    def __init__(self, store: Store, received: _Received, transfer: _Transfer):
+        self.store = store
+        self.received = received
+        self.transfer = transfer
+        self.where = transfer.location.public
+        self.known = store.repo.object_store
+        self.trees = _TreeDiff(
+            lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
+            lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
+        )
+
+    def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
+        found = self.received.kept.get(sha)
+        if found is None:
+            try:
+                found = self.known.get_raw(sha)
+            except KeyError:
+                raise UnsafeRemoteError(
+                    f"{self.where} sent an incomplete history: {what} is missing"
+                ) from None
+        if found[0] != kind:
+            raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
+        return found[1]
+
+    def _is_new(self, sha: bytes) -> bool:
+        return sha in self.received.kept or sha not in self.known
+
+    def check_history(self, tip: bytes) -> None:
+        todo = [tip]
+        seen: set[bytes] = set()
+        count = 0
+        while todo:
+            sha = todo.pop()
+            if sha in seen or not self._is_new(sha):
+                continue
+            seen.add(sha)
+            info = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
+            base = None
+            if info.parents:
+                first = info.parents[0]
+                parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
+                base = CommitInfo.parse(first, parent).tree
+            self._check_tree(info.tree, base, "", sha)
+            todo.extend(info.parents)
+            count += 1
+            if count % 1000 == 0:
+                self.transfer.say(f"Checking new commits: {count}\r")
+        if count:
+            self.transfer.say(f"Checking new commits: {count}, done.\n")
+
+    def _check_tree(self, tree: bytes, base: bytes | None, prefix: str, commit: bytes) -> None:
+        if tree == base:
+            return
+        changed, whole = self.trees.changed(tree, base)
+        if whole:
+            names = [name for name, _, _ in self.trees.entries(tree)]
+            if len(set(names)) != len(names):
+                twice = next(name for name in names if names.count(name) > 1)
+                self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
+        for raw_name, mode, sha, previous in changed:
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "its name is not UTF-8")
+            path = prefix + name
+            if mode == TREE_MODE:
+                if not _folder_in_layout(path):
+                    self._refuse(commit, path, "it is a folder outside expipe_git's layout")
+                inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
+                self._check_tree(sha, inner_base, path + "/", commit)
+            elif mode == FILE_MODE:
+                if path != layout.IGNORE_FILE and layout.place_of(path) is None:
+                    self._refuse(commit, path, "it is a file outside expipe_git's layout")
+                if bytes.fromhex(sha.decode()) not in self.received.objects and sha not in self.known:
+                    raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
+            else:
+                kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
+                self._refuse(commit, path, f"it is {kind}; only regular files and folders are accepted")
+
+    def _refuse(self, commit: bytes, path: str, why: str) -> None:
+        raise UnsafeRemoteError(
+            f"refused {self.where}: {ascii(path)} in commit {commit.decode()[:12]} is unsafe or not "
+            f"part of an expipe_git project ({why}); nothing was changed. Fix the remote's history "
+            "with git, or fetch from another remote"
+        )
+
+
+def _folder_in_layout(path: str) -> bool:
+    """Whether ``path`` is a folder that the documented layout can hold."""
+    parts = path.split("/")
+    if parts[0] in ("templates", "modules"):
+        return len(parts) == 1
+    if parts[0] not in layout.KIND_OF_FOLDER or len(parts) > 4:
+        return False
+    if len(parts) == 1:
+        return True
+    if not re.fullmatch(r"[0-9a-f]{2}", parts[1]):
+        return False
+    if len(parts) == 2:
+        return True
+    name = parts[2]
+    if layout._name_problem(name) or layout.shard(name) != parts[1]:
+        return False
+    return len(parts) == 3 or parts[3] in ("modules", "messages")
+
+
+# ---------------------------------------------------------------------------
+# Push and pull
+
+
+def push(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+    """Send main to ``remote`` if that is a fast-forward there; never force.
+
+    Returns the commit pushed, or None if the remote had it already.
+
+    Raises:
+        PushRejectedError: the remote has commits we lack (pull first), or
+            the server refused the update (a hook, a protected branch, a push
+            that won a race).
+        RemoteError: the remote cannot be reached.
+    """
+    location = _location_of(store, remote)
+    head = store.head()
+    if head is None:
+        raise RemoteError("the project has no commits to push")
+    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
+        raise RemoteError(
+            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
+            "repository (make one with 'git init --bare PATH')"
+        )
+    transfer = _Transfer(location, progress, "push to")
+    state: dict[str, object] = {}
+
+    def update_refs(refs: dict) -> dict:
+        theirs = refs.get(BRANCH)
+        theirs = None if theirs == ZERO_SHA else theirs
+        state["theirs"] = theirs
+        if theirs == head:
+            return {}
+        known = theirs is None or theirs in store.repo.object_store
+        if not known or (theirs is not None and not store.is_ancestor(theirs, head)):
+            state["behind"] = True
+            return {}
+        return {BRANCH: head}
+
+    def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
+        known = {sha for sha in have if sha in store.repo.object_store}
+        objects = _objects_to_send(store, list(want), known)
+        transfer.say(f"Sending {len(objects)} objects\n")
+        return len(objects), iter(objects)
+
+    with transfer.errors():
+        result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
+    if state.get("behind"):
+        raise PushRejectedError(
+            f"{location.public} has commits this project does not have; pull first "
+            f"(project.pull({remote!r}) or 'expipe-git pull {remote}'), then push again"
+        )
+    if state.get("theirs") == head:
+        _set_tracking(store, remote, head)
+        return None
+    refused = (result.ref_status or {}).get(BRANCH)
+    if refused is not None:
+        said = "; ".join(transfer.server_said[-3:])
+        extra = f" (the server said: {said})" if said else ""
+        raise PushRejectedError(
+            f"{location.public} refused the push to main: {transfer.safe(str(refused))}{extra}; "
+            "if someone pushed meanwhile, pull and push again"
+        )
+    _set_tracking(store, remote, head)
+    return head
+
+
+def _new_commits(
+    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
+) -> list[tuple[CommitInfo, bytes]]:
+    """Return (parsed, raw) of the commits reachable from ``wanted`` and not from ``remote_has``.
+
+    Oldest first, so that a folder's previous version is sent before it.
+    """
+    found: dict[bytes, tuple[CommitInfo, bytes]] = {}
+    todo = [sha for sha in wanted if sha not in remote_has]
+    while todo:
+        sha = todo.pop()
+        if sha in found or sha in remote_has:
+            continue
+        raw = store.read_blob(sha)
+        info = CommitInfo.parse(sha, raw)
+        found[sha] = (info, raw)
+        todo.extend(info.parents)
+    if remote_has and any(len(info.parents) > 1 for info, _ in found.values()):
+        # Through a merge, the walk may have gone into history the remote has:
+        # walk that down to the oldest new commit (with a day's slack for clocks).
+        oldest = min(info.commit_time for info, _ in found.values()) - 86400
+        seen: set[bytes] = set()
+        todo = list(remote_has)
+        while todo:
+            sha = todo.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            found.pop(sha, None)
+            parents = store.read_commit(sha).parents
+            todo.extend(p for p in parents if store.read_commit(p).commit_time >= oldest)
+    return sorted(found.values(), key=lambda pair: pair[0].commit_time)
+
+
+def _objects_to_send(
+    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
+) -> list[UnpackedObject]:
+    """List the objects of the commits the remote lacks, trees as deltas of their previous version.
+
+    Each new commit's tree is compared with its first parent's, so only the
+    folders it changed are read (dulwich's own walk reads every tree of every
+    commit). A folder's previous version is usually in the same pack, so it
+    is sent as a small delta against it, as git does.
+    """
+    sent: set[bytes] = set()
+    objects: list[UnpackedObject] = []
+    trees = _TreeDiff(
+        store.read_blob, lambda sha: RemoteError(f"tree {sha.decode()} is damaged; run 'git fsck'")
+    )
+
+    def add(type_num: int, sha: bytes, raw: bytes, base: bytes | None = None) -> None:
+        binary = bytes.fromhex(sha.decode())
+        if base is not None and base in sent and len(raw) > 256:
+            delta = b"".join(create_delta(trees.raw(base), raw))
+            if len(delta) < len(raw) // 2:
+                base_id = bytes.fromhex(base.decode())
+                objects.append(
+                    UnpackedObject(type_num, delta_base=base_id, decomp_chunks=[delta], sha=binary)
+                )
+                return
+        objects.append(UnpackedObject(type_num, decomp_chunks=[raw], sha=binary))
+
+    def tree_objects(tree: bytes, base: bytes | None) -> None:
+        if tree == base or tree in sent:
+            return
+        sent.add(tree)
+        add(_TREE_TYPE, tree, trees.raw(tree), base)
+        changed, _ = trees.changed(tree, base)
+        for _, mode, sha, previous in changed:
+            if mode == TREE_MODE:
+                tree_objects(sha, previous[1] if previous and previous[0] == TREE_MODE else None)
+            elif mode != 0o160000 and sha not in sent:  # a submodule's commit is not ours to send
+                sent.add(sha)
+                add(3, sha, store.read_blob(sha))
+
+    commits = _new_commits(store, wanted, remote_has)
+    tree_of = {info.id: info.tree for info, _ in commits}
+    for info, raw in commits:
+        base = None
+        if info.parents:
+            first = info.parents[0]
+            base = tree_of[first] if first in tree_of else store.commit_tree(first)
+        tree_objects(info.tree, base)
+        add(_COMMIT_TYPE, info.id, raw)
+    return objects
+
+
+def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
+    store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
+
+
+def pull(
+    project: Project, remote: str = "origin", *, on_conflict: str = "raise", progress: Progress | None = None
+) -> bytes | None:
+    """Fetch ``remote`` and bring its main into ours; return the new HEAD or None.
+
+    A fast-forward when our main is in the remote's history; otherwise a
+    merge commit of the two, record by record (:func:`expipe_git.merge.merge_into`).
+
+    Raises:
+        MergeConflict: a record changed differently on both sides and
+            ``on_conflict`` is "raise"; HEAD, the index and the files are as
+            they were, the fetched commit is in ``refs/remotes/<remote>/main``.
+    """
+    if on_conflict not in ("raise", "ours", "theirs"):
+        raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
+    from . import merge  # a layer above this one (it reads records); pull is its one caller here
+
+    store = project.store
+    theirs = fetch(store, remote, progress=progress)
+    if theirs is None:
+        raise RemoteError(
+            f"{remotes(store).get(remote)} has no branch main yet; push this project there first"
+        )
+    return merge.merge_into(project, theirs, on_conflict=on_conflict, message=f"merge {remote}/main")
+
+
+# ---------------------------------------------------------------------------
+# Clone
+
+
+def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+    """Clone the project at ``url`` into the new folder ``path``; return its root.
+
+    A clone that fails leaves nothing behind.
+    """
+    location = parse_location(url)
+    root = os.path.abspath(os.fspath(path))
+    existed = os.path.exists(root)
+    if existed and (not os.path.isdir(root) or os.listdir(root)):
+        raise ExpipeError(f"{root} exists and is not an empty folder; clone into a new folder")
+    store = None
+    try:
+        os.makedirs(root, exist_ok=True)
+        store = Store.init(root)
+        add_remote(store, "origin", url)
+        location = _with_credentials(store, location)
+        tip = _fetch_main(store, location, progress)
+        if tip is None:
+            raise RemoteError(
+                f"{location.public} has no branch main: nothing to clone (to share a new project, "
+                "add this URL as a remote of it and push)"
+            )
+        if store.lookup(store.commit_tree(tip), layout.CONFIG_FILE) is None:
+            raise RemoteError(f"{location.public} is a git repository but not an expipe_git project")
+        store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
+        if progress is not None:
+            progress("Checking out files...\r")
+        store.fast_forward(tip, f"clone: from {location.public}")
+        if progress is not None:
+            progress("Checking out files, done.\n")
+        config = store.repo.get_config()
+        config.set((b"branch", b"main"), b"remote", b"origin")
+        config.set((b"branch", b"main"), b"merge", BRANCH)
+        config.write_to_path()
+        return root
+    except BaseException:
+        if store is not None:
+            store.close()
+        if existed:
+            for name in os.listdir(root):
+                full = os.path.join(root, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(full)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
