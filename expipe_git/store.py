@@ -1091,7 +1091,7 @@ class Store:
 
         def apply() -> None:
             if not index.apply(entries, predecessor):
-                self.rebuild_index()
+                self.rebuild_index(written=entries)
 
         try:
             self._retry(apply, gitindex.IndexBusyError, self.index_path + ".lock")
@@ -1099,11 +1099,22 @@ class Store:
             return False
         return True
 
-    def rebuild_index(self) -> None:
-        """Write the index afresh from HEAD, keeping stat data of clean files."""
+    def rebuild_index(self, written: dict[bytes, gitindex.Entry | None] | None = None) -> None:
+        """Write the index afresh from HEAD, keeping stat data of clean files.
+
+        ``written``: entries of files this mutation just wrote, whose stat
+        data is known (a checkout of a whole project would read every file
+        back otherwise).
+        """
         snap = Snapshot(self, self.head())
         entries = []
+        written = written or {}
         for path, sha in snap.walk():
+            name = path.encode("utf-8", "surrogateescape")
+            known = written.get(name)
+            if known is not None and known.sha == bytes.fromhex(sha.decode()):
+                entries.append(known)
+                continue
             full = os.path.join(self.root, path)
             st = None
             with contextlib.suppress(OSError):

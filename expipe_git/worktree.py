@@ -36,6 +36,11 @@ class WorkTree:
     def __init__(self, root: str, tmp_dir: str):
         self.root = root
         self.tmp_dir = tmp_dir
+        # Folders known to exist: writing many files into one folder then
+        # makes it once (a checkout of 20,000 files spent a third of its time
+        # in mkdir calls that failed with EEXIST). A folder removed meanwhile
+        # is noticed by the write failing, and made again.
+        self._folders: set[str] = set()
 
     def file_sha(self, path: str) -> bytes | None:
         """Return the blob id of a file's content, or None if there is no file."""
@@ -60,16 +65,22 @@ class WorkTree:
         """Write a file atomically and return its stat data (for git's index)."""
         full = os.path.join(self.root, path)
         folder = os.path.dirname(full)
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except FileExistsError as exc:
-            raise ExpipeError(f"cannot create folder {folder}: a file is in the way") from exc
-        os.makedirs(self.tmp_dir, exist_ok=True)
+        self._make_folder(folder)
         tmp = os.path.join(self.tmp_dir, f"write-{os.getpid()}-{threading.get_ident()}")
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except FileNotFoundError:
+            os.makedirs(self.tmp_dir, exist_ok=True)
+            f = open(tmp, "wb")
+        with f:
             f.write(data)
         try:
-            os.replace(tmp, full)
+            try:
+                os.replace(tmp, full)
+            except FileNotFoundError:  # the folder was removed since we made it
+                self._folders.discard(folder)
+                self._make_folder(folder)
+                os.replace(tmp, full)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -77,6 +88,15 @@ class WorkTree:
                 raise ExpipeError(f"cannot write {full}: a folder is in the way") from exc
             raise
         return os.stat(full)
+
+    def _make_folder(self, folder: str) -> None:
+        if folder in self._folders:
+            return
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError as exc:
+            raise ExpipeError(f"cannot create folder {folder}: a file is in the way") from exc
+        self._folders.add(folder)
 
     def remove(self, path: str) -> None:
         """Delete a file and the folders it leaves empty."""
@@ -89,6 +109,7 @@ class WorkTree:
                 os.rmdir(folder)
             except OSError:
                 return
+            self._folders.discard(folder)
             folder = os.path.dirname(folder)
 
     def changes(
