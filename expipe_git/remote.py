@@ -66,7 +66,7 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import layout
+from . import layout, merge
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -998,7 +998,6 @@ def pull(
     """
     if on_conflict not in ("raise", "ours", "theirs"):
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
-    from . import merge  # a layer above this one (it reads records); pull is its one caller here
 
     store = project.store
     theirs = fetch(store, remote, progress=progress)
