@@ -66,7 +66,7 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import layout, merge
+from . import commitgraph, layout, merge
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -481,8 +481,10 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
         if os.path.getsize(incoming) == 0:
             raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
         received = _index_pack(store, incoming, transfer)
-        _Checker(store, received, transfer).check_history(tip)
+        checker = _Checker(store, received, transfer)
+        checker.check_history(tip)
         received.move_into(os.path.join(store.git_dir, "objects", "pack"))
+        checker.index_history()
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
@@ -729,6 +731,11 @@ class _Checker:
             lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
             lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
         )
+        # The files each new commit changed against its only parent, found
+        # while checking it: handed to the history index once the fetch
+        # stands, so history after a clone diffs nothing. (Merge commits are
+        # left to the history index to diff against each parent.)
+        self.changes: dict[bytes, tuple[CommitInfo, list[tuple[str, bytes | None, bytes | None]]]] = {}
 
     def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
         found = self.received.kept.get(sha)
@@ -761,7 +768,11 @@ class _Checker:
                 first = info.parents[0]
                 parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
                 base = CommitInfo.parse(first, parent).tree
-            self._check_tree(info.tree, base, "", sha)
+            files: list[tuple[str, bytes | None, bytes | None]] | None = None
+            if len(info.parents) <= 1:
+                files = []
+                self.changes[sha] = (info, files)
+            self._check_tree(info.tree, base, "", sha, files)
             todo.extend(info.parents)
             count += 1
             if count % 1000 == 0:
@@ -769,7 +780,9 @@ class _Checker:
         if count:
             self.transfer.say(f"Checking new commits: {count}, done.\n")
 
-    def _check_tree(self, tree: bytes, base: bytes | None, prefix: str, commit: bytes) -> None:
+    def _check_tree(
+        self, tree: bytes, base: bytes | None, prefix: str, commit: bytes, files: list | None = None
+    ) -> None:
         if tree == base:
             return
         changed, whole = self.trees.changed(tree, base)
@@ -778,25 +791,49 @@ class _Checker:
             if len(set(names)) != len(names):
                 twice = next(name for name in names if names.count(name) > 1)
                 self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
+            if files is not None and base is not None:
+                present = set(names)
+                for name, mode, sha in self.trees.entries(base):
+                    if name not in present:
+                        self._gone(prefix + name.decode("utf-8", "surrogateescape"), mode, sha, files)
         for raw_name, mode, sha, previous in changed:
             try:
                 name = raw_name.decode("utf-8")
             except UnicodeDecodeError:
                 self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "its name is not UTF-8")
             path = prefix + name
+            if files is not None and previous is not None and previous[0] != mode:
+                self._gone(path, previous[0], previous[1], files)  # a file became a folder, or back
+                previous = None
             if mode == TREE_MODE:
                 if not _folder_in_layout(path):
                     self._refuse(commit, path, "it is a folder outside expipe_git's layout")
                 inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
-                self._check_tree(sha, inner_base, path + "/", commit)
+                self._check_tree(sha, inner_base, path + "/", commit, files)
             elif mode == FILE_MODE:
                 if path != layout.IGNORE_FILE and layout.place_of(path) is None:
                     self._refuse(commit, path, "it is a file outside expipe_git's layout")
                 if bytes.fromhex(sha.decode()) not in self.received.objects and sha not in self.known:
                     raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
+                if files is not None:
+                    files.append((path, previous[1] if previous else None, sha))
             else:
                 kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
                 self._refuse(commit, path, f"it is {kind}; only regular files and folders are accepted")
+
+    def _gone(self, path: str, mode: int, sha: bytes, files: list) -> None:
+        """Record the files of an entry the new version no longer has."""
+        if mode == TREE_MODE:
+            for name, inner_mode, inner in self.trees.entries(sha):
+                self._gone(f"{path}/{name.decode('utf-8', 'surrogateescape')}", inner_mode, inner, files)
+        elif mode == FILE_MODE:
+            files.append((path, sha, None))
+
+    def index_history(self) -> None:
+        """Hand the files each checked commit changed to the history index."""
+        graph = commitgraph.of(self.store)
+        for sha, (info, files) in self.changes.items():
+            graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files)
 
     def _refuse(self, commit: bytes, path: str, why: str) -> None:
         raise UnsafeRemoteError(
@@ -923,7 +960,34 @@ def _new_commits(
             found.pop(sha, None)
             parents = store.read_commit(sha).parents
             todo.extend(p for p in parents if store.read_commit(p).commit_time >= oldest)
-    return sorted(found.values(), key=lambda pair: pair[0].commit_time)
+    return _parents_first(found)
+
+
+def _parents_first(found: dict[bytes, tuple[CommitInfo, bytes]]) -> list[tuple[CommitInfo, bytes]]:
+    """Order commits so that each comes after its parents.
+
+    Not by commit time alone: commits made in the same second tie, and a
+    child listed before its parent let :func:`_objects_to_send` skip a tree
+    it took for sent (a tree seen again in a later commit), leaving the
+    remote without its folders.
+    """
+    order: list[tuple[CommitInfo, bytes]] = []
+    placed: set[bytes] = set()
+    for start in sorted(found, key=lambda sha: found[sha][0].commit_time, reverse=True):
+        stack = [(start, False)]
+        while stack:
+            sha, parents_placed = stack.pop()
+            if parents_placed:
+                order.append(found[sha])
+                continue
+            if sha in placed:
+                continue
+            placed.add(sha)
+            stack.append((sha, True))
+            stack.extend(
+                (p, False) for p in reversed(found[sha][0].parents) if p in found and p not in placed
+            )
+    return order
 
 
 def _objects_to_send(

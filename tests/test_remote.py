@@ -803,3 +803,64 @@ def test_fetch_and_pull_of_a_remote_without_main(tmp_path, new_remote):
         project.pull(on_conflict="mine")
     assert git(project.path, "for-each-ref", "refs/remotes/") == ""
     assert_clean(project.path)
+
+
+@pytest.mark.parametrize("kind", ["path", "git"])
+def test_a_fetch_indexes_the_history_it_checked(tmp_path, new_remote, kind):
+    """After a clone, history walks diff nothing: the files of each commit came with the check."""
+    from expipe_git import commitgraph
+
+    bare, url = new_remote(kind)
+    alice = make_project(tmp_path / "alice")
+    alice.actions["rec-1"].modules["tracking"]["fps"] = 60
+    alice.require_action("rec-2").create_module("m", contents={"k": 1})
+    alice.delete_action("rec-2")  # a folder removed with its files
+    path = pathlib.Path(alice.path)
+    (path / "modules").mkdir()
+    (path / "modules" / "settings.toml").write_text("a = 1\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "stock git adds a project module")
+    git(path, "rm", "-q", "-r", "modules")
+    git(path, "commit", "-q", "-m", "stock git removes it")
+    alice.add_remote("origin", url)
+    alice.push()
+    bob = expipe_git.clone(url, tmp_path / "bob")
+    import gc
+
+    gc.collect()  # the clone's own store saves what it recorded when it goes
+    recorded = commitgraph._read(os.path.join(bob.store.state_dir, "history-cache"))
+    commits = [sha.encode() for sha in git(bob.path, "rev-list", "HEAD").split()]
+    assert sorted(recorded) == sorted(commits)
+    fresh = commitgraph.CommitGraph(bob.store)  # computes each entry from the trees
+    for sha in commits:
+        assert recorded[sha] == fresh._compute(sha), git(bob.path, "log", "-1", "--format=%s", sha.decode())
+    assert [c.subject for c in bob.actions["rec-1"].history()][
+        0
+    ] == "module 'tracking' of action 'rec-1': set fps"
+
+
+def test_push_sends_every_folder_when_commits_share_a_second(tmp_path, new_remote):
+    """A tree that comes back (add then delete) in commits of one second is still pushed whole."""
+    bare, url = new_remote("path")
+    project = make_project(tmp_path / "alice")
+    path = pathlib.Path(project.path)
+    env = dict(os.environ, GIT_AUTHOR_DATE="2026-01-01T10:00:00", GIT_COMMITTER_DATE="2026-01-01T10:00:00")
+    module = next(path.glob("actions/*/rec-1/modules/tracking.toml"))
+
+    def commit(message: str) -> None:
+        subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", message], cwd=path, check=True, env=env)
+
+    module.write_text(module.read_text().replace("30", "60"))
+    commit("change a key")  # the tree this commit has comes back two commits later
+    (path / "modules").mkdir()
+    (path / "modules" / "extra.toml").write_text("a = 1\n")
+    commit("add a project module")
+    (path / "modules" / "extra.toml").unlink()
+    commit("remove it again")
+    project.add_remote("origin", url)
+    project.push()
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bare, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    clone = expipe_git.clone(url, tmp_path / "bob")
+    assert clone.actions["rec-1"].modules["tracking"]["fps"] == 60
