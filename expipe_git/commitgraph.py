@@ -247,27 +247,14 @@ def _differing(old: bytes, new: bytes) -> tuple[dict, dict]:
     only the entries between the common prefix and the common suffix makes
     comparing two versions several times cheaper than parsing both.
     """
-    low, high = 0, min(len(old), len(new))
-    while low < high:  # the longest common prefix, by bisection (memcmp of slices)
-        mid = (low + high + 1) // 2
-        if old[:mid] == new[:mid]:
-            low = mid
-        else:
-            high = mid - 1
-    common_prefix = low
+    common_prefix = _common_prefix(old, new)
     start = 0
     while True:  # the last entry boundary at or before the first difference
         nul = old.find(b"\0", start)
         if nul < 0 or nul + 21 > common_prefix:
             break
         start = nul + 21
-    low, high = 0, min(len(old), len(new)) - start
-    while low < high:  # the longest common suffix after that boundary
-        mid = (low + high + 1) // 2
-        if old[len(old) - mid :] == new[len(new) - mid :]:
-            low = mid
-        else:
-            high = mid - 1
+    low = _common_suffix(old, new, min(len(old), len(new)) - start)
     end_old = _boundary_at_or_after(old, start, len(old) - low)
     end_new = _boundary_at_or_after(new, start, len(new) - low)
     # Equal tails that start on entry boundaries in both hold the same entries.
@@ -277,6 +264,21 @@ def _differing(old: bytes, new: bytes) -> tuple[dict, dict]:
         else:
             end_new = new.index(b"\0", end_new) + 21
     return _entries(old, start, end_old), _entries(new, start, end_new)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix: the highest bit of a XOR b, in C, no copies per step."""
+    n = min(len(a), len(b))
+    diff = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - (diff.bit_length() + 7) // 8
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the longest common suffix, at most ``limit``."""
+    if limit <= 0:
+        return 0
+    diff = int.from_bytes(a[len(a) - limit :], "little") ^ int.from_bytes(b[len(b) - limit :], "little")
+    return limit - (diff.bit_length() + 7) // 8
 
 
 def _boundary_at_or_after(raw: bytes, pos: int, limit: int) -> int:

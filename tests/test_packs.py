@@ -1,0 +1,91 @@
+"""The pack reader returns exactly what git stores, for every object of real packs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import quantities as pq
+from conftest import git, project_path
+
+import expipe_git
+from expipe_git.packs import Packs
+
+TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+
+def all_objects(path) -> dict[bytes, tuple[int, bytes]]:
+    """Every object of the repository, as ``git cat-file --batch`` prints it."""
+    ids = git(path, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    out = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=path,
+        input="\n".join(ids).encode() + b"\n",
+        capture_output=True,
+        check=True,
+    ).stdout
+    found, pos = {}, 0
+    while pos < len(out):
+        header_end = out.index(b"\n", pos)
+        sha, kind, size = out[pos:header_end].split()
+        start = header_end + 1
+        found[sha] = (TYPES[kind.decode()], out[start : start + int(size)])
+        pos = start + int(size) + 1
+    return found
+
+
+def history(project, rounds=60):
+    for i in range(rounds):
+        action = project.require_action(f"rec-{i % 7}")
+        action.tags = [f"t{i}", "x" * (i % 13)]
+        action.require_module("m", contents={"k": 0})["k"] = i * pq.um
+        if i % 5 == 0:
+            action.create_message(f"note {i} " + "y" * 3000, user="ana")
+
+
+@pytest.mark.parametrize(
+    "gc", [["gc", "-q"], ["gc", "-q", "--aggressive"], ["repack", "-q", "-a", "-d", "--depth=50"]]
+)
+def test_every_packed_object_reads_as_git_reads_it(project, gc):
+    path = project_path(project)
+    history(project)
+    git(path, *gc)
+    expected = all_objects(path)
+    packs = Packs(str(path / ".git" / "objects" / "pack"))
+    assert len(expected) > 300
+    verified = git(path, "verify-pack", "-v", *map(str, (path / ".git" / "objects" / "pack").glob("*.idx")))
+    deltas = [line for line in verified.splitlines() if len(line.split()) == 7]
+    assert len(deltas) > 50, "the packs hold deltas, so chains are read"
+    for sha, value in expected.items():
+        assert packs.get(sha) == value, sha
+
+
+def test_a_project_reads_the_same_before_and_after_gc(project):
+    path = project_path(project)
+    history(project)
+    before = {
+        n: (list(project.actions[n].tags), project.actions[n].modules["m"]["k"]) for n in project.actions
+    }
+    log_before = [c.id for c in project.log()]
+    git(path, "gc", "-q", "--aggressive")
+    fresh = expipe_git.get_project(path)
+    assert {
+        n: (list(fresh.actions[n].tags), fresh.actions[n].modules["m"]["k"]) for n in fresh.actions
+    } == before
+    assert [c.id for c in fresh.log()] == log_before
+    fresh.actions["rec-1"].tags.append("after gc")  # writes on top of a packed history
+    assert git(path, "status", "--porcelain") == ""
+
+
+def test_packs_made_after_the_first_read_are_found(project):
+    path = project_path(project)
+    history(project, rounds=10)
+    git(path, "gc", "-q")
+    packs = Packs(str(path / ".git" / "objects" / "pack"))
+    head = git(path, "rev-parse", "HEAD").strip().encode()
+    assert packs.get(head) is not None
+    history(project, rounds=10)
+    git(path, "repack", "-q")  # a second pack, with the new objects
+    new_head = git(path, "rev-parse", "HEAD").strip().encode()
+    assert packs.get(new_head) == all_objects(path)[new_head]
+    assert packs.get(b"0" * 40) is None
