@@ -86,15 +86,19 @@ class CommitGraph:
                     self._nodes[sha] = self._new[sha] = found
         return found
 
-    def record(self, sha: bytes, parent: bytes | None, time: int, files: Iterable[FileChange]) -> None:
+    def record(
+        self, sha: bytes, parent: bytes | None, time: int, files: Iterable[FileChange], *, save: bool = True
+    ) -> None:
         """Enter a commit the store just made, so no history walk has to diff it.
 
-        Saved with the next batch (or at exit), like computed entries.
+        Saved with the next batch (or at exit), like computed entries; a
+        caller entering many at once passes ``save=False`` and calls
+        :meth:`save` once (each save rewrites the whole file).
         """
         node: Node = ((parent,) if parent else (), time, (tuple(sorted(files)),))
         with self._lock:
             self._nodes[sha] = self._new[sha] = node
-            if len(self._new) >= _SAVE_AFTER:
+            if save and len(self._new) >= _SAVE_AFTER:
                 _save(self.path, self._nodes, self._new)
 
     def parents(self, sha: bytes) -> tuple[bytes, ...]:

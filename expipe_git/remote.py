@@ -833,7 +833,8 @@ class _Checker:
         """Hand the files each checked commit changed to the history index."""
         graph = commitgraph.of(self.store)
         for sha, (info, files) in self.changes.items():
-            graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files)
+            graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files, save=False)
+        graph.save()
 
     def _refuse(self, commit: bytes, path: str, why: str) -> None:
         raise UnsafeRemoteError(
