@@ -9,9 +9,11 @@ that differ) and the result is kept: parents, commit time, and the
 an entry never goes stale. Walks then read no git objects at all.
 
 The entries are kept in ``.git/expipe-git/history-cache``: :mod:`marshal`
-data of tuples, bytes, str and ints (nothing in it is executed), written by
-rename and merged with what another process wrote. A file that does not load
-is ignored and rewritten; deleting it loses nothing.
+data of tuples, bytes, str and ints (nothing in it is executed), in chunks
+appended by each save (one ``write`` to a file opened for appending, so
+processes saving at once do not mix their chunks) and rewritten as one chunk
+by a process that finds many, or damage. What does not load is ignored and
+rewritten; deleting the file loses nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below sto
 
 FORMAT = 1
 _SAVE_AFTER = 200  # new entries that make saving worth a write
+_COMPACT_CHUNKS = 32  # a file loaded with more chunks than this is rewritten as one
 _TREE_MEMORY = 20_000
 
 # path, old blob id (None: added), new blob id (None: removed)
@@ -214,7 +217,9 @@ class CommitGraph:
 
     def _load(self) -> None:
         self._loaded = True
-        loaded = _read(self.path)
+        loaded, chunks = _read_chunks(self.path)
+        if chunks > _COMPACT_CHUNKS:
+            _compact(self.path, loaded)
         for sha, node in loaded.items():
             self._nodes.setdefault(sha, node)
 
@@ -310,33 +315,79 @@ def _valid(node: object) -> bool:
 
 
 def _read(path: str) -> dict[bytes, Node]:
+    return _read_chunks(path)[0]
+
+
+def _read_chunks(path: str) -> tuple[dict[bytes, Node], int]:
+    """Load every chunk of the file and count them.
+
+    A damaged chunk ends the reading and counts as many chunks, so that the
+    loader rewrites the file (chunks appended after the damage would never
+    be read otherwise).
+    """
+    found: dict[bytes, Node] = {}
+    chunks = 0
     try:
         with open(path, "rb") as f:
-            data = marshal.load(f)
-    except (OSError, EOFError, ValueError, TypeError):
-        return {}
-    if type(data) is not dict or data.get("format") != FORMAT or type(data.get("commits")) is not dict:
-        return {}
-    return {sha: node for sha, node in data["commits"].items() if type(sha) is bytes and _valid(node)}
+            size = os.fstat(f.fileno()).st_size
+            while True:
+                start = f.tell()
+                try:
+                    data = marshal.load(f)
+                except EOFError:
+                    if start < size:  # a torn or foreign chunk, not the end of the file
+                        return found, _COMPACT_CHUNKS + 1
+                    break
+                if (
+                    type(data) is not dict
+                    or data.get("format") != FORMAT
+                    or type(data.get("commits")) is not dict
+                ):
+                    return found, _COMPACT_CHUNKS + 1
+                chunks += 1
+                for sha, node in data["commits"].items():
+                    if type(sha) is bytes and _valid(node):
+                        found[sha] = node
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError):
+        return found, _COMPACT_CHUNKS + 1
+    return found, chunks
 
 
 def _save(path: str, nodes: dict[bytes, Node], new: dict[bytes, Node]) -> None:
-    """Merge the new entries into the file (another process may have added its own)."""
+    """Append the new entries to the file as one chunk (another process may append its own).
+
+    Appending costs the size of what is new; a long-running writer that
+    rewrote the whole file every 200 commits spent time growing with the
+    history. A process that loads a file of many chunks rewrites it as one.
+    """
     if not new:
         return
-    merged = _read(path)
-    merged.update(new)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         # mkdir, not makedirs: a project deleted meanwhile stays deleted.
         with contextlib.suppress(FileExistsError):
             os.mkdir(os.path.dirname(path))
+        chunk = marshal.dumps({"format": FORMAT, "commits": new})
+        # One write to a file opened for appending lands whole at the end,
+        # even with another process appending at the same time.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, chunk)
+        finally:
+            os.close(fd)
+        new.clear()
+    except (OSError, ValueError):
+        return  # a cache is never worth failing for (a full disk, a read-only .git)
+
+
+def _compact(path: str, merged: dict[bytes, Node]) -> None:
+    """Rewrite the file as one chunk (a chunk appended meanwhile by another process may be lost)."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
         with open(tmp, "wb") as f:
             marshal.dump({"format": FORMAT, "commits": merged}, f)
         os.replace(tmp, path)
     except (OSError, ValueError):
-        # A cache is never worth failing for (a full disk, a read-only .git).
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        return
-    new.clear()

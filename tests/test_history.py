@@ -701,3 +701,27 @@ project.delete_action("rec-2")
                 (name, None if old == zero else old.encode(), None if new == zero else new.encode())
             )
         assert list(files) == sorted(expected)
+
+
+def test_history_cache_chunks_append_and_damage_is_healed(rec, monkeypatch):
+    """Saves append; a loader rewrites a file of many chunks or with damage, keeping what it read."""
+    from expipe_git import commitgraph
+
+    project, action, module = rec
+    cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
+    monkeypatch.setattr(commitgraph, "_SAVE_AFTER", 1)
+    for i in range(5):
+        module["depth"] = i * pq.um  # each commit is recorded and saved: one chunk each
+    found, chunks = commitgraph._read_chunks(str(cache))
+    assert chunks >= 5
+    expected = ids(action.history())
+    assert all(c.encode() in found for c in git(project.path, "rev-list", "HEAD").split())
+    with open(cache, "ab") as f:
+        f.write(b"torn chunk")
+    module["depth"] = 9 * pq.um  # appended after the damage: unreadable until healed
+    fresh = expipe_git.get_project(project.path)
+    assert ids(fresh.actions["rec-1"].history())[1:] == expected
+    commitgraph.of(fresh.store).save(force=True)
+    healed, chunks = commitgraph._read_chunks(str(cache))
+    assert chunks <= commitgraph._COMPACT_CHUNKS  # the damage is gone: the file reads to its end
+    assert all(c.encode() in healed for c in git(project.path, "rev-list", "HEAD").split())
