@@ -683,7 +683,7 @@ class _TreeDiff:
         if len(new) != len(old) or new == old:
             return None
         first = _first_difference(new, old)
-        last = len(new) - 1 - _first_difference(new[::-1], old[::-1])
+        last = _last_difference(new, old)
         # Reuse whichever of the two is parsed: a check walks history newest first, a push oldest first.
         parsed, other = (tree, base) if tree in self._entries else (base, tree)
         offsets = self._entry_offsets(parsed)
@@ -705,17 +705,19 @@ class _TreeDiff:
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
-    """Index of the first byte where ``a`` and ``b`` (of equal length) differ; a binary search."""
-    low, high = 0, len(a)  # a[:low] == b[:low]; they differ before high
-    while high - low > 64:
-        middle = (low + high) // 2
-        if a[low:middle] == b[low:middle]:
-            low = middle
-        else:
-            high = middle
-    while low < high and a[low] == b[low]:
-        low += 1
-    return low
+    """Index of the first byte where ``a`` and ``b`` (of equal length, unequal) differ.
+
+    The highest set bit of a XOR b, as big-endian integers: one pass in C,
+    no slices copied per step.
+    """
+    diff = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+    return len(a) - (diff.bit_length() + 7) // 8
+
+
+def _last_difference(a: bytes, b: bytes) -> int:
+    """Index of the last byte where ``a`` and ``b`` (of equal length, unequal) differ."""
+    diff = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    return (diff.bit_length() + 7) // 8 - 1
 
 
 class _Checker:
@@ -1104,7 +1106,7 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
         store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
         if progress is not None:
             progress("Checking out files...\r")
-        store.fast_forward(tip, f"clone: from {location.public}")
+        store.fast_forward(tip, f"clone: from {location.public}", into_empty=True)
         if progress is not None:
             progress("Checking out files, done.\n")
         config = store.repo.get_config()

@@ -697,7 +697,7 @@ class Store:
 
         return self._land(prepare, message)
 
-    def fast_forward(self, target: bytes, message: str = "fast-forward") -> bool:
+    def fast_forward(self, target: bytes, message: str = "fast-forward", *, into_empty: bool = False) -> bool:
         """Move the branch to ``target``, a descendant of HEAD, and check it out.
 
         Files that differ between the two and were edited by hand are
@@ -719,9 +719,15 @@ class Store:
             self._refuse_hand_edits(snap, updates)
             return updates, target
 
-        return self._land(prepare, message) is not None
+        return self._land(prepare, message, into_empty=into_empty) is not None
 
-    def _land(self, prepare: Callable[[Snapshot], tuple[dict, bytes] | None], message: str) -> bytes | None:
+    def _land(
+        self,
+        prepare: Callable[[Snapshot], tuple[dict, bytes] | None],
+        message: str,
+        *,
+        into_empty: bool = False,
+    ) -> bytes | None:
         """Move the branch to the commit ``prepare`` makes from HEAD; check it out.
 
         ``prepare(snapshot)`` returns (path -> (new blob id, bytes), commit)
@@ -763,7 +769,7 @@ class Store:
                         break
                     # Stock git moved the branch without our lock; rebuild on top.
                     self._clear_journal()
-                if self._sync_worktree(updates, index, snap):
+                if self._sync_worktree(updates, index, snap, into_empty=into_empty):
                     self._clear_journal()
                 else:
                     warnings.warn(
@@ -1076,12 +1082,19 @@ class Store:
     # -- the index and working tree ---------------------------------------
 
     def _sync_worktree(
-        self, updates: dict, index: gitindex.IndexFile | None = None, before: Snapshot | None = None
+        self,
+        updates: dict,
+        index: gitindex.IndexFile | None = None,
+        before: Snapshot | None = None,
+        *,
+        into_empty: bool = False,
     ) -> bool:
         """Make the working tree and the index match the new commit.
 
         Returns False if git held the index for too long: the commit stands,
         and the journal lets the next mutation finish the index.
+        ``into_empty``: the working tree is a new, empty folder (a clone), so
+        files are written in place, without a temporary file each.
         """
         entries: dict[bytes, gitindex.Entry | None] = {}
         for path, (sha, data) in updates.items():
@@ -1090,7 +1103,7 @@ class Store:
                 self.worktree.remove(path)
                 entries[name] = None
             else:
-                st = self.worktree.write(path, data)
+                st = self.worktree.write(path, data, new=into_empty)
                 entries[name] = gitindex.Entry(name, bytes.fromhex(sha.decode()), st)
         index = index or gitindex.IndexFile(self.index_path, self._index_trust)
 

@@ -61,11 +61,23 @@ class WorkTree:
             return "deleted"
         return "modified"
 
-    def write(self, path: str, data: bytes) -> os.stat_result:
-        """Write a file atomically and return its stat data (for git's index)."""
+    def write(self, path: str, data: bytes, *, new: bool = False) -> os.stat_result:
+        """Write a file atomically and return its stat data (for git's index).
+
+        ``new``: the file is expected not to exist (a checkout into an empty
+        folder); it is then created in place, which saves a rename per file.
+        A file that exists after all is replaced atomically, as usual.
+        """
         full = os.path.join(self.root, path)
         folder = os.path.dirname(full)
         self._make_folder(folder)
+        if new:
+            try:
+                with open(full, "xb") as created:
+                    created.write(data)
+                return os.stat(full)
+            except FileExistsError:
+                pass
         tmp = os.path.join(self.tmp_dir, f"write-{os.getpid()}-{threading.get_ident()}")
         try:
             f = open(tmp, "wb")
