@@ -12,23 +12,10 @@ import sys
 import numpy as np
 import pytest
 import quantities as pq
-from conftest import GIT_NAME, assert_clean, commit_count, git, project_path
+from conftest import GIT_NAME, assert_clean, commit_count, git, project_path, run, run_json
 
 import expipe_git
 from expipe_git import cli, layout
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit status, stdout, stderr)."""
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv: str):
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def run_sub(*argv: str, cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 import quantities as pq
-from conftest import GIT_NAME, assert_clean, commit_count, git, project_path
-
-from expipe_git import cli
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv: str):
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
+from conftest import GIT_NAME, assert_clean, commit_count, git, project_path, run, run_json
 
 
 def assert_one_error_line(err: str, *fragments: str) -> None:
