@@ -94,8 +94,10 @@ class Packs:
         try:
             with self._lock:
                 return self._object_at(pack, offset)
-        except (ValueError, IndexError, zlib.error, struct.error):
-            return None  # damaged or unusual: let dulwich say what is wrong
+        except (ValueError, IndexError, zlib.error, struct.error, RecursionError):
+            # Damaged, or unusual (a delta chain deeper than Python's stack,
+            # which git allows up to 4095): let dulwich read it, or say what is wrong.
+            return None
 
     def _refresh(self) -> bool:
         """Load packs added since the last look; return whether there were any."""
