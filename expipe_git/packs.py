@@ -17,12 +17,15 @@ Only what git writes today is read: index version 2 and pack version 2 or
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import struct
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from dulwich.pack import apply_delta
 
@@ -193,3 +196,147 @@ def _inflate(data: mmap.mmap, pos: int, size: int) -> bytes:
     if len(out) != size:
         raise ValueError("a packed object's size does not match its header")
     return out
+
+
+# -- indexing a received pack -------------------------------------------------------
+
+_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+
+
+@dataclass
+class IndexedPack:
+    """What indexing a pack found: what git's ``.idx`` needs, and what the caller kept."""
+
+    entries: list[tuple[bytes, int, int]]  # (binary id, offset, CRC-32 of the packed bytes)
+    checksum: bytes  # the pack's trailing SHA-1
+    kept: dict[bytes, tuple[int, bytes]]  # hex id -> (type, contents) of the kinds asked for
+    external: set[bytes]  # binary ids of delta bases the pack does not hold (a thin pack)
+
+
+def index_pack(
+    path: str,
+    keep: tuple[int, ...] = (),
+    external_base: Callable[[bytes], tuple[int, bytes]] | None = None,
+) -> IndexedPack:
+    """Read every object of a pack once: ids, offsets and CRCs for its index.
+
+    ``keep``: object types (1 commit, 2 tree...) whose contents to return.
+    ``external_base(hex id)``: contents of a delta base the pack lacks.
+
+    Raises:
+        ValueError or zlib.error: the pack is damaged or incomplete.
+    """
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if len(data) < 32 or data[:4] != b"PACK" or struct.unpack(">I", data[4:8])[0] not in (2, 3):
+            raise ValueError("not a version 2 or 3 pack")
+        checksum = data[-20:]
+        if hashlib.sha1(data[:-20]).digest() != checksum:
+            raise ValueError("the pack's checksum does not match its contents")
+        count = struct.unpack(">I", data[8:12])[0]
+        raw_objects, pos = _scan(data, count)
+        if pos != len(data) - 20:
+            raise ValueError("the pack holds more than its header says")
+    return _resolve(raw_objects, checksum, keep, external_base)
+
+
+# offset -> (type, inflated data, base: offset (int) or binary id (bytes) or None, crc)
+_Scanned = dict[int, tuple[int, bytes, "int | bytes | None", int]]
+
+
+def _scan(data: mmap.mmap, count: int) -> tuple[_Scanned, int]:
+    found: _Scanned = {}
+    pos = 12
+    for _ in range(count):
+        start = pos
+        byte = data[pos]
+        kind, size, shift = (byte >> 4) & 7, byte & 15, 4
+        pos += 1
+        while byte & 0x80:
+            byte = data[pos]
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            pos += 1
+        base: int | bytes | None = None
+        if kind == _OFS_DELTA:
+            byte = data[pos]
+            back = byte & 0x7F
+            pos += 1
+            while byte & 0x80:
+                byte = data[pos]
+                back = ((back + 1) << 7) | (byte & 0x7F)
+                pos += 1
+            base = start - back
+            if base < 12:
+                raise ValueError(f"object at {start} refers before the pack's start")
+        elif kind == _REF_DELTA:
+            base = bytes(data[pos : pos + 20])
+            pos += 20
+        elif not 1 <= kind <= 4:
+            raise ValueError(f"object type {kind} at offset {start}")
+        window = size + size // 1000 + 64
+        while True:
+            inflater = zlib.decompressobj()
+            chunk = data[pos : pos + window]
+            out = inflater.decompress(chunk)
+            if inflater.eof or pos + window >= len(data):
+                break
+            window *= 4
+        if not inflater.eof or len(out) != size:
+            raise ValueError(f"object at {start} is truncated or its size is wrong")
+        pos += len(chunk) - len(inflater.unused_data)
+        found[start] = (kind, out, base, zlib.crc32(data[start:pos]))
+    return found, pos
+
+
+def _resolve(
+    scanned: _Scanned,
+    checksum: bytes,
+    keep: tuple[int, ...],
+    external_base: Callable[[bytes], tuple[int, bytes]] | None,
+) -> IndexedPack:
+    full: dict[int, tuple[int, bytes]] = {}  # offset -> (type, contents)
+    ids: dict[bytes, int] = {}  # binary id -> offset
+    external: set[bytes] = set()
+    outside: dict[bytes, tuple[int, bytes]] = {}
+
+    def done(offset: int, kind: int, contents: bytes) -> None:
+        full[offset] = (kind, contents)
+        ids[hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(contents)) + contents).digest()] = offset
+
+    pending = []
+    for offset, (kind, contents, base, _) in scanned.items():
+        if base is None:
+            done(offset, kind, contents)
+        else:
+            pending.append(offset)
+    # Resolve deltas whose base is known, until no more can be: a base may
+    # itself be a delta, or (by id) appear anywhere in the pack.
+    while pending:
+        waiting = []
+        for offset in pending:
+            kind, delta, base, _ = scanned[offset]
+            if isinstance(base, int):
+                source = full.get(base)
+            else:
+                at = ids.get(base)
+                source = full[at] if at is not None else outside.get(base)
+            if source is None:
+                waiting.append(offset)
+                continue
+            contents = apply_delta(source[1], delta)
+            done(offset, source[0], contents if isinstance(contents, bytes) else b"".join(contents))
+        if len(waiting) == len(pending):  # stuck: the rest need bases from outside the pack
+            missing = {scanned[o][2] for o in waiting if isinstance(scanned[o][2], bytes)}
+            missing = {m for m in missing if m not in ids and m not in outside}
+            if not missing or external_base is None:
+                raise ValueError(f"{len(waiting)} deltas have no base in the pack")
+            for base_id in missing:
+                try:
+                    outside[base_id] = external_base(base_id.hex().encode("ascii"))
+                except KeyError:
+                    raise ValueError(f"a delta's base {base_id.hex()} is missing") from None
+                external.add(base_id)
+        pending = waiting
+    entries = sorted((sha, offset, scanned[offset][3]) for sha, offset in ids.items())
+    kept = {sha.hex().encode("ascii"): full[offset] for sha, offset in ids.items() if full[offset][0] in keep}
+    return IndexedPack(entries, checksum, kept, external)

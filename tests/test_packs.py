@@ -89,3 +89,64 @@ def test_packs_made_after_the_first_read_are_found(project):
     new_head = git(path, "rev-parse", "HEAD").strip().encode()
     assert packs.get(new_head) == all_objects(path)[new_head]
     assert packs.get(b"0" * 40) is None
+
+
+def show_index(idx) -> list[tuple[bytes, int, int]]:
+    """(binary id, offset, crc) of a pack index, as git reads it."""
+    with open(idx, "rb") as f:
+        out = subprocess.run(
+            ["git", "show-index"], stdin=f, capture_output=True, text=True, check=True
+        ).stdout
+    rows = []
+    for line in out.splitlines():
+        offset, sha, crc = line.split()
+        rows.append((bytes.fromhex(sha), int(offset), int(crc.strip("()"), 16)))
+    return sorted(rows)
+
+
+@pytest.mark.parametrize("gc", [["gc", "-q"], ["repack", "-q", "-a", "-d", "--depth=50", "-f"]])
+def test_indexing_a_pack_agrees_with_git(project, gc):
+    from expipe_git.packs import index_pack
+
+    path = project_path(project)
+    history(project)
+    git(path, *gc)
+    (idx,) = (path / ".git" / "objects" / "pack").glob("*.idx")
+    indexed = index_pack(str(idx.with_suffix(".pack")), keep=(1, 2))
+    assert indexed.entries == show_index(idx)
+    assert indexed.external == set()
+    expected = all_objects(path)
+    assert indexed.kept == {sha: value for sha, value in expected.items() if value[0] in (1, 2)}
+
+
+def test_indexing_a_thin_pack_names_its_outside_bases(project, tmp_path):
+    from expipe_git.packs import index_pack
+
+    path = project_path(project)
+    history(project)
+    git(path, "gc", "-q")  # deltas against the history the receiver has come from packed objects
+    thin = subprocess.run(
+        ["git", "pack-objects", "--thin", "--stdout", "--revs", "-q"],
+        cwd=path,
+        input=b"HEAD\n^HEAD~20\n",
+        capture_output=True,
+        check=True,
+    ).stdout
+    pack = tmp_path / "thin.pack"
+    pack.write_bytes(thin)
+    expected = all_objects(path)
+
+    def outside(hex_id: bytes) -> tuple[int, bytes]:
+        return expected[hex_id]
+
+    indexed = index_pack(str(pack), external_base=outside)
+    assert indexed.external, "a thin pack deltas against objects it does not hold"
+    sent = set(git(path, "rev-list", "--objects", "--no-object-names", "HEAD", "^HEAD~20").split())
+    assert {sha.hex() for sha, _, _ in indexed.entries} == sent
+    with pytest.raises(ValueError, match="base"):
+        index_pack(str(pack))
+    damaged = bytearray(thin)
+    damaged[len(damaged) // 2] ^= 0xFF
+    pack.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="checksum"):
+        index_pack(str(pack), external_base=outside)
