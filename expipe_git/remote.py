@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -711,6 +712,7 @@ class _Checker:
         # stands, so history after a clone diffs nothing. (Merge commits are
         # left to the history index to diff against each parent.)
         self.changes: dict[bytes, tuple[CommitInfo, list[tuple[str, bytes | None, bytes | None]]]] = {}
+        self._commits: dict[bytes, CommitInfo] = {}
 
     def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
         found = self.received.kept.get(sha)
@@ -725,6 +727,14 @@ class _Checker:
             raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
         return found[1]
 
+    def _commit(self, sha: bytes) -> CommitInfo:
+        # Each commit is read as a child and again as its child's parent: parse it once.
+        found = self._commits.get(sha)
+        if found is None:
+            found = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
+            self._commits[sha] = found
+        return found
+
     def _is_new(self, sha: bytes) -> bool:
         return sha in self.received.kept or sha not in self.known
 
@@ -737,12 +747,8 @@ class _Checker:
             if sha in seen or not self._is_new(sha):
                 continue
             seen.add(sha)
-            info = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
-            base = None
-            if info.parents:
-                first = info.parents[0]
-                parent = self._raw(first, _COMMIT_TYPE, f"commit {first.decode()}")
-                base = CommitInfo.parse(first, parent).tree
+            info = self._commit(sha)
+            base = self._commit(info.parents[0]).tree if info.parents else None
             files: list[tuple[str, bytes | None, bytes | None]] | None = None
             if len(info.parents) <= 1:
                 files = []
@@ -819,6 +825,7 @@ class _Checker:
         )
 
 
+@functools.lru_cache(maxsize=65536)  # the same folders come back in every commit
 def _folder_in_layout(path: str) -> bool:
     """Whether ``path`` is a folder that the documented layout can hold."""
     parts = path.split("/")
