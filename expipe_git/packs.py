@@ -137,36 +137,18 @@ class Packs:
             self._bases.move_to_end(key)
             return cached
         data = pack.data
-        byte = data[offset]
-        kind = (byte >> 4) & 7
-        size = byte & 15
-        shift, pos = 4, offset + 1
-        while byte & 0x80:
-            byte = data[pos]
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            pos += 1
-        if kind == _OFS_DELTA:
-            byte = data[pos]
-            back = byte & 0x7F
-            pos += 1
-            while byte & 0x80:
-                byte = data[pos]
-                back = ((back + 1) << 7) | (byte & 0x7F)
-                pos += 1
-            base_kind, base = self._object_at(pack, offset - back)
+        kind, size, base_ref, pos = _header(data, offset)
+        if isinstance(base_ref, int):
+            base_kind, base = self._object_at(pack, base_ref)
             result = (base_kind, apply_delta(base, _inflate(data, pos, size)))
-        elif kind == _REF_DELTA:
-            base_sha = data[pos : pos + 20].hex().encode("ascii")
-            where = self._where.get(base_sha)
+        elif isinstance(base_ref, bytes):
+            where = self._where.get(base_ref.hex().encode("ascii"))
             if where is None:
                 raise ValueError("the base of a delta is not in a pack")  # a thin pack: dulwich's case
             base_kind, base = self._object_at(*where)
-            result = (base_kind, apply_delta(base, _inflate(data, pos + 20, size)))
-        elif 1 <= kind <= 4:
-            result = (kind, _inflate(data, pos, size))
+            result = (base_kind, apply_delta(base, _inflate(data, pos, size)))
         else:
-            raise ValueError(f"object type {kind} at offset {offset}")
+            result = (kind, _inflate(data, pos, size))
         if isinstance(result[1], list):  # apply_delta returns chunks
             result = (result[0], b"".join(result[1]))
         self._remember(key, result)
@@ -179,6 +161,39 @@ class Packs:
         while self._base_bytes > _BASE_CACHE_BYTES and self._bases:
             _, (_, dropped) = self._bases.popitem(last=False)
             self._base_bytes -= len(dropped)
+
+
+def _header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
+    """Parse the header of the packed object at ``offset``.
+
+    Returns (type, inflated size, delta base, where the zlib stream starts);
+    the base is an offset for an offset delta, a binary id for a reference
+    delta, None for a whole object.
+    """
+    byte = data[offset]
+    kind, size, shift = (byte >> 4) & 7, byte & 15, 4
+    pos = offset + 1
+    while byte & 0x80:
+        byte = data[pos]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        pos += 1
+    if kind == _OFS_DELTA:
+        byte = data[pos]
+        back = byte & 0x7F
+        pos += 1
+        while byte & 0x80:
+            byte = data[pos]
+            back = ((back + 1) << 7) | (byte & 0x7F)
+            pos += 1
+        if offset - back < 12:
+            raise ValueError(f"object at {offset} refers before the pack's start")
+        return kind, size, offset - back, pos
+    if kind == _REF_DELTA:
+        return kind, size, bytes(data[pos : pos + 20]), pos + 20
+    if not 1 <= kind <= 4:
+        raise ValueError(f"object type {kind} at offset {offset}")
+    return kind, size, None, pos
 
 
 def _inflate(data: mmap.mmap, pos: int, size: int) -> bytes:
@@ -248,31 +263,7 @@ def _scan(data: mmap.mmap, count: int) -> tuple[_Scanned, int]:
     pos = 12
     for _ in range(count):
         start = pos
-        byte = data[pos]
-        kind, size, shift = (byte >> 4) & 7, byte & 15, 4
-        pos += 1
-        while byte & 0x80:
-            byte = data[pos]
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            pos += 1
-        base: int | bytes | None = None
-        if kind == _OFS_DELTA:
-            byte = data[pos]
-            back = byte & 0x7F
-            pos += 1
-            while byte & 0x80:
-                byte = data[pos]
-                back = ((back + 1) << 7) | (byte & 0x7F)
-                pos += 1
-            base = start - back
-            if base < 12:
-                raise ValueError(f"object at {start} refers before the pack's start")
-        elif kind == _REF_DELTA:
-            base = bytes(data[pos : pos + 20])
-            pos += 20
-        elif not 1 <= kind <= 4:
-            raise ValueError(f"object type {kind} at offset {start}")
+        kind, size, base, pos = _header(data, start)
         window = size + size // 1000 + 64
         while True:
             inflater = zlib.decompressobj()
