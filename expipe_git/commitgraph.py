@@ -68,7 +68,7 @@ class CommitGraph:
         self._loaded = False
         self._trees: dict[bytes, bytes] = {}
         self._lock = threading.RLock()
-        weakref.finalize(self, _save, self.path, self._nodes, self._new)
+        weakref.finalize(self, _save, self.path, self._new)
 
     @property
     def store(self) -> Store:
@@ -102,7 +102,7 @@ class CommitGraph:
         with self._lock:
             self._nodes[sha] = self._new[sha] = node
             if save and len(self._new) >= _SAVE_AFTER:
-                _save(self.path, self._nodes, self._new)
+                _save(self.path, self._new)
 
     def parents(self, sha: bytes) -> tuple[bytes, ...]:
         return self.node(sha)[0]
@@ -227,7 +227,7 @@ class CommitGraph:
         """Write new entries to the cache file, if there are enough of them."""
         with self._lock:
             if len(self._new) >= (1 if force else _SAVE_AFTER):
-                _save(self.path, self._nodes, self._new)
+                _save(self.path, self._new)
 
 
 # -- raw trees ------------------------------------------------------------------
@@ -355,7 +355,7 @@ def _read_chunks(path: str) -> tuple[dict[bytes, Node], int]:
     return found, chunks
 
 
-def _save(path: str, nodes: dict[bytes, Node], new: dict[bytes, Node]) -> None:
+def _save(path: str, new: dict[bytes, Node]) -> None:
     """Append the new entries to the file as one chunk (another process may append its own).
 
     Appending costs the size of what is new; a long-running writer that

@@ -260,21 +260,19 @@ class _Merger:
             base_blob = (ours.get(attributes) or theirs.get(attributes))[0]
             ours_blob = None if sides[0] else self.snap.blob_id(attributes)
             theirs_blob = None if sides[1] else self._their_blob(attributes)
-            conflict = Conflict(
-                layout.address(owner),
-                "",
-                self._record(attributes, base_blob),
-                self._record(attributes, ours_blob),
-                self._record(attributes, theirs_blob),
-                attributes,
-                "deleted",
-            )
-            decision = self._decide(conflict, allow_value=False)
-            if decision == "theirs":
+            if self._deleted_conflict(layout.address(owner), attributes, base_blob, ours_blob, theirs_blob):
                 for path in owned:
                     blob = theirs[path][1] if path in theirs else ours[path][0]
                     self.changes[path] = None if blob is None else self.store.read_blob(blob)
         return contested
+
+    def _deleted_conflict(
+        self, obj: str, path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None
+    ) -> bool:
+        """Decide a record deleted on one side and changed on the other; True if theirs wins."""
+        records = (self._record(path, base), self._record(path, ours), self._record(path, theirs))
+        conflict = Conflict(obj, "", *records, path, "deleted")
+        return self._decide(conflict, allow_value=False) == "theirs"
 
     def _their_blob(self, path: str) -> bytes | None:
         found = self.store.lookup(self.theirs_tree, path)
@@ -289,17 +287,7 @@ class _Merger:
             return
         obj = layout.address(place.obj)
         if ours is None or theirs is None:
-            conflict = Conflict(
-                obj,
-                "",
-                self._record(path, base),
-                self._record(path, ours),
-                self._record(path, theirs),
-                path,
-                "deleted",
-            )
-            decision = self._decide(conflict, allow_value=False)
-            if decision == "theirs":
+            if self._deleted_conflict(obj, path, base, ours, theirs):
                 self.changes[path] = None if theirs is None else self.store.read_blob(theirs)
             return
         if base is None and place.part == "message":

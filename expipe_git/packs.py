@@ -35,14 +35,13 @@ _BASE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class _Pack:
-    """One ``pack-*.pack`` file, memory-mapped, and the offsets from its index."""
+    """One ``pack-*.pack`` file, memory-mapped."""
 
-    def __init__(self, pack_path: str, offsets: dict[bytes, int]):
+    def __init__(self, pack_path: str):
         with open(pack_path, "rb") as f:
             self.data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.data[:4] != b"PACK" or struct.unpack(">I", self.data[4:8])[0] not in (2, 3):
             raise ValueError(f"{pack_path} is not a version 2 or 3 pack")
-        self.offsets = offsets
 
 
 def _read_index(path: str) -> dict[bytes, int] | None:
@@ -121,7 +120,7 @@ class Packs:
                 offsets = _read_index(os.path.join(self.pack_dir, name))
                 if offsets is None:
                     continue
-                pack = _Pack(pack_path, offsets)
+                pack = _Pack(pack_path)
             except (OSError, ValueError, struct.error):
                 continue
             self._packs[name] = pack

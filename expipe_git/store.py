@@ -755,17 +755,17 @@ class Store:
                         index = gitindex.IndexFile(self.index_path, self._index_trust)
                         if index.problem:
                             raise RepositoryStateError(f"{self.root}: {index.problem}")
+                    # (path, blob before, blob after) of every changed file
+                    files = [(p, snap.blob_id(p), sha) for p, (sha, _) in updates.items()]
                     self._journal(
                         {
                             "old": _hex(head),
                             "new": commit.decode(),
-                            "paths": {
-                                p: [_hex(snap.blob_id(p)), _hex(sha)] for p, (sha, _) in updates.items()
-                            },
+                            "paths": {p: [_hex(old), _hex(new)] for p, old, new in files},
                         }
                     )
                     if self._swap_branch(head, commit, message):
-                        self._index_history(commit, snap, updates)
+                        self._index_history(commit, head, files)
                         break
                     # Stock git moved the branch without our lock; rebuild on top.
                     self._clear_journal()
@@ -878,17 +878,16 @@ class Store:
                     self._write_object(b"blob", tx.objects[sha][1])
         self._write_object(b"tree", content)
 
-    def _index_history(self, commit: bytes, before: Snapshot, updates: dict) -> None:
-        """Record which files a new commit changed, for history walks.
+    def _index_history(self, commit: bytes, parent: bytes | None, files: list) -> None:
+        """Record which files a new commit changed against ``parent``, for history walks.
 
         A merge commit, or a fast-forward to commits made elsewhere, is
         left to be diffed when history first needs it.
         """
-        info = self.read_commit(commit)
-        if len(info.parents) > 1 or info.parents[:1] != ((before.commit,) if before.commit else ()):
+        info = self.read_commit(commit)  # parsed when it was written
+        if info.parents != ((parent,) if parent else ()):
             return
-        files = [(path, before.blob_id(path), new) for path, (new, _) in updates.items()]
-        commitgraph.of(self).record(commit, before.commit, info.commit_time, files)
+        commitgraph.of(self).record(commit, parent, info.commit_time, files)
 
     def _check_repository_state(self) -> None:
         """Refuse to commit where git is in the middle of something of the user's."""
@@ -979,7 +978,12 @@ class Store:
         commit.author_timezone = commit.commit_timezone = offset
         commit.encoding = b"UTF-8"
         commit.message = message.encode("utf-8")
-        return self._write_object(b"commit", commit.as_raw_string())
+        raw = commit.as_raw_string()
+        sha = self._write_object(b"commit", raw)
+        # The history index reads the new commit's header right after it
+        # lands: keep it parsed instead of reading the object back.
+        self._commits[sha] = CommitInfo.parse(sha, raw)
+        return sha
 
     def _apply_to_tree(
         self,

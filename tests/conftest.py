@@ -91,3 +91,13 @@ def run_json(capsys, *argv: str):
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
     return json.loads(out)
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    """A CLI error is one line naming what went wrong, never a traceback."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("expipe-git: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], err

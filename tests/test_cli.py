@@ -12,7 +12,16 @@ import sys
 import numpy as np
 import pytest
 import quantities as pq
-from conftest import GIT_NAME, assert_clean, commit_count, git, project_path, run, run_json
+from conftest import (
+    GIT_NAME,
+    assert_clean,
+    assert_one_error_line,
+    commit_count,
+    git,
+    project_path,
+    run,
+    run_json,
+)
 
 import expipe_git
 from expipe_git import cli, layout
@@ -27,15 +36,6 @@ def run_sub(*argv: str, cwd: str | os.PathLike[str] | None = None) -> subprocess
         check=False,
         timeout=120,
     )
-
-
-def assert_one_error_line(err: str, *fragments: str) -> None:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("expipe-git: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], err
 
 
 @pytest.fixture

@@ -8,15 +8,16 @@ import sys
 
 import pytest
 import quantities as pq
-from conftest import GIT_NAME, assert_clean, commit_count, git, project_path, run, run_json
-
-
-def assert_one_error_line(err: str, *fragments: str) -> None:
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("expipe-git: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], err
+from conftest import (
+    GIT_NAME,
+    assert_clean,
+    assert_one_error_line,
+    commit_count,
+    git,
+    project_path,
+    run,
+    run_json,
+)
 
 
 @pytest.fixture
