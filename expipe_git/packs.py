@@ -34,34 +34,61 @@ _REF_DELTA = 7
 _BASE_CACHE_BYTES = 32 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """A packed object as its pack stores it: what a push can send on as is."""
+
+    packed: bytes  # header, the base's binary id if a delta, zlib data
+    base: bytes | None  # hex id of a delta's base, None for a whole object
+
+
 class _Pack:
     """One ``pack-*.pack`` file, memory-mapped."""
 
-    def __init__(self, pack_path: str):
+    def __init__(self, pack_path: str, index_path: str):
         with open(pack_path, "rb") as f:
             self.data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.data[:4] != b"PACK" or struct.unpack(">I", self.data[4:8])[0] not in (2, 3):
             raise ValueError(f"{pack_path} is not a version 2 or 3 pack")
+        self.index_path = index_path
+        self._entries: dict[int, tuple[bytes, int, int]] | None = None
+
+    def entries(self) -> dict[int, tuple[bytes, int, int]]:
+        """offset -> (hex id, where the entry ends, CRC-32 of its bytes), read when first asked.
+
+        Only a push that sends stored bytes on needs this, so the index is
+        read a second time rather than kept for every reader.
+        """
+        if self._entries is None:
+            listed = _read_index(self.index_path)
+            if listed is None:
+                raise ValueError(f"{self.index_path} is not a version 2 pack index")
+            listed.sort(key=lambda entry: entry[1])
+            ends = [offset for _, offset, _ in listed[1:]] + [len(self.data) - 20]
+            self._entries = {
+                offset: (sha, end, crc) for (sha, offset, crc), end in zip(listed, ends, strict=True)
+            }
+        return self._entries
 
 
-def _read_index(path: str) -> dict[bytes, int] | None:
-    """Return hex id -> offset of a version 2 pack index, or None for another kind."""
+def _read_index(path: str) -> list[tuple[bytes, int, int]] | None:
+    """Return (hex id, offset, CRC-32) of each entry of a version 2 pack index, or None for another kind."""
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:8] != b"\xfftOc\x00\x00\x00\x02":
         return None
     count = struct.unpack(">I", raw[8 + 255 * 4 : 8 + 256 * 4])[0]
-    names_at = 8 + 256 * 4
-    offsets_at = names_at + 24 * count  # names (20 bytes each), then CRCs (4 bytes each)
+    names_at = 8 + 256 * 4  # then names (20 bytes each), CRCs (4 bytes each), offsets (4 bytes each)
+    crcs_at = names_at + 20 * count
+    offsets_at = crcs_at + 4 * count
     large_at = offsets_at + 4 * count
-    small = struct.unpack(f">{count}I", raw[offsets_at:large_at])
-    found: dict[bytes, int] = {}
-    for i, offset in enumerate(small):
+    offsets = list(struct.unpack(f">{count}I", raw[offsets_at:large_at]))
+    for i, offset in enumerate(offsets):
         if offset & 0x80000000:  # an index into the table of 8-byte offsets
             at = large_at + 8 * (offset & 0x7FFFFFFF)
-            offset = struct.unpack(">Q", raw[at : at + 8])[0]
-        found[raw[names_at + 20 * i : names_at + 20 * i + 20].hex().encode("ascii")] = offset
-    return found
+            offsets[i] = struct.unpack(">Q", raw[at : at + 8])[0]
+    names = [raw[names_at + 20 * i : names_at + 20 * i + 20].hex().encode("ascii") for i in range(count)]
+    return list(zip(names, offsets, struct.unpack(f">{count}I", raw[crcs_at:offsets_at]), strict=True))
 
 
 class Packs:
@@ -101,6 +128,40 @@ class Packs:
             # which git allows up to 4095): let dulwich read it, or say what is wrong.
             return None
 
+    def stored(self, sha: bytes) -> StoredObject | None:
+        """Return a packed object's bytes as its pack stores them, to send on without inflating.
+
+        None if it is not packed here, its entry fails its CRC, or it is a
+        delta whose base is stored in another pack: within one pack deltas
+        cannot form a cycle, across packs holding the same objects they can.
+        """
+        if self._listing is None:
+            with self._lock:
+                self._refresh()
+        found = self._where.get(sha)
+        if found is None:
+            return None  # loose, or in a pack that came after the first look: read it instead
+        pack, offset = found
+        data = pack.data
+        try:
+            with self._lock:
+                entries = pack.entries()
+            _, end, crc = entries[offset]
+            kind, size, base_ref, pos = _header(data, offset)
+            entry = data[offset:end]
+            if zlib.crc32(entry) != crc:
+                return None
+            if base_ref is None:
+                return StoredObject(entry, None)
+            base = entries[base_ref][0] if isinstance(base_ref, int) else base_ref.hex().encode("ascii")
+            if self._where.get(base, (None, 0))[0] is not pack:
+                return None
+            if isinstance(base_ref, int):  # an offset means nothing outside this pack: name the base
+                entry = object_header(_REF_DELTA, size) + bytes.fromhex(base.decode("ascii")) + data[pos:end]
+            return StoredObject(entry, base)
+        except (OSError, ValueError, KeyError, IndexError, struct.error):
+            return None
+
     def _refresh(self) -> bool:
         """Load packs added since the last look; return whether there were any."""
         try:
@@ -117,14 +178,14 @@ class Packs:
                 continue
             pack_path = os.path.join(self.pack_dir, name[: -len(".idx")] + ".pack")
             try:
-                offsets = _read_index(os.path.join(self.pack_dir, name))
-                if offsets is None:
+                listed = _read_index(os.path.join(self.pack_dir, name))
+                if listed is None:
                     continue
-                pack = _Pack(pack_path)
+                pack = _Pack(pack_path, os.path.join(self.pack_dir, name))
             except (OSError, ValueError, struct.error):
                 continue
             self._packs[name] = pack
-            for sha, offset in offsets.items():
+            for sha, offset, _ in listed:
                 self._where.setdefault(sha, (pack, offset))
             added = True
         return added
@@ -160,6 +221,19 @@ class Packs:
         while self._base_bytes > _BASE_CACHE_BYTES and self._bases:
             _, (_, dropped) = self._bases.popitem(last=False)
             self._base_bytes -= len(dropped)
+
+
+def object_header(type_num: int, size: int) -> bytes:
+    """A packed object's header: its type and (inflated) size, 7 bits a byte after the first 4."""
+    header = bytearray()
+    byte = (type_num << 4) | (size & 15)
+    size >>= 4
+    while size:
+        header.append(byte | 0x80)
+        byte = size & 0x7F
+        size >>= 7
+    header.append(byte)
+    return bytes(header)
 
 
 def _header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:

@@ -30,7 +30,6 @@ are not run: that would be a git subprocess.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 import os
@@ -52,17 +51,15 @@ from dulwich.errors import (
     NotGitRepository,
 )
 from dulwich.file import FileLocked
-from dulwich.objects import ZERO_SHA, parse_tree
+from dulwich.objects import ZERO_SHA
 from dulwich.pack import (
-    UnpackedObject,
-    create_delta,
     extend_pack,
     write_pack_data,
     write_pack_index,
 )
 from dulwich.repo import Repo
 
-from . import commitgraph, layout, merge, packs
+from . import commitgraph, layout, merge, outgoing, packs
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -73,6 +70,7 @@ from .errors import (
     UnsafeRemoteError,
 )
 from .store import BRANCH, FILE_MODE, TREE_MODE, CommitInfo, Store
+from .treediff import TreeDiff
 
 if TYPE_CHECKING:
     from .model import Project
@@ -81,7 +79,7 @@ USERNAME_ENV = "EXPIPE_GIT_USERNAME"
 PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
 CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_COMMIT_TYPE, _TREE_TYPE = 1, 2
+_COMMIT_TYPE, _TREE_TYPE, _BLOB_TYPE = 1, 2, 3
 _REF_DELTA_TYPE = 7
 _MODE_NAMES = {0o120000: "a symbolic link", 0o160000: "a submodule", 0o100755: "an executable file"}
 
@@ -501,10 +499,15 @@ class _RepoReader:
 
     def __init__(self, repo: Repo):
         self.objects = repo.object_store
+        self._packs = packs.Packs(repo.object_store.pack_dir)
         self._commits: dict[bytes, CommitInfo] = {}
 
     def read_blob(self, sha: bytes) -> bytes:
-        return self.objects.get_raw(sha)[1]
+        packed = self._packs.get(sha)
+        return packed[1] if packed is not None else self.objects.get_raw(sha)[1]
+
+    def stored_object(self, sha: bytes) -> packs.StoredObject | None:
+        return self._packs.stored(sha)
 
     def read_commit(self, sha: bytes) -> CommitInfo:
         found = self._commits.get(sha)
@@ -530,8 +533,8 @@ def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
         if tip in store.repo.object_store:
             return tip
         shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
-        objects = _objects_to_send(_RepoReader(repo), [tip], shared)
-        write_pack_data(out.write, iter(objects), store.repo.object_format, num_records=len(objects))
+        count, objects = outgoing.objects_to_send(_RepoReader(repo), [tip], shared)
+        write_pack_data(out.write, objects, store.repo.object_format, num_records=count)
         return tip
 
 
@@ -583,118 +586,6 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
     return _Received(path, index, f"pack-{checksum.hex()}", indexed.kept, {e[0] for e in entries})
 
 
-class _TreeDiff:
-    """Trees by id, and what changed in a tree since its previous version.
-
-    Nearly every commit changes one entry of a big folder (``actions/`` lists
-    256 shards); parsing it for every commit was most of the time of checking
-    or pushing a long history. When a tree has its previous version's length
-    and differs from it only inside one entry's object id, the entry is found
-    by comparing bytes, and the previous version's parse is reused.
-    """
-
-    def __init__(self, read: Callable[[bytes], bytes], parse_error: Callable[[bytes], Exception]):
-        self._read = read
-        self._parse_error = parse_error
-        self._raw: dict[bytes, bytes] = {}
-        self._entries: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
-        self._offsets: dict[bytes, list[int]] = {}
-
-    def raw(self, sha: bytes) -> bytes:
-        found = self._raw.get(sha)
-        if found is None:
-            if len(self._raw) > 20_000:
-                self._raw.clear()
-                self._entries.clear()
-                self._offsets.clear()
-            found = self._raw[sha] = self._read(sha)
-        return found
-
-    def entries(self, sha: bytes) -> list[tuple[bytes, int, bytes]]:
-        found = self._entries.get(sha)
-        if found is None:
-            try:
-                found = list(parse_tree(self.raw(sha), 20, strict=True))
-            except Exception:
-                raise self._parse_error(sha) from None
-            self._entries[sha] = found
-        return found
-
-    def _entry_offsets(self, sha: bytes) -> list[int]:
-        """Where each entry starts, and the end: an entry is ``mode name\\0`` and 20 bytes of id."""
-        found = self._offsets.get(sha)
-        if found is None:
-            raw, found, start = self.raw(sha), [0], 0
-            for _ in self.entries(sha):
-                start = raw.index(b"\0", start) + 21
-                found.append(start)
-            self._offsets[sha] = found
-        return found
-
-    def changed(
-        self, tree: bytes, base: bytes | None
-    ) -> tuple[list[tuple[bytes, int, bytes, tuple[int, bytes] | None]], bool]:
-        """Return the entries of ``tree`` unlike ``base``'s, each with base's entry of that name.
-
-        The flag says whether ``tree`` was parsed whole (its names are new to check).
-        """
-        if base is None:
-            return [(name, mode, sha, None) for name, mode, sha in self.entries(tree)], True
-        if tree not in self._entries or base not in self._entries:
-            one = self._one_id_changed(tree, base)
-            if one is not None:
-                return [one], False
-        before = self.entries(base)
-        changed = set(self.entries(tree)).difference(before)
-        if not changed:
-            return [], True
-        old = {name: (mode, sha) for name, mode, sha in before}
-        return [(name, mode, sha, old.get(name)) for name, mode, sha in changed], True
-
-    def _one_id_changed(
-        self, tree: bytes, base: bytes
-    ) -> tuple[bytes, int, bytes, tuple[int, bytes] | None] | None:
-        new, old = self.raw(tree), self.raw(base)
-        if len(new) != len(old) or new == old:
-            return None
-        first = _first_difference(new, old)
-        last = _last_difference(new, old)
-        # Reuse whichever of the two is parsed: a check walks history newest first, a push oldest first.
-        parsed, other = (tree, base) if tree in self._entries else (base, tree)
-        offsets = self._entry_offsets(parsed)
-        index = bisect.bisect_right(offsets, first) - 1
-        end = offsets[index + 1]
-        if last >= end or first < end - 20:
-            return None  # more than one entry's id changed
-        name, mode, _ = self.entries(parsed)[index]
-        entries = list(self.entries(parsed))
-        entries[index] = (name, mode, self.raw(other)[end - 20 : end].hex().encode("ascii"))
-        self._entries[other] = entries
-        self._offsets[other] = offsets
-        return (
-            name,
-            mode,
-            new[end - 20 : end].hex().encode("ascii"),
-            (mode, old[end - 20 : end].hex().encode("ascii")),
-        )
-
-
-def _first_difference(a: bytes, b: bytes) -> int:
-    """Index of the first byte where ``a`` and ``b`` (of equal length, unequal) differ.
-
-    The highest set bit of a XOR b, as big-endian integers: one pass in C,
-    no slices copied per step.
-    """
-    diff = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
-    return len(a) - (diff.bit_length() + 7) // 8
-
-
-def _last_difference(a: bytes, b: bytes) -> int:
-    """Index of the last byte where ``a`` and ``b`` (of equal length, unequal) differ."""
-    diff = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
-    return (diff.bit_length() + 7) // 8 - 1
-
-
 class _Checker:
     """Check the commits of a fetch that are new to us, before anything moves."""
 
@@ -704,7 +595,7 @@ class _Checker:
         self.transfer = transfer
         self.where = transfer.location.public
         self.known = store.repo.object_store
-        self.trees = _TreeDiff(
+        self.trees = TreeDiff(
             lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
             lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
         )
@@ -887,9 +778,9 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
 
     def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
         known = {sha for sha in have if sha in store.repo.object_store}
-        objects = _objects_to_send(store, list(want), known)
-        transfer.say(f"Sending {len(objects)} objects\n")
-        return len(objects), iter(objects)
+        count, objects = outgoing.objects_to_send(store, list(want), known)
+        transfer.say(f"Sending {count} objects\n")
+        return count, objects
 
     with transfer.errors():
         result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
@@ -911,142 +802,6 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         )
     _set_tracking(store, remote, head)
     return head
-
-
-def _new_commits(
-    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
-) -> list[tuple[CommitInfo, bytes]]:
-    """Return (parsed, raw) of the commits reachable from ``wanted`` and not from ``remote_has``.
-
-    Oldest first, so that a folder's previous version is sent before it.
-    """
-    found: dict[bytes, tuple[CommitInfo, bytes]] = {}
-    todo = [sha for sha in wanted if sha not in remote_has]
-    while todo:
-        sha = todo.pop()
-        if sha in found or sha in remote_has:
-            continue
-        raw = store.read_blob(sha)
-        info = CommitInfo.parse(sha, raw)
-        found[sha] = (info, raw)
-        todo.extend(info.parents)
-    if remote_has and any(len(info.parents) > 1 for info, _ in found.values()):
-        # Through a merge, the walk may have gone into history the remote has:
-        # walk that down to the oldest new commit (with a day's slack for clocks).
-        oldest = min(info.commit_time for info, _ in found.values()) - 86400
-        seen: set[bytes] = set()
-        todo = list(remote_has)
-        while todo:
-            sha = todo.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
-            found.pop(sha, None)
-            parents = store.read_commit(sha).parents
-            todo.extend(p for p in parents if store.read_commit(p).commit_time >= oldest)
-    return _parents_first(found)
-
-
-def _parents_first(found: dict[bytes, tuple[CommitInfo, bytes]]) -> list[tuple[CommitInfo, bytes]]:
-    """Order commits so that each comes after its parents.
-
-    Not by commit time alone: commits made in the same second tie, and a
-    child listed before its parent let :func:`_objects_to_send` skip a tree
-    it took for sent (a tree seen again in a later commit), leaving the
-    remote without its folders.
-    """
-    order: list[tuple[CommitInfo, bytes]] = []
-    placed: set[bytes] = set()
-    for start in sorted(found, key=lambda sha: found[sha][0].commit_time, reverse=True):
-        stack = [(start, False)]
-        while stack:
-            sha, parents_placed = stack.pop()
-            if parents_placed:
-                order.append(found[sha])
-                continue
-            if sha in placed:
-                continue
-            placed.add(sha)
-            stack.append((sha, True))
-            stack.extend(
-                (p, False) for p in reversed(found[sha][0].parents) if p in found and p not in placed
-            )
-    return order
-
-
-def _objects_to_send(
-    store: Store | _RepoReader, wanted: list[bytes], remote_has: set[bytes]
-) -> list[UnpackedObject]:
-    """List the objects of the commits the remote lacks, trees as deltas of their previous version.
-
-    Each new commit's tree is compared with its first parent's, so only the
-    folders it changed are read (dulwich's own walk reads every tree of every
-    commit). A folder's previous version is usually in the same pack, so it
-    is sent as a small delta against it, as git does.
-    """
-    sent: set[bytes] = set()
-    objects: list[UnpackedObject] = []
-    trees = _TreeDiff(
-        store.read_blob, lambda sha: RemoteError(f"tree {sha.decode()} is damaged; run 'git fsck'")
-    )
-
-    def add(type_num: int, sha: bytes, raw: bytes, base: bytes | None = None) -> None:
-        binary = bytes.fromhex(sha.decode())
-        if base is not None and base in sent and len(raw) > 256:
-            delta = b"".join(create_delta(trees.raw(base), raw))
-            if len(delta) < len(raw) // 2:
-                base_id = bytes.fromhex(base.decode())
-                obj = UnpackedObject(type_num, delta_base=base_id, decomp_chunks=[delta], sha=binary)
-                obj.comp_chunks = [_packed_object(_REF_DELTA_TYPE, delta, base_id)]
-                objects.append(obj)
-                return
-        obj = UnpackedObject(type_num, decomp_chunks=[raw], sha=binary)
-        obj.comp_chunks = [_packed_object(type_num, raw)]
-        objects.append(obj)
-
-    def tree_objects(tree: bytes, base: bytes | None) -> None:
-        if tree == base or tree in sent:
-            return
-        sent.add(tree)
-        add(_TREE_TYPE, tree, trees.raw(tree), base)
-        changed, _ = trees.changed(tree, base)
-        for _, mode, sha, previous in changed:
-            if mode == TREE_MODE:
-                tree_objects(sha, previous[1] if previous and previous[0] == TREE_MODE else None)
-            elif mode != 0o160000 and sha not in sent:  # a submodule's commit is not ours to send
-                sent.add(sha)
-                add(3, sha, store.read_blob(sha))
-
-    commits = _new_commits(store, wanted, remote_has)
-    tree_of = {info.id: info.tree for info, _ in commits}
-    for info, raw in commits:
-        base = None
-        if info.parents:
-            first = info.parents[0]
-            base = tree_of[first] if first in tree_of else store.commit_tree(first)
-        tree_objects(info.tree, base)
-        add(_COMMIT_TYPE, info.id, raw)
-    return objects
-
-
-def _packed_object(type_num: int, data: bytes, base_id: bytes = b"") -> bytes:
-    """An object as a pack holds it: header, delta base id if any, zlib data.
-
-    Made here rather than by dulwich's pack writer so that each object is
-    one chunk (one ``send`` over git://, not three) and compressed at level
-    1: on a first push of a whole history, compressing was a tenth of the
-    time, and the pack is a local-network transfer.
-    """
-    size = len(data)
-    header = bytearray()
-    byte = (type_num << 4) | (size & 15)
-    size >>= 4
-    while size:
-        header.append(byte | 0x80)
-        byte = size & 0x7F
-        size >>= 7
-    header.append(byte)
-    return bytes(header) + base_id + zlib.compress(data, 1)
 
 
 def _set_tracking(store: Store, remote: str, commit: bytes) -> None:

@@ -524,6 +524,10 @@ class Store:
         _, raw = self._raw_object(sha)
         return raw
 
+    def stored_object(self, sha: bytes) -> packs.StoredObject | None:
+        """Return an object's packed bytes as stored, for a push to send on; None if not packed."""
+        return self._packs.stored(sha)
+
     def _raw_object(self, sha: bytes) -> tuple[int, bytes]:
         """Return (type number, contents) of an object.
 

@@ -1,0 +1,184 @@
+"""What changed between two versions of a git tree, without parsing both whole.
+
+Walking a long history tree by tree (checking what a fetch brought, finding
+what a push must send) compares each commit's folders with its parent's. A
+commit changes little: ``actions/`` lists 256 shard folders and one of them
+changed; a shard lists ~40 actions and one was added. Parsing every version
+of such a folder was most of the time of those walks.
+
+Two versions of a tree share their bytes up to the first difference and
+after the last one; only the entries in between can differ. A tree is a
+plain sequence of ``mode name\\0<20-byte id>`` entries, parsed left to right,
+so if the known version's entries and where each starts are at hand, the
+other version's entries are the known ones with that middle stretch parsed
+anew: a few byte comparisons and one ``parse_tree`` of a few entries, all in
+C. When the stretch does not end on an entry boundary (its parse fails),
+the tree is parsed whole instead, so the result is always what parsing the
+whole tree gives.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from dulwich.objects import parse_tree
+
+Entry = tuple[bytes, int, bytes]  # (name, mode, hex id), as dulwich's parse_tree gives them
+Changed = tuple[bytes, int, bytes, "tuple[int, bytes] | None"]  # an entry, and the old one of its name
+
+_KEEP_TREES = 4096  # parsed versions kept; past this all are dropped (a base is re-parsed once)
+
+
+class TreeDiff:
+    """Trees by id, and what changed in a tree since a previous version.
+
+    ``read(id)`` returns a tree's raw bytes; ``parse_error(id)`` the
+    exception to raise for one that is not a valid tree.
+    """
+
+    def __init__(self, read: Callable[[bytes], bytes], parse_error: Callable[[bytes], Exception]):
+        self._read = read
+        self._parse_error = parse_error
+        self._raw: dict[bytes, bytes] = {}
+        self._entries: dict[bytes, list[Entry]] = {}
+        self._starts: dict[bytes, list[int]] = {}  # where each entry starts, then the tree's length
+
+    def raw(self, sha: bytes) -> bytes:
+        found = self._raw.get(sha)
+        if found is None:
+            if len(self._raw) > _KEEP_TREES:
+                self._raw.clear()
+                self._entries.clear()
+                self._starts.clear()
+            found = self._raw[sha] = self._read(sha)
+        return found
+
+    def entries(self, sha: bytes) -> list[Entry]:
+        found = self._entries.get(sha)
+        if found is None:
+            try:
+                found = list(parse_tree(self.raw(sha), 20, strict=True))
+            except Exception:
+                raise self._parse_error(sha) from None
+            self._entries[sha] = found
+        return found
+
+    def changed(self, tree: bytes, base: bytes | None) -> tuple[list[Changed], bool]:
+        """Return the entries of ``tree`` unlike ``base``'s, each with base's entry of that name.
+
+        The flag is False when exactly one entry changed its id (or mode)
+        and nothing else; True when entries may also have been added or
+        removed: then a caller that cares about names (duplicates, removed
+        files) looks at ``entries`` of both, which are at hand.
+        """
+        if base is None:
+            return [(name, mode, sha, None) for name, mode, sha in self.entries(tree)], True
+        if tree == base:
+            return [], False
+        if not (tree in self._entries and base in self._entries):
+            # Splice from whichever version is parsed: a check walks newest first, a push oldest first.
+            known, other = (
+                (tree, base) if tree in self._entries and base not in self._entries else (base, tree)
+            )
+            spliced = self._splice(known, other)
+            if spliced is not None:
+                ours, theirs = spliced if known == base else spliced[::-1]
+                if len(ours) == 1 and len(theirs) == 1 and ours[0][0] == theirs[0][0]:
+                    (name, mode, sha), (_, old_mode, old_sha) = theirs[0], ours[0]
+                    return [(name, mode, sha, (old_mode, old_sha))], False
+                return _difference(theirs, ours), True
+        return _difference(self.entries(tree), self.entries(base)), True
+
+    def _splice(self, known: bytes, other: bytes) -> tuple[list[Entry], list[Entry]] | None:
+        """Parse ``other`` as ``known`` with its differing stretch re-parsed.
+
+        Returns (known's entries in the stretch, other's entries there), or
+        None if the stretch does not parse on its own.
+        """
+        entries, starts = self.entries(known), self._starts_of(known)
+        old, new = self.raw(known), self.raw(other)
+        i = _first_differing_entry(new, old, starts)
+        start, shift = starts[i], len(new) - len(old)
+        # The stretch ends where both end alike: try one entry replaced, then
+        # entries inserted at ``start``, before measuring the common tail.
+        if (
+            i < len(entries)
+            and starts[i + 1] + shift >= start
+            and new[starts[i + 1] + shift :] == old[starts[i + 1] :]
+        ):
+            j = i + 1
+        elif shift > 0 and new[start + shift :] == old[start:]:
+            j = i
+        else:
+            tail = _common_suffix(new, old, min(len(new), len(old)) - start)
+            j = bisect.bisect_left(starts, len(old) - tail)
+        end = starts[j] + shift
+        try:
+            middle = list(parse_tree(new[start:end], 20, strict=True))
+        except Exception:
+            return None
+        middle_starts, at = [], start
+        for _ in middle:
+            middle_starts.append(at)
+            at = new.index(b"\0", at) + 21
+        if at != end:
+            return None
+        spliced = entries.copy()
+        spliced[i:j] = middle
+        self._entries[other] = spliced
+        if shift == 0 and middle_starts == starts[i:j]:
+            self._starts[other] = starts  # the same boundaries (lists of starts are never changed)
+        else:
+            self._starts[other] = starts[:i] + middle_starts + list(map(shift.__add__, starts[j:]))
+        return entries[i:j], middle
+
+    def _starts_of(self, sha: bytes) -> list[int]:
+        found = self._starts.get(sha)
+        if found is None:
+            raw, found, at = self.raw(sha), [], 0
+            for _ in self.entries(sha):
+                found.append(at)
+                at = raw.index(b"\0", at) + 21
+            found.append(at)
+            self._starts[sha] = found
+        return found
+
+
+def _difference(new: list[Entry], old: list[Entry]) -> list[Changed]:
+    """Entries of ``new`` not in ``old``, each with old's entry of that name."""
+    added = set(new).difference(old)
+    if not added:
+        return []
+    before = {name: (mode, sha) for name, mode, sha in old}
+    return [(name, mode, sha, before.get(name)) for name, mode, sha in new if (name, mode, sha) in added]
+
+
+def _first_differing_entry(new: bytes, old: bytes, starts: list[int]) -> int:
+    """Index of the first entry of ``old`` that ``new`` does not begin with alike.
+
+    ``starts``: where old's entries start, then its length (so the answer
+    is len(old's entries) when new begins with all of old). A binary search
+    over entry boundaries comparing prefixes: each comparison is a memcmp,
+    and ~8 of them beat converting both trees to integers to XOR them.
+    """
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        at = starts[mid]
+        if new[:at] == old[:at]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """How many trailing bytes ``a`` and ``b`` share, at most ``limit``."""
+    if limit <= 0:
+        return 0
+    a, b = a[len(a) - limit :], b[len(b) - limit :]
+    if a == b:
+        return limit
+    diff = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    return limit - (diff.bit_length() + 7) // 8
