@@ -131,16 +131,15 @@ class Packs:
     def stored(self, sha: bytes) -> StoredObject | None:
         """Return a packed object's bytes as its pack stores them, to send on without inflating.
 
-        None if it is not packed here, its entry fails its CRC, or it is a
-        delta whose base is stored in another pack: within one pack deltas
-        cannot form a cycle, across packs holding the same objects they can.
+        None if it is not packed here (loose, or in a pack that came after
+        the first look) or its entry fails its CRC: then the caller reads it.
         """
         if self._listing is None:
             with self._lock:
                 self._refresh()
         found = self._where.get(sha)
         if found is None:
-            return None  # loose, or in a pack that came after the first look: read it instead
+            return None
         pack, offset = found
         data = pack.data
         try:
@@ -153,9 +152,12 @@ class Packs:
                 return None
             if base_ref is None:
                 return StoredObject(entry, None)
+            # No chain of deltas sent on this way can loop: each object is
+            # read from the first pack loaded that holds it, and a pack holds
+            # its deltas' bases (git completes thin packs, and so does fetch),
+            # so a chain only moves to packs loaded earlier, and within one
+            # pack it ends.
             base = entries[base_ref][0] if isinstance(base_ref, int) else base_ref.hex().encode("ascii")
-            if self._where.get(base, (None, 0))[0] is not pack:
-                return None
             if isinstance(base_ref, int):  # an offset means nothing outside this pack: name the base
                 entry = object_header(_REF_DELTA, size) + bytes.fromhex(base.decode("ascii")) + data[pos:end]
             return StoredObject(entry, base)

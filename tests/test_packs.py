@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
+import zlib
 
 import pytest
 import quantities as pq
@@ -150,3 +153,81 @@ def test_indexing_a_thin_pack_names_its_outside_bases(project, tmp_path):
     pack.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match="checksum"):
         index_pack(str(pack), external_base=outside)
+
+
+def write_pack(path, entries: list[bytes]) -> None:
+    """A pack file of packed entries (header, base id, zlib data), as git writes one."""
+    body = b"PACK" + (2).to_bytes(4, "big") + len(entries).to_bytes(4, "big") + b"".join(entries)
+    path.write_bytes(body + hashlib.sha1(body).digest())
+
+
+@pytest.mark.parametrize("gc", [["gc", "-q", "--aggressive"], ["repack", "-q", "-a", "-d", "--depth=50"]])
+def test_stored_entries_make_a_pack_git_accepts(project, gc, tmp_path):
+    """Every stored entry, sent on as is, rebuilds every object: deltas resolve within what is sent."""
+    path = project_path(project)
+    history(project)
+    git(path, *gc)
+    expected = all_objects(path)
+    packs = Packs(str(path / ".git" / "objects" / "pack"))
+    stored = {sha: packs.stored(sha) for sha in expected}
+    assert all(entry is not None for entry in stored.values())
+    assert sum(entry.base is not None for entry in stored.values()) > 50, "deltas are sent as deltas"
+    assert all(entry.base in expected for entry in stored.values() if entry.base is not None)
+    receiver = tmp_path / "receiver.git"
+    git(tmp_path, "init", "-q", "--bare", str(receiver))
+    pack = receiver / "objects" / "pack" / "sent.pack"
+    write_pack(pack, [entry.packed for entry in stored.values()])
+    git(receiver, "index-pack", "--strict", str(pack))
+    assert all_objects(receiver) == expected
+
+
+def test_a_damaged_entry_is_not_sent_on(project):
+    path = project_path(project)
+    history(project, rounds=10)
+    git(path, "gc", "-q")
+    (pack,) = (path / ".git" / "objects" / "pack").glob("*.pack")
+    head = git(path, "rev-parse", "HEAD").strip().encode()
+    assert Packs(str(pack.parent)).stored(head) is not None
+    offsets = {sha.hex().encode(): offset for sha, offset, _ in show_index(pack.with_suffix(".idx"))}
+    data = bytearray(pack.read_bytes())
+    data[offsets[head] + 8] ^= 0xFF  # inside the commit's zlib stream
+    os.chmod(pack, 0o644)
+    pack.write_bytes(bytes(data))
+    assert Packs(str(pack.parent)).stored(head) is None
+
+
+def test_opposite_deltas_in_two_packs_are_sent_on_without_a_cycle(tmp_path):
+    """Two packs each hold A and B, deltified opposite ways: both deltas sent would be a loop."""
+    from dulwich.pack import create_delta
+
+    from expipe_git.packs import object_header
+
+    a = b"first version of a record\n" * 40
+    b = a + b"one more line\n"
+    ids = {
+        name: hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode()
+        for name, data in (("a", a), ("b", b))
+    }
+
+    def whole(data: bytes) -> bytes:
+        return object_header(3, len(data)) + zlib.compress(data)
+
+    def delta(target: bytes, base: bytes, base_name: str) -> bytes:
+        raw = b"".join(create_delta(base, target))
+        return object_header(7, len(raw)) + bytes.fromhex(ids[base_name].decode()) + zlib.compress(raw)
+
+    repo = tmp_path / "repo.git"
+    git(tmp_path, "init", "-q", "--bare", str(repo))
+    pack_dir = repo / "objects" / "pack"
+    write_pack(pack_dir / "pack-1.pack", [whole(a), delta(b, a, "a")])
+    write_pack(pack_dir / "pack-2.pack", [whole(b), delta(a, b, "b")])
+    for name in ("pack-1.pack", "pack-2.pack"):
+        git(repo, "index-pack", str(pack_dir / name))
+    packs = Packs(str(pack_dir))
+    stored = [packs.stored(ids["a"]), packs.stored(ids["b"])]
+    assert [entry.base for entry in stored].count(None) >= 1, "at least one goes whole"
+    receiver = tmp_path / "receiver.git"
+    git(tmp_path, "init", "-q", "--bare", str(receiver))
+    write_pack(receiver / "objects" / "pack" / "sent.pack", [entry.packed for entry in stored])
+    git(receiver, "index-pack", "--strict", str(receiver / "objects" / "pack" / "sent.pack"))
+    assert all_objects(receiver) == {ids["a"]: (3, a), ids["b"]: (3, b)}

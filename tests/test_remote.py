@@ -864,3 +864,34 @@ def test_push_sends_every_folder_when_commits_share_a_second(tmp_path, new_remot
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     clone = expipe_git.clone(url, tmp_path / "bob")
     assert clone.actions["rec-1"].modules["tracking"]["fps"] == 60
+
+
+@pytest.mark.parametrize("kind", ["git", "path"])
+def test_push_of_packed_and_loose_history_is_whole(tmp_path, new_remote, kind):
+    """A gc'd history goes out as its packs store it; what came after, loose, is packed here."""
+    bare, url = new_remote(kind)
+    project = make_project(tmp_path / "alice")
+    path = pathlib.Path(project.path)
+    for i in range(40):
+        action = project.require_action(f"rec-{i % 9}")
+        action.tags = [f"t{i}"]
+        action.require_module("tracking", contents={"fps": 0})["fps"] = i
+    git(path, "gc", "-q", "--aggressive")
+    for i in range(10):  # loose objects, some of them new versions of packed trees
+        project.require_action(f"rec-{i % 3}").tags.append(f"late {i}")
+    project.add_remote("origin", url)
+    assert project.push() == git(path, "rev-parse", "HEAD").strip() == remote_head(bare)
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bare, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert git(bare, "log", "--format=%H %T", "main") == git(path, "log", "--format=%H %T", "main")
+    # A second push of packed history, to a remote that has the first part of it.
+    git(path, "gc", "-q")
+    for i in range(5):
+        project.require_action("rec-1").tags.append(f"later {i}")
+    git(path, "repack", "-q")  # the newest commits in a second pack, deltas against the first
+    assert project.push() == remote_head(bare)
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=bare, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    clone = expipe_git.clone(url, tmp_path / "bob")
+    assert list(clone.actions["rec-1"].tags) == list(project.actions["rec-1"].tags)
+    assert clone.actions["rec-5"].modules["tracking"]["fps"] == 32
