@@ -26,6 +26,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dulwich.pack import apply_delta
 
@@ -34,8 +35,7 @@ _REF_DELTA = 7
 _BASE_CACHE_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class StoredObject:
+class StoredObject(NamedTuple):
     """A packed object as its pack stores it: what a push can send on as is."""
 
     packed: bytes  # header, the base's binary id if a delta, zlib data
@@ -51,7 +51,7 @@ class _Pack:
         if self.data[:4] != b"PACK" or struct.unpack(">I", self.data[4:8])[0] not in (2, 3):
             raise ValueError(f"{pack_path} is not a version 2 or 3 pack")
         self.index_path = index_path
-        self._entries: dict[int, tuple[bytes, int, int]] | None = None
+        self.entries_by_offset: dict[int, tuple[bytes, int, int]] | None = None
 
     def entries(self) -> dict[int, tuple[bytes, int, int]]:
         """offset -> (hex id, where the entry ends, CRC-32 of its bytes), read when first asked.
@@ -59,16 +59,16 @@ class _Pack:
         Only a push that sends stored bytes on needs this, so the index is
         read a second time rather than kept for every reader.
         """
-        if self._entries is None:
+        if self.entries_by_offset is None:
             listed = _read_index(self.index_path)
             if listed is None:
                 raise ValueError(f"{self.index_path} is not a version 2 pack index")
             listed.sort(key=lambda entry: entry[1])
             ends = [offset for _, offset, _ in listed[1:]] + [len(self.data) - 20]
-            self._entries = {
+            self.entries_by_offset = {
                 offset: (sha, end, crc) for (sha, offset, crc), end in zip(listed, ends, strict=True)
             }
-        return self._entries
+        return self.entries_by_offset
 
 
 def _read_index(path: str) -> list[tuple[bytes, int, int]] | None:
@@ -143,8 +143,10 @@ class Packs:
         pack, offset = found
         data = pack.data
         try:
-            with self._lock:
-                entries = pack.entries()
+            entries = pack.entries_by_offset
+            if entries is None:
+                with self._lock:
+                    entries = pack.entries()
             _, end, crc = entries[offset]
             kind, size, base_ref, pos = _header(data, offset)
             entry = data[offset:end]
