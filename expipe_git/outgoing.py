@@ -152,14 +152,29 @@ def _records(count: int, packed: Iterator[tuple[int, bytes, bytes]]) -> Iterator
     for index, (type_num, sha, data) in enumerate(packed):
         batch.append(data)
         size += len(data)
-        obj = UnpackedObject(type_num, decomp_chunks=[], sha=bytes.fromhex(sha.decode()))
         if size >= _BATCH_BYTES or index == count - 1:
-            obj.comp_chunks = [b"".join(batch)]
+            yield _Packed(type_num, sha, [b"".join(batch)])
             batch.clear()
             size = 0
         else:
-            obj.comp_chunks = []
-        yield obj
+            yield _Packed(type_num, sha, [])
+
+
+class _Packed(UnpackedObject):
+    """An object already packed: what dulwich's pack writer reads of an UnpackedObject, and no more.
+
+    UnpackedObject's own constructor was a quarter of the time of handing
+    40,000 objects to the writer.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, type_num: int, sha: bytes, chunks: list[bytes]):
+        self.pack_type_num = type_num
+        self.delta_base = None
+        self.decomp_chunks = []
+        self.comp_chunks = chunks
+        self._sha = bytes.fromhex(sha.decode("ascii"))
 
 
 class Commit(NamedTuple):
