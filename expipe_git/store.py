@@ -538,12 +538,12 @@ class Store:
         reader here knows (an old index version, an alternate object store)
         goes through dulwich.
         """
+        packed = self._packs.get(sha, look_again=False)  # an id names one content wherever it is
+        if packed is not None:
+            return packed
         in_memory = getattr(self._local, "objects", None)
         if in_memory and sha in in_memory:
             return in_memory[sha]
-        packed = self._packs.get(sha, look_again=False)
-        if packed is not None:
-            return packed
         hex_sha = sha.decode("ascii")
         path = os.path.join(self._objects_dir, hex_sha[:2], hex_sha[2:])
         try:

@@ -87,6 +87,8 @@ class TreeDiff:
                 if len(ours) == 1 and len(theirs) == 1 and ours[0][0] == theirs[0][0]:
                     (name, mode, sha), (_, old_mode, old_sha) = theirs[0], ours[0]
                     return [(name, mode, sha, (old_mode, old_sha))], False
+                if not ours:  # entries inserted, none replaced
+                    return [(name, mode, sha, None) for name, mode, sha in theirs], True
                 return _difference(theirs, ours), True
         return _difference(self.entries(tree), self.entries(base)), True
 
