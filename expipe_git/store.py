@@ -1,8 +1,8 @@
 """The git engine: read files at a commit, and commit changes safely.
 
 This and :mod:`expipe_git.remote` (the wire protocols: clone, fetch, push)
-are the modules that talk to dulwich (:mod:`expipe_git.packs` borrows only
-its C delta decoder). It knows nothing of TOML or of actions; it stores
+are the modules that talk to dulwich; others borrow only pieces of it (its C
+delta and tree decoders, and the object type its pack writer takes). It knows nothing of TOML or of actions; it stores
 bytes at paths.
 
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:
