@@ -13,6 +13,9 @@ for expipe_git and for the git CLI, alternating, in the same run:
 - clone: ``expipe_git.clone(url, dir)`` / ``git clone url dir``;
 - pull: a clone that is ``--behind`` commits behind fetches them and
   fast-forwards (``project.pull()`` / ``git pull --ff-only``);
+- pull, merge: the same clone with as many commits of its own (new actions
+  of another name) fetches and merges (``project.pull()`` / ``git pull
+  --no-rebase``): a two-parent merge commit, and the new files checked out;
 - push: the whole history into a new empty bare repository
   (``project.push()`` / ``git push url main``), and ``--behind`` new commits
   into a repository that has the rest.
@@ -49,31 +52,39 @@ def run(*args: str, cwd: pathlib.Path | None = None) -> None:
     subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def fast_import_stream(actions: int) -> bytes:
-    """One commit creating the project, then one commit per new action."""
-    out = []
-    when = 1_700_000_000
+def fast_import_stream(actions: int, prefix: str = "rec", parent: str | None = None) -> bytes:
+    """One commit per new action named ``prefix-NNNNN``; the first creates the project.
 
-    def commit(message: str, files: dict[str, bytes], first: bool) -> None:
-        nonlocal when
+    With ``parent``, the commits go on top of that commit instead, and the
+    project exists already.
+    """
+    out = []
+    when = 1_700_000_000 if parent is None else 1_800_000_000
+
+    def commit(message: str, files: dict[str, bytes]) -> None:
+        nonlocal when, parent
         when += 1
         data = message.encode()
         out.append(b"commit refs/heads/main\n")
         out.append(b"committer Bench <bench@example.org> %d +0000\n" % when)
         out.append(b"data %d\n%s\n" % (len(data), data))
+        if parent is not None:
+            out.append(b"from %s\n" % parent.encode())
+            parent = None
         for path, content in files.items():
             out.append(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(content), content))
 
-    config = b'project = "bench"\ntype = "project"\nstorage_format = 1\nregistered = 2024-01-01T08:00:00\n'
-    first = {"expipe.toml": config, ".gitignore": layout.IGNORE_TEXT.encode()}
-    commit("project: create 'bench'", first, True)
+    if parent is None:
+        config = (
+            b'project = "bench"\ntype = "project"\nstorage_format = 1\nregistered = 2024-01-01T08:00:00\n'
+        )
+        commit("project: create 'bench'", {"expipe.toml": config, ".gitignore": layout.IGNORE_TEXT.encode()})
     for i in range(actions):
-        name = f"rec-{i:05d}"
+        name = f"{prefix}-{i:05d}"
         record = f'registered = 2024-01-01T08:00:00\ntags = ["t{i % 7}"]\ntype = "recording"\n'.encode()
         commit(
             f"action '{name}': create\n\nExpipe-Object: action/{name}\nExpipe-Operation: create\n",
             {layout.attributes_path("action", name): record},
-            False,
         )
     return b"".join(out)
 
@@ -84,6 +95,23 @@ def build(base: pathlib.Path, actions: int, behind: int) -> tuple[pathlib.Path, 
     subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=fast_import_stream(actions), check=True)
     run("git", "gc", "-q", cwd=bare)
     return bare, rev_parse(bare, f"main~{behind}"), rev_parse(bare, "main")
+
+
+def diverged_clone(target: pathlib.Path, bare: pathlib.Path, old: str, commits: int) -> pathlib.Path:
+    """A clone that is behind at ``old`` and has ``commits`` commits of its own (other actions)."""
+    run("git", "clone", "-q", str(bare), str(target))
+    stream = fast_import_stream(commits, prefix="local", parent=old)
+    subprocess.run(["git", "fast-import", "--quiet", "--force"], cwd=target, input=stream, check=True)
+    run("git", "reset", "-q", "--hard", "main", cwd=target)
+    run("git", "update-ref", "refs/remotes/origin/main", old, cwd=target)
+    run("git", "gc", "-q", cwd=target)
+    return target
+
+
+def rev_list_count(repo: pathlib.Path, rev: str) -> int:
+    return int(
+        subprocess.run(["git", "rev-list", "--count", rev], cwd=repo, capture_output=True, text=True).stdout
+    )
 
 
 def rev_parse(repo: pathlib.Path, rev: str) -> str:
@@ -119,6 +147,7 @@ def main() -> int:
         bare, old, tip = build(served, args.actions, args.behind)
         took = time.perf_counter() - start
         print(f"built {args.actions} actions in {args.actions + 1} commits in {took:.1f} s")
+        diverged = diverged_clone(tmp / "diverged", bare, old, args.behind)
         daemon = GitDaemon(served)
         http = HttpServer(served, USER, PASSWORD)
         servers = [daemon, http]
@@ -162,6 +191,22 @@ def main() -> int:
                     else:
                         pull = ("git", "pull", "-q", "--ff-only")
                         record("pull", tool, timed(lambda t=target, c=pull: run(*c, cwd=t)))
+
+                # pull with a merge: the clone that is behind has `behind` commits of its own
+                for tool in ("expipe_git", "git"):
+                    target = fresh(f"merge-{tool}")
+                    shutil.copytree(diverged, target, symlinks=True)
+                    run("git", "remote", "set-url", "origin", url, cwd=target)
+                    if tool == "expipe_git":
+                        project = expipe_git.get_project(target)
+                        record("pull, merge", tool, timed(project.pull))
+                        project.close()
+                    else:
+                        pull = ("git", "pull", "-q", "--no-rebase", "--no-edit")
+                        record("pull, merge", tool, timed(lambda t=target, c=pull: run(*c, cwd=t)))
+                    assert (
+                        rev_list_count(target, "main") == args.actions + 1 + args.behind + 1
+                    )  # and the merge
 
                 # push: everything into an empty repository, then `behind` new commits
                 source = fresh("push-source")
