@@ -32,3 +32,28 @@ def test_readme_commands_match_ci():
     test_command = ".venv/bin/python -m pytest -q"
     assert test_command in readme and test_command in ci
     assert "pip install -q -e '.[test]'" in readme and "pip install -q -e '.[test]'" in ci
+
+
+def test_imports_point_one_way_down_the_code_map():
+    """The README's code map says imports point one way, down its list: check every module's imports."""
+    import ast
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    rank = {}
+    for row, line in enumerate(line for line in table.splitlines() if line.startswith("| `")):
+        for name in re.findall(r"`(\w+)\.py`", line.split("|")[1]):
+            rank[name] = row
+    package = ROOT / "expipe_git"
+    mapped = {path.stem for path in package.glob("*.py")} - {"__init__", "__main__", "core", "settings"}
+    assert mapped <= set(rank), f"modules missing from the code map: {sorted(mapped - set(rank))}"
+    upward = []
+    for name, row in rank.items():
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in tree.body:  # module level only: imports inside functions and TYPE_CHECKING are not
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            imported = [node.module] if node.module else [alias.name for alias in node.names]
+            upward += [f"{name} imports {other}" for other in imported if rank.get(other, -1) > row]
+    assert upward == []
