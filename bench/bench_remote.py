@@ -18,7 +18,10 @@ for expipe_git and for the git CLI, alternating, in the same run:
   --no-rebase``): a two-parent merge commit, and the new files checked out;
 - push: the whole history into a new empty bare repository
   (``project.push()`` / ``git push url main``), and ``--behind`` new commits
-  into a repository that has the rest.
+  into a repository that has the rest;
+- push all, loose: the whole history again, from a clone whose objects are
+  all loose files, as an API-written project's are until ``git gc``: both
+  tools must compress every object and find deltas themselves.
 
 Medians (and the slowest run) are printed; the ratio is expipe_git / git CLI.
 Everything runs in a temporary folder with its own HOME, removed at the end.
@@ -108,6 +111,17 @@ def diverged_clone(target: pathlib.Path, bare: pathlib.Path, old: str, commits: 
     return target
 
 
+def loose_clone(target: pathlib.Path, bare: pathlib.Path) -> pathlib.Path:
+    """A clone whose objects are all loose files, as every API write leaves them until ``git gc``."""
+    run("git", "clone", "-q", str(bare), str(target))
+    (pack,) = (target / ".git" / "objects" / "pack").glob("*.pack")
+    data = pack.read_bytes()
+    for path in pack.parent.iterdir():
+        path.unlink()
+    subprocess.run(["git", "unpack-objects", "-q"], cwd=target, input=data, check=True)
+    return target
+
+
 def rev_list_count(repo: pathlib.Path, rev: str) -> int:
     return int(
         subprocess.run(["git", "rev-list", "--count", rev], cwd=repo, capture_output=True, text=True).stdout
@@ -148,6 +162,7 @@ def main() -> int:
         took = time.perf_counter() - start
         print(f"built {args.actions} actions in {args.actions + 1} commits in {took:.1f} s")
         diverged = diverged_clone(tmp / "diverged", bare, old, args.behind)
+        loose = loose_clone(tmp / "loose", bare)
         daemon = GitDaemon(served)
         http = HttpServer(served, USER, PASSWORD)
         servers = [daemon, http]
@@ -207,6 +222,21 @@ def main() -> int:
                     assert (
                         rev_list_count(target, "main") == args.actions + 1 + args.behind + 1
                     )  # and the merge
+
+                # push everything from a clone whose objects are all loose, as an API-written project's are
+                for tool in ("expipe_git", "git"):
+                    name = f"loose-{tool}-{next(counter)}.git"
+                    make_bare(served, name)
+                    push_url = daemon.url(name) if transport == "git" else http.url(name)
+                    if tool == "expipe_git":
+                        project = expipe_git.get_project(loose)
+                        with_remote = f"to-{name}"
+                        project.add_remote(with_remote, push_url)
+                        record("push all, loose", tool, timed(lambda p=project, r=with_remote: p.push(r)))
+                        project.close()
+                    else:
+                        push = ("git", "push", "-q", push_url, "main")
+                        record("push all, loose", tool, timed(lambda c=push: run(*c, cwd=loose)))
 
                 # push: everything into an empty repository, then `behind` new commits
                 source = fresh("push-source")
