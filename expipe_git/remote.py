@@ -46,6 +46,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
 from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
     GitProtocolError,
     HangupException,
     NotGitRepository,
@@ -497,14 +499,25 @@ def _remove_stale_quarantines(state_dir: str) -> None:
 class _RepoReader:
     """Reads the objects of a repository given as a path (it has no server to ask)."""
 
-    def __init__(self, repo: Repo):
+    def __init__(self, repo: Repo, shown: str):
         self.objects = repo.object_store
+        self.shown = shown
         self._packs = packs.Packs(repo.object_store.pack_dir)
         self._commits: dict[bytes, CommitInfo] = {}
 
     def read_blob(self, sha: bytes) -> bytes:
         packed = self._packs.get(sha)
-        return packed[1] if packed is not None else self.objects.get_raw(sha)[1]
+        if packed is not None:
+            return packed[1]
+        try:
+            return self.objects.get_raw(sha)[1]
+        except KeyError:
+            problem = "is missing"
+        except (zlib.error, ValueError, ChecksumMismatch, ApplyDeltaError) as exc:
+            problem = f"is damaged ({exc})"
+        # Raised here, not in the handler: the caught error's frames hold views
+        # of the pack's memory map, and closing the repository would then fail.
+        raise RemoteError(f"git object {sha.decode()} in {self.shown} {problem}; run 'git fsck' there")
 
     def stored_object(self, sha: bytes) -> packs.StoredObject | None:
         return self._packs.stored(sha)
@@ -533,7 +546,7 @@ def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
         if tip in store.repo.object_store:
             return tip
         shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
-        count, objects = outgoing.objects_to_send(_RepoReader(repo), [tip], shared)
+        count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared)
         write_pack_data(out.write, objects, store.repo.object_format, num_records=count)
         return tip
 

@@ -2,8 +2,8 @@
 
 This and :mod:`expipe_git.remote` (the wire protocols: clone, fetch, push)
 are the modules that talk to dulwich; others borrow only pieces of it (its C
-delta and tree decoders, and the object type its pack writer takes). It knows nothing of TOML or of actions; it stores
-bytes at paths.
+delta and tree decoders, and the object type its pack writer takes). It
+knows nothing of TOML or of actions; it stores bytes at paths.
 
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, NotGitRepository
 from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
@@ -551,7 +551,17 @@ class Store:
                 compressed = f.read()
         except FileNotFoundError:
             packed = self._packs.get(sha)
-            return packed if packed is not None else self.repo.object_store.get_raw(sha)
+            if packed is not None:
+                return packed
+            try:
+                return self.repo.object_store.get_raw(sha)
+            except (zlib.error, ValueError, ChecksumMismatch, ApplyDeltaError) as exc:
+                problem = str(exc)  # packs.py gave up on it too: the pack is damaged
+            # Raised here, not in the handler: the caught error's frames hold
+            # views of the pack's memory map, and closing the store would fail.
+            raise ExpipeError(
+                f"git object {hex_sha} in {self.git_dir} is damaged ({problem}); run 'git fsck' there"
+            ) from None
         try:
             data = zlib.decompress(compressed)
             header, body = data.split(b"\0", 1)

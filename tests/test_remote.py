@@ -12,7 +12,7 @@ import threading
 import zlib
 
 import pytest
-from conftest import assert_clean, git
+from conftest import assert_clean, assert_one_error_line, git, run
 from gitservers import HTTP_BACKEND, GitDaemon, HttpServer, fake_ssh, make_bare
 
 import expipe_git
@@ -895,3 +895,52 @@ def test_push_of_packed_and_loose_history_is_whole(tmp_path, new_remote, kind):
     clone = expipe_git.clone(url, tmp_path / "bob")
     assert list(clone.actions["rec-1"].tags) == list(project.actions["rec-1"].tags)
     assert clone.actions["rec-5"].modules["tracking"]["fps"] == 32
+
+
+@pytest.mark.parametrize("where", ["packed", "loose"])
+def test_push_of_a_damaged_object_says_which_and_sends_nothing(tmp_path, new_remote, capsys, where):
+    bare, url = new_remote("git")
+    project = make_project(tmp_path / "alice")
+    path = pathlib.Path(project.path)
+    module = next(path.glob("actions/*/rec-1/modules/tracking.toml")).relative_to(path).as_posix()
+    blob = git(path, "rev-parse", f"HEAD:{module}").strip()
+    if where == "packed":
+        git(path, "gc", "-q")
+        (pack,) = (path / ".git" / "objects" / "pack").glob("*.pack")
+        with open(pack.with_suffix(".idx"), "rb") as f:
+            index = subprocess.run(["git", "show-index"], stdin=f, capture_output=True, text=True).stdout
+        offset = next(int(line.split()[0]) for line in index.splitlines() if line.split()[1] == blob)
+        damaged = pack
+        data = bytearray(pack.read_bytes())
+        data[offset + 4] ^= 0xFF  # inside the blob's zlib stream
+    else:
+        damaged = path / ".git" / "objects" / blob[:2] / blob[2:]
+        data = bytearray(damaged.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+    os.chmod(damaged, 0o644)
+    damaged.write_bytes(bytes(data))
+    project.add_remote("origin", url)
+    code, _, err = run(capsys, "-C", str(path), "push")
+    assert code == 1
+    assert_one_error_line(err, blob)
+    assert git(bare, "for-each-ref") == ""  # the remote's main never moved
+
+
+def test_clone_from_a_path_with_a_damaged_object_says_which_and_leaves_nothing(tmp_path, capsys):
+    source = make_project(tmp_path / "alice")
+    bare = tmp_path / "lab.git"
+    subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(source.path), str(bare)], check=True)
+    module = next(pathlib.Path(source.path).glob("actions/*/rec-1/modules/tracking.toml"))
+    blob = git(source.path, "rev-parse", f"HEAD:{module.relative_to(source.path).as_posix()}").strip()
+    (pack,) = (bare / "objects" / "pack").glob("*.pack")
+    with open(pack.with_suffix(".idx"), "rb") as f:
+        index = subprocess.run(["git", "show-index"], stdin=f, capture_output=True, text=True).stdout
+    offset = next(int(line.split()[0]) for line in index.splitlines() if line.split()[1] == blob)
+    data = bytearray(pack.read_bytes())
+    data[offset + 4] ^= 0xFF
+    os.chmod(pack, 0o644)
+    pack.write_bytes(bytes(data))
+    code, _, err = run(capsys, "clone", str(bare), str(tmp_path / "bob"))
+    assert code == 1
+    assert_one_error_line(err, blob, str(bare))
+    assert not (tmp_path / "bob").exists()
