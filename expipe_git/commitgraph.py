@@ -3,8 +3,9 @@
 Answering "which commits changed action rec-1" by looking the path up in
 every commit's tree costs a parse of the 256-entry ``actions/`` tree per
 commit (about a second at 10,000 commits). Instead, each commit is diffed
-once against each parent (:meth:`Store.diff_trees` opens only the folders
-that differ) and the result is kept: parents, commit time, and the
+once against each parent (only the folders that differ are opened, and
+two versions of a folder are compared around the bytes that differ:
+:mod:`expipe_git.treediff`) and the result is kept: parents, commit time, and the
 (path, old blob, new blob) of every changed file. A commit never changes, so
 an entry never goes stale. Walks then read no git objects at all.
 
@@ -28,13 +29,15 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from .errors import ExpipeError
+from .treediff import TreeDiff
+
 if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
     from .store import Store
 
 FORMAT = 1
 _SAVE_AFTER = 200  # new entries that make saving worth a write
 _COMPACT_CHUNKS = 32  # a file loaded with more chunks than this is rewritten as one
-_TREE_MEMORY = 20_000
 
 # path, old blob id (None: added), new blob id (None: removed)
 FileChange = tuple[str, "bytes | None", "bytes | None"]
@@ -66,16 +69,22 @@ class CommitGraph:
         self._nodes: dict[bytes, Node] = {}
         self._new: dict[bytes, Node] = {}
         self._loaded = False
-        self._trees: dict[bytes, bytes] = {}
+        # Not strict: git only warns about modes written with a leading zero,
+        # and history must read what is there.
+        # The reader holds the store weakly, never this graph: the graph's
+        # finalizer saves it, and a cycle through itself would delay that.
+        store_ref = self._store
+        self._trees = TreeDiff(
+            lambda sha: _alive(store_ref).tree_bytes(sha),
+            lambda sha: ExpipeError(f"tree {sha.decode()} is damaged; run 'git fsck'"),
+            strict=False,
+        )
         self._lock = threading.RLock()
         weakref.finalize(self, _save, self.path, self._new)
 
     @property
     def store(self) -> Store:
-        store = self._store()
-        if store is None:
-            raise ReferenceError("the store of this commit graph was closed and collected")
-        return store
+        return _alive(self._store)
 
     def node(self, sha: bytes) -> Node:
         found = self._nodes.get(sha)
@@ -133,23 +142,10 @@ class CommitGraph:
         found.sort()
         return tuple(found)
 
-    def _tree(self, sha: bytes) -> bytes:
-        raw = self._trees.get(sha)
-        if raw is None:
-            raw = self.store.tree_bytes(sha)
-            if len(self._trees) > _TREE_MEMORY:
-                self._trees.clear()
-            self._trees[sha] = raw
-        return raw
-
     def _diff_into(self, old: bytes | None, new: bytes | None, prefix: str, out: list[FileChange]) -> None:
         if old == new:
             return
-        if old is None or new is None:
-            gone = _entries(self._tree(old), 0, None) if old else {}
-            came = _entries(self._tree(new), 0, None) if new else {}
-        else:
-            gone, came = _differing(self._tree(old), self._tree(new))
+        gone, came = self._trees.differing(old, new)
         for raw_name in gone.keys() | came.keys():
             a, b = gone.get(raw_name), came.get(raw_name)
             if a == b:
@@ -230,70 +226,11 @@ class CommitGraph:
                 _save(self.path, self._new)
 
 
-# -- raw trees ------------------------------------------------------------------
-#
-# A git tree is a sequence of entries ``<octal mode> <name>\0<20-byte id>``
-# sorted by name. Names hold no NUL, so the entry after a NUL starts 20 bytes
-# later: walking entries needs no full parse.
-
-
-def _entries(raw: bytes, start: int, stop: int | None) -> dict[bytes, tuple[int, bytes]]:
-    """Parse the entries in ``raw[start:stop]`` (entry boundaries): name -> (mode, hex id)."""
-    found = {}
-    pos, stop = start, len(raw) if stop is None else stop
-    while pos < stop:
-        nul = raw.index(b"\0", pos)
-        mode, name = raw[pos:nul].split(b" ", 1)
-        found[name] = (int(mode, 8), raw[nul + 1 : nul + 21].hex().encode("ascii"))
-        pos = nul + 21
-    return found
-
-
-def _differing(old: bytes, new: bytes) -> tuple[dict, dict]:
-    """Return the entries of two versions of a tree around the bytes that differ.
-
-    A commit changes one entry of the 256-entry ``actions/`` tree; parsing
-    only the entries between the common prefix and the common suffix makes
-    comparing two versions several times cheaper than parsing both.
-    """
-    common_prefix = _common_prefix(old, new)
-    start = 0
-    while True:  # the last entry boundary at or before the first difference
-        nul = old.find(b"\0", start)
-        if nul < 0 or nul + 21 > common_prefix:
-            break
-        start = nul + 21
-    low = _common_suffix(old, new, min(len(old), len(new)) - start)
-    end_old = _boundary_at_or_after(old, start, len(old) - low)
-    end_new = _boundary_at_or_after(new, start, len(new) - low)
-    # Equal tails that start on entry boundaries in both hold the same entries.
-    while len(old) - end_old != len(new) - end_new:
-        if len(old) - end_old > len(new) - end_new:
-            end_old = old.index(b"\0", end_old) + 21
-        else:
-            end_new = new.index(b"\0", end_new) + 21
-    return _entries(old, start, end_old), _entries(new, start, end_new)
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix: the highest bit of a XOR b, in C, no copies per step."""
-    n = min(len(a), len(b))
-    diff = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
-    return n - (diff.bit_length() + 7) // 8
-
-
-def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    """Length of the longest common suffix, at most ``limit``."""
-    if limit <= 0:
-        return 0
-    diff = int.from_bytes(a[len(a) - limit :], "little") ^ int.from_bytes(b[len(b) - limit :], "little")
-    return limit - (diff.bit_length() + 7) // 8
-
-
-def _boundary_at_or_after(raw: bytes, pos: int, limit: int) -> int:
-    while pos < limit:
-        pos = raw.index(b"\0", pos) + 21
-    return pos
+def _alive(store_ref: weakref.ref[Store]) -> Store:
+    store = store_ref()
+    if store is None:
+        raise ReferenceError("the store of this commit graph was closed and collected")
+    return store
 
 
 def _touches(diff: tuple[FileChange, ...], prefixes: list[str]) -> bool:

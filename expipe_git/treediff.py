@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dulwich.objects import parse_tree
 
 Entry = tuple[bytes, int, bytes]  # (name, mode, hex id), as dulwich's parse_tree gives them
+Mode = tuple[int, bytes]  # (mode, hex id)
 Changed = tuple[bytes, int, bytes, "tuple[int, bytes] | None"]  # an entry, and the old one of its name
 
 _KEEP_TREES = 4096  # parsed versions kept; past this all are dropped (a base is re-parsed once)
@@ -34,12 +35,21 @@ class TreeDiff:
     """Trees by id, and what changed in a tree since a previous version.
 
     ``read(id)`` returns a tree's raw bytes; ``parse_error(id)`` the
-    exception to raise for one that is not a valid tree.
+    exception to raise for one that is not a valid tree. ``strict``: refuse
+    what git only warns about (modes written with a leading zero), as a
+    check of what a remote sent must; a walk of our own history need not.
     """
 
-    def __init__(self, read: Callable[[bytes], bytes], parse_error: Callable[[bytes], Exception]):
+    def __init__(
+        self,
+        read: Callable[[bytes], bytes],
+        parse_error: Callable[[bytes], Exception],
+        *,
+        strict: bool = True,
+    ):
         self._read = read
         self._parse_error = parse_error
+        self._strict = strict
         self._raw: dict[bytes, bytes] = {}
         self._entries: dict[bytes, list[Entry]] = {}
         self._starts: dict[bytes, list[int]] = {}  # where each entry starts, then the tree's length
@@ -58,7 +68,7 @@ class TreeDiff:
         found = self._entries.get(sha)
         if found is None:
             try:
-                found = list(parse_tree(self.raw(sha), 20, strict=True))
+                found = list(parse_tree(self.raw(sha), 20, strict=self._strict))
             except Exception:
                 raise self._parse_error(sha) from None
             self._entries[sha] = found
@@ -76,6 +86,33 @@ class TreeDiff:
             return [(name, mode, sha, None) for name, mode, sha in self.entries(tree)], True
         if tree == base:
             return [], False
+        ours, theirs = self._stretch(base, tree)
+        if len(ours) == 1 and len(theirs) == 1 and ours[0][0] == theirs[0][0]:
+            (name, mode, sha), (_, old_mode, old_sha) = theirs[0], ours[0]
+            return [(name, mode, sha, (old_mode, old_sha))], False
+        if not ours:  # entries inserted, none replaced
+            return [(name, mode, sha, None) for name, mode, sha in theirs], True
+        return _difference(theirs, ours), True
+
+    def differing(self, old: bytes | None, new: bytes | None) -> tuple[dict[bytes, Mode], dict[bytes, Mode]]:
+        """Return (entries of ``old`` that ``new`` lacks, entries of ``new`` that ``old`` lacks).
+
+        Each as name -> (mode, hex id); None stands for no tree at all.
+        """
+        if old == new:
+            return {}, {}
+        if old is None or new is None:
+            gone, came = (self.entries(old), []) if new is None else ([], self.entries(new))  # type: ignore[arg-type]
+        else:
+            gone, came = self._stretch(old, new)
+        both = set(gone).intersection(came)
+        return (
+            {name: (mode, sha) for name, mode, sha in gone if (name, mode, sha) not in both},
+            {name: (mode, sha) for name, mode, sha in came if (name, mode, sha) not in both},
+        )
+
+    def _stretch(self, base: bytes, tree: bytes) -> tuple[list[Entry], list[Entry]]:
+        """Base's and tree's entries where the two may differ; outside that stretch they are alike."""
         if not (tree in self._entries and base in self._entries):
             # Splice from whichever version is parsed: a check walks newest first, a push oldest first.
             known, other = (
@@ -83,14 +120,8 @@ class TreeDiff:
             )
             spliced = self._splice(known, other)
             if spliced is not None:
-                ours, theirs = spliced if known == base else spliced[::-1]
-                if len(ours) == 1 and len(theirs) == 1 and ours[0][0] == theirs[0][0]:
-                    (name, mode, sha), (_, old_mode, old_sha) = theirs[0], ours[0]
-                    return [(name, mode, sha, (old_mode, old_sha))], False
-                if not ours:  # entries inserted, none replaced
-                    return [(name, mode, sha, None) for name, mode, sha in theirs], True
-                return _difference(theirs, ours), True
-        return _difference(self.entries(tree), self.entries(base)), True
+                return spliced if known == base else (spliced[1], spliced[0])
+        return self.entries(base), self.entries(tree)
 
     def _splice(self, known: bytes, other: bytes) -> tuple[list[Entry], list[Entry]] | None:
         """Parse ``other`` as ``known`` with its differing stretch re-parsed.
@@ -117,7 +148,7 @@ class TreeDiff:
             j = bisect.bisect_left(starts, len(old) - tail)
         end = starts[j] + shift
         try:
-            middle = list(parse_tree(new[start:end], 20, strict=True))
+            middle = list(parse_tree(new[start:end], 20, strict=self._strict))
         except Exception:
             return None
         middle_starts, at = [], start

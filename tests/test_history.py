@@ -553,56 +553,6 @@ def test_random_branch_and_merge_histories_match_git_log(project, seed):
             assert ids(history) == git_ids(path, branch, "--", target), (branch, target)
 
 
-def test_raw_tree_comparison_finds_exactly_the_entries_that_differ():
-    """commitgraph compares trees by their bytes; check it against parsing both whole."""
-    import random
-
-    from expipe_git import commitgraph
-
-    def raw_tree(entries: dict) -> bytes:
-        rows = sorted(
-            ((name + b"/" if mode == 0o40000 else name), b"%o %s\0%s" % (mode, name, sha))
-            for name, (mode, sha) in entries.items()
-        )
-        return b"".join(row for _, row in rows)
-
-    def parsed(entries: dict) -> dict:
-        return {name: (mode, sha.hex().encode()) for name, (mode, sha) in entries.items()}
-
-    rng = random.Random(7)
-    for _ in range(400):
-        names = {
-            bytes(rng.choice(b"ab.-_0z") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(0, 30))
-        }
-        old = {
-            n: (rng.choice([0o100644, 0o40000]), bytes(rng.choice([0, 1, 32, 255]) for _ in range(20)))
-            for n in names
-        }
-        new = dict(old)
-        for _ in range(rng.randint(1, 4)):
-            action = rng.random()
-            if action < 0.4 and new:
-                name = rng.choice(sorted(new))
-                new[name] = (new[name][0], bytes(rng.randrange(256) for _ in range(20)))
-            elif action < 0.6 and new:
-                del new[rng.choice(sorted(new))]
-            elif action < 0.8:
-                new[bytes(rng.choice(b"ab.-_0z") for _ in range(rng.randint(1, 6)))] = (0o100644, b"\0" * 20)
-            elif new:
-                name = rng.choice(sorted(new))
-                new[name] = (0o40000 if new[name][0] == 0o100644 else 0o100644, new[name][1])
-        a, b = raw_tree(old), raw_tree(new)
-        gone, came = commitgraph._differing(a, b) if a != b else ({}, {})
-        assert commitgraph._entries(a, 0, None) == parsed(old)
-        expected = {
-            n for n in parsed(old).keys() | parsed(new).keys() if parsed(old).get(n) != parsed(new).get(n)
-        }
-        found = {n for n in gone.keys() | came.keys() if gone.get(n) != came.get(n)}
-        assert found == expected
-        for name in found:
-            assert gone.get(name) == parsed(old).get(name) and came.get(name) == parsed(new).get(name)
-
-
 def test_renamed_with_stock_git_is_a_removal_and_a_creation(rec, tmp_path):
     project, action, module = rec
     path = project_path(project)

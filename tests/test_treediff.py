@@ -75,7 +75,13 @@ def test_changed_entries_match_a_whole_parse(versions, newest_first):
     pairs = list(zip(trees[1:], trees, strict=False))  # (newer, older)
     # A push walks oldest first, a fetch's check newest first: each diff
     # then starts from the version the previous one spliced.
+    by_name = TreeDiff(raw.__getitem__, lambda sha: ValueError(sha))
     for (tree_id, tree_raw), (base_id, base_raw) in reversed(pairs) if newest_first else pairs:
+        old = {n: (m, s) for n, m, s in parse_tree(base_raw, 20)}
+        new = {n: (m, s) for n, m, s in parse_tree(tree_raw, 20)}
+        gone, came = by_name.differing(base_id, tree_id)
+        assert gone == {n: e for n, e in old.items() if new.get(n) != e}
+        assert came == {n: e for n, e in new.items() if old.get(n) != e}
         changed, whole = diff.changed(tree_id, base_id)
         assert sorted(changed) == sorted(expected(tree_raw, base_raw))
         if not whole:  # at most one entry changed, nothing added or removed
@@ -112,6 +118,30 @@ def test_a_chain_of_versions_is_spliced_one_from_the_next():
         changed, _ = diff.changed(newer, older)
         assert sorted(changed) == sorted(expected(raw[newer], raw[older]))
     assert parsed_whole == [versions[0]]
+
+
+def test_differing_with_no_tree_on_one_side_lists_every_entry():
+    sha, data = serialize({b"a": (FILE, hashlib.sha1(b"1").hexdigest().encode()), b"d": (FOLDER, b"f" * 40)})
+    diff = TreeDiff({sha: data}.__getitem__, lambda sha: ValueError(sha))
+    everything = {b"a": (FILE, hashlib.sha1(b"1").hexdigest().encode()), b"d": (FOLDER, b"f" * 40)}
+    assert diff.differing(None, sha) == ({}, everything)
+    assert diff.differing(sha, None) == (everything, {})
+    assert diff.differing(sha, sha) == ({}, {})
+
+
+def test_modes_with_a_leading_zero_are_read_unless_strict():
+    """git only warns about '040000': history reads such trees, a check of a remote refuses them."""
+    old = b"040000 d\0" + b"\x01" * 20 + b"100644 f\0" + b"\x02" * 20
+    new = b"040000 d\0" + b"\x03" * 20 + b"100644 f\0" + b"\x02" * 20
+    raw = {b"1" * 40: old, b"2" * 40: new}
+    lenient = TreeDiff(raw.__getitem__, lambda sha: ValueError(sha), strict=False)
+    assert lenient.differing(b"1" * 40, b"2" * 40) == (
+        {b"d": (FOLDER, b"01" * 20)},
+        {b"d": (FOLDER, b"03" * 20)},
+    )
+    strict = TreeDiff(raw.__getitem__, lambda sha: LookupError(sha))
+    with pytest.raises(LookupError):
+        strict.changed(b"2" * 40, b"1" * 40)
 
 
 def test_a_tree_that_is_not_a_tree_raises_the_callers_error():
