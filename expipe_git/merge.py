@@ -213,8 +213,8 @@ class _Merger:
     def run(self) -> _Outcome:
         store = self.store
         bases = store.merge_bases(self.snap.commit, self.theirs) if self.snap.commit else []
-        # Criss-cross histories have several bases; any one of them gives a
-        # correct merge, with possibly more conflicts than a recursive merge.
+        # Criss-cross histories have several bases, and one is used (no
+        # recursive merge of the bases): docs/merging.md says what that risks.
         base_tree = store.commit_tree(bases[0]) if bases else None
         self.theirs_tree = store.commit_tree(self.theirs)
         ours = store.diff_trees(base_tree, self.snap.tree)
