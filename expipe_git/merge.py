@@ -2,7 +2,8 @@
 
 git merges lines of text; expipe_git knows its files are records, so it merges
 what git would call a conflict. From the merge base (the newest commit both
-histories share) each side's changes are listed with :meth:`Store.diff_trees`,
+histories share; several are first merged into a virtual one, as git's
+recursive merge does) each side's changes are listed with :meth:`Store.diff_trees`,
 so the cost is the size of the change, not of the project:
 
 * a file changed on one side only takes that side's version;
@@ -135,9 +136,20 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# A decision for one conflict: "ours", "theirs" or ("value", raw TOML data).
+# A decision for one conflict: "ours", "theirs" or ("value", raw TOML data);
+# and, inside a virtual merge base only, "base".
 Decision = Any
 Decide = Callable[[Conflict], Decision]
+
+
+def _keep_base(conflict: Conflict) -> Decision:
+    """Where merge bases disagree, the virtual base keeps what their own base had, as git does.
+
+    Both later sides then differ from it, and the real merge shows the conflict
+    if they still disagree. A record deleted in one base and changed in the
+    other keeps the first base's version (git would keep conflict markers).
+    """
+    return "base"
 
 
 @dataclass
@@ -200,22 +212,38 @@ def _key_text(keys: tuple[str, ...]) -> str:
 class _Merger:
     """Merge ``theirs`` into the commit of ``snap``; collect changes and conflicts."""
 
-    def __init__(self, store: Store, snap: Snapshot, theirs: bytes, decide: Decide):
+    def __init__(self, store: Store, snap: Snapshot, theirs: bytes, decide: Decide, *, virtual: bool = False):
         self.store = store
         self.snap = snap
         self.theirs = theirs
         self.decide = decide
+        self.virtual = virtual  # merging merge bases into a virtual one: no checks, nothing kept
         self.changes: Changes = {}
         self.conflicts: list[Conflict] = []
         self.found: list[Conflict] = []
         self.notes: list[str] = []
 
     def run(self) -> _Outcome:
+        bases = self.store.merge_bases(self.snap.commit, self.theirs) if self.snap.commit else []
+        if len(bases) < 2:
+            return self._run(self.store.commit_tree(bases[0]) if bases else None)
+        # Criss-cross histories have several bases. As git's recursive merge
+        # does, merge them into a virtual base first (in memory: the merge
+        # commit's parents stay ours and theirs): from any single one of
+        # them, a change undone since on one side could come back.
+        with self.store.scratch_objects() as put:
+            virtual = bases[0]
+            for other in bases[1:]:
+                outcome = _Merger(
+                    self.store, self.store.snapshot(virtual), other, _keep_base, virtual=True
+                ).run()
+                virtual = self.store.scratch_commit(
+                    put, [virtual, other], outcome.changes, "virtual merge base"
+                )
+            return self._run(self.store.commit_tree(virtual))
+
+    def _run(self, base_tree: bytes | None) -> _Outcome:
         store = self.store
-        bases = store.merge_bases(self.snap.commit, self.theirs) if self.snap.commit else []
-        # Criss-cross histories have several bases, and one is used (no
-        # recursive merge of the bases): docs/merging.md says what that risks.
-        base_tree = store.commit_tree(bases[0]) if bases else None
         self.theirs_tree = store.commit_tree(self.theirs)
         ours = store.diff_trees(base_tree, self.snap.tree)
         theirs = store.diff_trees(base_tree, self.theirs_tree)
@@ -228,7 +256,8 @@ class _Merger:
                 self.changes[path] = None if their_blob is None else store.read_blob(their_blob)
             elif ours[path][1] != their_blob:
                 self._merge_file(path, base_blob, ours[path][1], their_blob)
-        self._validate()
+        if not self.virtual:
+            self._validate()
         return _Outcome(self.snap.commit, self.changes, self.conflicts, self.found, self.notes)
 
     # -- whole objects -----------------------------------------------------
@@ -428,6 +457,8 @@ class _RecordMerge:
             return ours
         if decision == "theirs":
             return theirs
+        if decision == "base":
+            return base
         return decision[1]
 
     def _merge_table(self, base: dict, ours: dict, theirs: dict, keys: tuple[str, ...]) -> dict:

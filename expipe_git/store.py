@@ -23,6 +23,7 @@ Hooks never run and gc never starts: nothing here calls porcelain.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import hashlib
@@ -834,6 +835,40 @@ class Store:
                 self._commit_transaction(tx, author())
         finally:
             self._local.tx = self._local.objects = None
+
+    @contextlib.contextmanager
+    def scratch_objects(self) -> Iterator[Callable[[bytes, bytes], bytes]]:
+        """Objects made in memory for the length of the block: read like stored ones, never written.
+
+        Yields ``put(kind, content) -> hex id``. A merge builds its virtual
+        merge base this way: trees and a commit nobody should find on disk.
+        """
+        outer = getattr(self._local, "objects", None)
+        scratch: dict[bytes, tuple[int, bytes]] = {}
+
+        def put(kind: bytes, content: bytes) -> bytes:
+            sha = hashlib.sha1(kind + b" %d\0" % len(content) + content).hexdigest().encode("ascii")
+            scratch[sha] = (_TYPE_NUMBERS[kind], content)
+            return sha
+
+        self._local.objects = scratch if outer is None else collections.ChainMap(scratch, outer)
+        try:
+            yield put
+        finally:
+            self._local.objects = outer
+
+    def scratch_commit(
+        self, put: Callable[[bytes, bytes], bytes], parents: list[bytes], changes: Changes, message: str
+    ) -> bytes:
+        """Make with ``put`` (of :meth:`scratch_objects`) a commit: first parent's files, and ``changes``."""
+        blobs = {path: None if data is None else put(b"blob", data) for path, data in changes.items()}
+        tree = self._apply_to_tree(self.commit_tree(parents[0]), blobs, put=put)
+        if tree == _EMPTY_TREE:
+            put(b"tree", b"")  # never stored on disk, but this commit's tree must be readable
+        when = max(self.read_commit(parent).commit_time for parent in parents)
+        header = [b"tree " + tree, *(b"parent " + parent for parent in parents)]
+        header += [b"author expipe_git <> %d +0000" % when, b"committer expipe_git <> %d +0000" % when]
+        return put(b"commit", b"\n".join(header) + b"\n\n" + message.encode() + b"\n")
 
     def _buffer(self, tx: _Transaction, build: Callable[[Snapshot], Changes], message: str) -> None:
         changes = {

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import quantities as pq
+import tomllib
 from conftest import assert_clean, git, project_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -724,3 +725,74 @@ def test_merging_a_revision_expression(ours, tmp_path):
     assert ours.merge("theirs-tip~1") is not None
     assert "rec-2" in ours.actions and "rec-3" not in ours.actions
     assert_clean(project_path(ours))
+
+
+def criss_cross(ours, tmp_path):
+    """Two people each merge the other's first change, then go on: the next merge has two bases.
+
+    Ours sets ``depth`` and later undoes it; theirs sets ``shank`` twice.
+    Returns theirs, and the merge bases git finds for the last merge.
+    """
+    module = lambda project: project.actions["rec-1"].modules["ephys"]  # noqa: E731
+    theirs = fork(ours, tmp_path)
+    module(ours)["depth"] = 3 * pq.um  # A1
+    module(theirs)["probe"]["shank"] = 2  # B1
+    a1, b1 = head(ours), head(theirs)
+    git(project_path(theirs), "fetch", "-q", str(project_path(ours)), f"+{a1}:refs/remotes/ours/a1")
+    theirs.merge(a1)  # theirs: B1 + A1
+    fetch(ours, theirs)
+    ours.merge(b1)  # ours: A1 + B1, made independently: the histories cross
+    module(ours)["depth"] = 2 * pq.um  # ours undoes A1's change
+    module(theirs)["probe"]["shank"] = 3
+    fetch(ours, theirs)
+    bases = git(project_path(ours), "merge-base", "--all", "HEAD", "theirs/main").split()
+    return theirs, sorted(bases), sorted([a1, b1])
+
+
+@pytest.mark.parametrize("first", ["ours", "theirs"])
+def test_a_criss_cross_merge_keeps_a_change_undone_since_and_raises_no_false_conflict(ours, tmp_path, first):
+    """git merges the two bases into a virtual one first; so does expipe_git, whichever side merges."""
+    theirs, bases, expected_bases = criss_cross(ours, tmp_path)
+    assert bases == expected_bases
+    if first == "theirs":  # the same histories, merged the other way round
+        ours, theirs = theirs, ours
+        fetch(ours, theirs)
+    ours.merge("theirs/main")
+    assert len(parents(ours)) == 2
+    merged = ours.actions["rec-1"].modules["ephys"]
+    assert merged["depth"] == 2 * pq.um  # the undo wins over the base's 3 um, as in git
+    assert merged["probe"]["shank"] == 3
+    assert_clean(project_path(ours))
+    check = tmp_path / "git-merge"  # stock git's recursive merge agrees
+    git(tmp_path, "clone", "-q", str(project_path(ours)), str(check))
+    git(check, "checkout", "-q", "HEAD^1")
+    git(check, "merge", "-q", "--no-edit", "HEAD@{1}^2")
+    ephys = tomllib.loads(next(check.glob("actions/*/rec-1/modules/ephys.toml")).read_text())
+    assert (ephys["depth"]["value"], ephys["probe"]["shank"]) == (2.0, 3)
+
+
+def test_bases_that_disagree_leave_the_conflict_to_the_real_merge(ours, tmp_path):
+    """The first changes set one key differently and each side kept its own: a conflict from the old value."""
+    module = lambda project: project.actions["rec-1"].modules["ephys"]  # noqa: E731
+    theirs = fork(ours, tmp_path)
+    module(ours)["probe"]["shank"] = 2
+    module(theirs)["probe"]["shank"] = 3
+    a1, b1 = head(ours), head(theirs)
+    git(project_path(theirs), "fetch", "-q", str(project_path(ours)), f"+{a1}:refs/remotes/ours/a1")
+    theirs.merge(a1, on_conflict="ours")  # theirs keeps 3
+    fetch(ours, theirs)
+    ours.merge(b1, on_conflict="ours")  # ours keeps 2
+    module(ours)["depth"] = 5 * pq.um
+    theirs.actions["rec-1"].tags.append("later")
+    fetch(ours, theirs)
+    assert len(git(project_path(ours), "merge-base", "--all", "HEAD", "theirs/main").split()) == 2
+    with pytest.raises(expipe_git.MergeConflict) as raised:
+        ours.merge("theirs/main")
+    (conflict,) = raised.value.conflicts
+    assert (conflict.key, conflict.base, conflict.ours, conflict.theirs) == ("probe.shank", 1, 2, 3)
+    ours.merge("theirs/main", on_conflict="theirs")
+    assert module(ours)["probe"]["shank"] == 3 and module(ours)["depth"] == 5 * pq.um
+    assert "later" in ours.actions["rec-1"].tags
+    assert_clean(project_path(ours))
+    dangling = git(project_path(ours), "fsck", "--dangling", "--no-reflogs")
+    assert "commit" not in dangling  # the virtual base never reached the disk
