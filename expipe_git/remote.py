@@ -19,7 +19,9 @@ never the size of the project.
 Credentials never reach ``.git/config``, an error, a progress line or a
 commit: a URL is stored and shown without its user name and password (see
 :func:`public_url`); a password given in a URL is kept in
-``.git/expipe-git/credentials`` (mode 0600, git's credential-store format).
+``.git/expipe-git/credentials`` (mode 0600, git's credential-store format),
+which the project's config names as that host's ``credential.helper = store
+--file=…`` so that stock git finds it too.
 For http(s) a password is looked up in that order: the URL given to this call,
 ``EXPIPE_GIT_USERNAME``/``EXPIPE_GIT_PASSWORD``, that file, then git's
 credential-store files (``~/.git-credentials``,
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
+from dulwich.config import ConfigFile
 from dulwich.errors import (
     ApplyDeltaError,
     ChecksumMismatch,
@@ -231,8 +234,13 @@ def _with_credentials(store: Store | None, location: Location) -> Location:
     return location
 
 
-def _save_credentials(store: Store, location: Location) -> None:
-    """Keep a URL's credentials out of .git/config: in a file only we read (0600)."""
+def _save_credentials(store: Store, location: Location, config: ConfigFile) -> None:
+    """Keep a URL's credentials out of .git/config: in a file only we read (0600).
+
+    ``config`` (the caller writes it) gets that file named as this host's
+    ``credential.helper = store --file=…`` (a path, no secret), so stock git
+    in the project uses the same credentials through its own store helper.
+    """
     if location.kind != "http" or not (location.username or location.password):
         return
     parts = urlsplit(location.public)
@@ -251,6 +259,9 @@ def _save_credentials(store: Store, location: Location) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join([*kept, line]) + "\n")
     os.replace(tmp, path)
+    host = urlunsplit((parts.scheme, parts.netloc, "", "", "")).encode()
+    helper = f"store --file={shlex.quote(os.path.abspath(path))}"
+    config.set((b"credential", host), b"helper", helper.encode())
 
 
 # ---------------------------------------------------------------------------
@@ -294,7 +305,7 @@ def add_remote(store: Store, name: str, url: str) -> str:
             f"remote {name!r} exists already ({remotes(store).get(name)}); remove it first "
             f"(project.remove_remote({name!r}) or 'expipe-git remote remove {name}')"
         )
-    _save_credentials(store, location)
+    _save_credentials(store, location, config)
     config.set(section, b"url", location.public.encode())
     config.set(section, b"fetch", f"+refs/heads/*:refs/remotes/{name}/*".encode())
     config.write_to_path()

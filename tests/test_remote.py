@@ -644,7 +644,8 @@ def test_credentials_from_the_url_never_leak(tmp_path, new_remote, http, capsys)
     for project in (alice, bob):
         path = pathlib.Path(project.path)
         assert SECRET not in _everything_written(path)
-        assert USER not in (path / ".git" / "config").read_text()
+        config = (path / ".git" / "config").read_text()
+        assert f"{USER}:" not in config and f"{USER}@" not in config
         assert SECRET not in repr(project.remotes)
         credentials = path / ".git" / "expipe-git" / "credentials"
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
@@ -944,3 +945,22 @@ def test_clone_from_a_path_with_a_damaged_object_says_which_and_leaves_nothing(t
     assert code == 1
     assert_one_error_line(err, blob, str(bare))
     assert not (tmp_path / "bob").exists()
+
+
+def test_stock_git_in_a_clone_uses_the_credentials_given_in_the_url(
+    tmp_path, new_remote, http, isolated_home
+):
+    bare, url = new_remote("http")
+    alice = make_project(tmp_path / "alice")
+    alice.add_remote("origin", url)
+    alice.push()
+    bob = expipe_git.clone(url, tmp_path / "bob")
+    config = (pathlib.Path(bob.path) / ".git" / "config").read_text()
+    assert SECRET not in config and "credentials" in config
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="/bin/false", SSH_ASKPASS="/bin/false")
+    bob.require_action("rec-2")
+    for command in (["fetch", "-q", "origin"], ["push", "-q", "origin", "main"]):
+        done = subprocess.run(["git", *command], cwd=bob.path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert remote_head(bare) == git(bob.path, "rev-parse", "HEAD").strip()
+    assert SECRET not in (pathlib.Path(bob.path) / ".git" / "config").read_text()
