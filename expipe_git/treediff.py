@@ -1,7 +1,8 @@
 """What changed between two versions of a git tree, without parsing both whole.
 
 Walking a long history tree by tree (checking what a fetch brought, finding
-what a push must send) compares each commit's folders with its parent's. A
+what a push must send, indexing which files each commit changed) compares
+each commit's folders with its parent's. A
 commit changes little: ``actions/`` lists 256 shard folders and one of them
 changed; a shard lists ~40 actions and one was added. Parsing every version
 of such a folder was most of the time of those walks.
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dulwich.objects import parse_tree
 
 Entry = tuple[bytes, int, bytes]  # (name, mode, hex id), as dulwich's parse_tree gives them
-Mode = tuple[int, bytes]  # (mode, hex id)
+Target = tuple[int, bytes]  # an entry's (mode, hex id), by name
 Changed = tuple[bytes, int, bytes, "tuple[int, bytes] | None"]  # an entry, and the old one of its name
 
 _KEEP_TREES = 4096  # parsed versions kept; past this all are dropped (a base is re-parsed once)
@@ -94,7 +95,9 @@ class TreeDiff:
             return [(name, mode, sha, None) for name, mode, sha in theirs], True
         return _difference(theirs, ours), True
 
-    def differing(self, old: bytes | None, new: bytes | None) -> tuple[dict[bytes, Mode], dict[bytes, Mode]]:
+    def differing(
+        self, old: bytes | None, new: bytes | None
+    ) -> tuple[dict[bytes, Target], dict[bytes, Target]]:
         """Return (entries of ``old`` that ``new`` lacks, entries of ``new`` that ``old`` lacks).
 
         Each as name -> (mode, hex id); None stands for no tree at all.
