@@ -495,6 +495,7 @@ class Store:
             if marks == both:
                 found.append(sha)
                 marks |= below
+                flags[sha] |= below  # a commit queued twice is a candidate once
             for parent in self.read_commit(sha).parents:
                 if flags.get(parent, 0) & marks == marks:
                     continue

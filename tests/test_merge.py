@@ -536,8 +536,8 @@ def test_merge_bases_agree_with_git_merge_base(project):
     store = project.store
     for one, two in [("main", "side"), ("main", "main~2"), ("side", "main~1"), ("main~1", "side~1")]:
         a, b = (git(path, "rev-parse", r).strip().encode() for r in (one, two))
-        expected = set(git(path, "merge-base", "--all", one, two).split())
-        assert {sha.decode() for sha in store.merge_bases(a, b)} == expected, (one, two)
+        expected = sorted(git(path, "merge-base", "--all", one, two).split())
+        assert sorted(sha.decode() for sha in store.merge_bases(a, b)) == expected, (one, two)  # once each
     main, older, side = (git(path, "rev-parse", r).strip().encode() for r in ("main", "main~2", "side"))
     assert store.is_ancestor(older, main) and not store.is_ancestor(main, side)
 
@@ -796,3 +796,49 @@ def test_bases_that_disagree_leave_the_conflict_to_the_real_merge(ours, tmp_path
     assert_clean(project_path(ours))
     dangling = git(project_path(ours), "fsck", "--dangling", "--no-reflogs")
     assert "commit" not in dangling  # the virtual base never reached the disk
+
+
+def test_three_merge_bases_fold_into_one_virtual_base(ours, tmp_path):
+    """Two octopus merges of the same three branches, in different orders: three bases, as git finds."""
+    theirs = fork(ours, tmp_path)
+    root = project_path(theirs)
+    ephys = next(root.glob("actions/*/rec-1/modules/ephys.toml"))
+    attributes = ephys.parent.parent / "attributes.toml"
+    c0 = head(theirs)
+
+    def branch(name: str, start: str, edit) -> None:
+        git(root, "checkout", "-q", "-B", name, start)
+        edit()
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", name)
+
+    def replace(path: pathlib.Path, old: str, new: str) -> None:
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+
+    branch("x1", c0, lambda: replace(ephys, "value = 2.0", "value = 4.0"))
+    branch("x2", c0, lambda: replace(attributes, '"Recording"', '"Surgery"'))
+    branch("x3", c0, lambda: (ephys.parent / "extra.toml").write_text("a = 1\n"))
+    git(root, "checkout", "-q", "-B", "a", "x1")
+    git(root, "merge", "-q", "--no-edit", "x2", "x3")
+    octopus = git(root, "commit-tree", "-p", "x3", "-p", "x2", "-p", "x1", "-m", "the other way", "a^{tree}")
+    branch("a", "a", lambda: replace(ephys, "channels = 32", "channels = 64"))
+    branch("b", octopus.strip(), lambda: (ephys.parent / "other.toml").write_text("b = 2\n"))
+    assert len(git(root, "merge-base", "--all", "a", "b").split()) == 3
+
+    git(project_path(ours), "fetch", "-q", str(root), "+a:refs/remotes/theirs/a", "+b:refs/remotes/theirs/b")
+    ours.merge("theirs/a")  # a fast-forward
+    b = git(project_path(ours), "rev-parse", "theirs/b").strip().encode()
+    assert len(ours.store.merge_bases(head(ours).encode(), b)) == 3
+    ours.merge("theirs/b")
+    action = ours.actions["rec-1"]
+    assert action.type == "Surgery"
+    assert action.modules["ephys"]["depth"] == 4 * pq.um
+    assert action.modules["ephys"]["probe"]["channels"] == 64
+    assert (action.modules["extra"]["a"], action.modules["other"]["b"]) == (1, 2)
+    assert_clean(project_path(ours))
+    git(root, "checkout", "-q", "a")
+    git(root, "merge", "-q", "--no-edit", "b")  # stock git agrees, file by file
+    for path in ("modules/ephys.toml", "modules/extra.toml", "modules/other.toml"):
+        ours_file = next(project_path(ours).glob(f"actions/*/rec-1/{path}"))
+        assert tomllib.loads(ours_file.read_text()) == tomllib.loads((ephys.parent.parent / path).read_text())
