@@ -204,17 +204,15 @@ class Packs:
         kind, size, base_ref, pos = _header(data, offset)
         if isinstance(base_ref, int):
             base_kind, base = self._object_at(pack, base_ref)
-            result = (base_kind, apply_delta(base, _inflate(data, pos, size)))
+            result = (base_kind, _patched(base, _inflate(data, pos, size)))
         elif isinstance(base_ref, bytes):
             where = self._where.get(base_ref.hex().encode("ascii"))
             if where is None:
                 raise ValueError("the base of a delta is not in a pack")  # a thin pack: dulwich's case
             base_kind, base = self._object_at(*where)
-            result = (base_kind, apply_delta(base, _inflate(data, pos, size)))
+            result = (base_kind, _patched(base, _inflate(data, pos, size)))
         else:
             result = (kind, _inflate(data, pos, size))
-        if isinstance(result[1], list):  # apply_delta returns chunks
-            result = (result[0], b"".join(result[1]))
         self._remember(key, result)
         return result
 
@@ -225,6 +223,12 @@ class Packs:
         while self._base_bytes > _BASE_CACHE_BYTES and self._bases:
             _, (_, dropped) = self._bases.popitem(last=False)
             self._base_bytes -= len(dropped)
+
+
+def _patched(base: bytes, delta: bytes) -> bytes:
+    """Apply a delta; dulwich's C ``apply_delta`` returns a list of chunks."""
+    out = apply_delta(base, delta)
+    return out if isinstance(out, bytes) else b"".join(out)
 
 
 def object_header(type_num: int, size: int) -> bytes:
@@ -383,19 +387,20 @@ def _resolve(
         waiting = []
         for offset in pending:
             kind, delta, base, _ = scanned[offset]
+            source: tuple[int, bytes] | None
             if isinstance(base, int):
                 source = full.get(base)
             else:
+                assert base is not None  # pending holds deltas only
                 at = ids.get(base)
                 source = full[at] if at is not None else outside.get(base)
             if source is None:
                 waiting.append(offset)
                 continue
-            contents = apply_delta(source[1], delta)
-            done(offset, source[0], contents if isinstance(contents, bytes) else b"".join(contents))
+            done(offset, source[0], _patched(source[1], delta))
         if len(waiting) == len(pending):  # stuck: the rest need bases from outside the pack
-            missing = {scanned[o][2] for o in waiting if isinstance(scanned[o][2], bytes)}
-            missing = {m for m in missing if m not in ids and m not in outside}
+            named = (scanned[o][2] for o in waiting)
+            missing = {m for m in named if isinstance(m, bytes) and m not in ids and m not in outside}
             if not missing or external_base is None:
                 raise ValueError(f"{len(waiting)} deltas have no base in the pack")
             for base_id in missing:
