@@ -23,7 +23,7 @@ server reads the first ones while later ones are being packed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 from dulwich.pack import UnpackedObject, create_delta
@@ -52,11 +52,15 @@ class ObjectSource(Protocol):
 
 
 def objects_to_send(
-    source: ObjectSource, wanted: list[bytes], remote_has: set[bytes]
+    source: ObjectSource,
+    wanted: list[bytes],
+    remote_has: set[bytes],
+    say: Callable[[str], None] | None = None,
 ) -> tuple[int, Iterator[UnpackedObject]]:
     """Return how many objects the remote lacks, and those objects packed, in the order made.
 
-    ``wanted``: the commits to send; ``remote_has``: commits the remote has.
+    ``wanted``: the commits to send; ``remote_has``: commits the remote has;
+    ``say``: shown progress of the walk (a line ending in ``\r``, then ``\n``).
     The objects are given as dulwich's pack writer takes them: each one
     already packed, one chunk (header, delta base id, zlib data), so it is
     written as is.
@@ -67,13 +71,13 @@ def objects_to_send(
         strict=False,
     )
     commits = new_commits(source, wanted, remote_has)
-    order, commit_raw = _walk(source, trees, commits)
+    order, commit_raw = _walk(source, trees, commits, say or (lambda text: None))
     sending = {sha for _, sha, _ in order}
     return len(order), _records(len(order), _packed(source, trees, order, commit_raw, sending))
 
 
 def _walk(
-    source: ObjectSource, trees: TreeDiff, commits: list[tuple[Commit, bytes]]
+    source: ObjectSource, trees: TreeDiff, commits: list[tuple[Commit, bytes]], say: Callable[[str], None]
 ) -> tuple[list[tuple[int, bytes, bytes | None]], dict[bytes, bytes]]:
     """List (type, id, previous version of a tree) of every object the commits bring."""
     seen: set[bytes] = set()
@@ -93,13 +97,16 @@ def _walk(
                 order.append((_BLOB, sha, None))
 
     tree_of = {info.id: info.tree for info, _ in commits}
-    for info, _ in commits:
+    for count, (info, _) in enumerate(commits, 1):
         base = None
         if info.parents:
             first = info.parents[0]
             base = tree_of[first] if first in tree_of else source.commit_tree(first)
         tree_objects(info.tree, base)
         order.append((_COMMIT, info.id, None))
+        if count % 1000 == 0:
+            say(f"Counting objects: {len(order)} in {count} of {len(commits)} commits\r")
+    say(f"Counting objects: {len(order)} in {len(commits)} commits, done.\n")
     return order, {info.id: raw for info, raw in commits}
 
 

@@ -802,7 +802,7 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
 
     def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
         known = {sha for sha in have if sha in store.repo.object_store}
-        count, objects = outgoing.objects_to_send(store, list(want), known)
+        count, objects = outgoing.objects_to_send(store, list(want), known, transfer.say)
         transfer.say(f"Sending {count} objects\n")
         return count, objects
 

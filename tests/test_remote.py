@@ -785,6 +785,10 @@ def test_cli_shows_progress_only_on_a_terminal(tmp_path, new_remote):
     code, out, err = _run_cli_with_stderr_on_a_terminal(["clone", url, str(tmp_path / "bob")])
     assert code == 0 and "Cloned" in out
     assert "Checking new commits" in err and "Checking out files" in err
+    bob = expipe_git.get_project(tmp_path / "bob")
+    bob.require_action("rec-2")
+    code, out, err = _run_cli_with_stderr_on_a_terminal(["-C", str(tmp_path / "bob"), "push"])
+    assert code == 0 and "Counting objects" in err and "Sending" in err
     quiet = subprocess.run(
         [sys.executable, "-m", "expipe_git", "clone", url, str(tmp_path / "carol")],
         capture_output=True,
