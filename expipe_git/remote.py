@@ -690,9 +690,9 @@ class _Checker:
                 self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
             if files is not None and base is not None:
                 present = set(names)
-                for name, mode, sha in self.trees.entries(base):
-                    if name not in present:
-                        self._gone(prefix + name.decode("utf-8", "surrogateescape"), mode, sha, files)
+                for old_name, mode, sha in self.trees.entries(base):
+                    if old_name not in present:
+                        self._gone(prefix + old_name.decode("utf-8", "surrogateescape"), mode, sha, files)
         for raw_name, mode, sha, previous in changed:
             try:
                 name = raw_name.decode("utf-8")
