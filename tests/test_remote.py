@@ -93,6 +93,15 @@ def make_project(path: pathlib.Path) -> expipe_git.Project:
     return project
 
 
+def shared_project(new_remote, path: pathlib.Path, kind: str) -> tuple[pathlib.Path, str, expipe_git.Project]:
+    """A project pushed to a new, empty remote of ``kind``: (bare repository, URL, project)."""
+    bare, url = new_remote(kind)
+    project = make_project(path)
+    project.add_remote("origin", url)
+    project.push()
+    return bare, url, project
+
+
 # ---------------------------------------------------------------------------
 # Round trips over every kind of remote
 
@@ -137,10 +146,7 @@ def test_ssh_runs_the_system_ssh(tmp_path, new_remote):
 
 
 def test_fetch_only_moves_the_remote_tracking_ref(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "git")
     bob = expipe_git.clone(url, tmp_path / "bob")
     bob.require_action("rec-9")
     bob.push()
@@ -163,10 +169,7 @@ def test_fetch_only_moves_the_remote_tracking_ref(tmp_path, new_remote):
 
 
 def test_stock_git_clones_what_we_push_and_we_pull_what_it_pushes(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "git")
 
     subprocess.run(["git", "clone", "-q", url, str(tmp_path / "stock")], check=True)
     stock = expipe_git.get_project(tmp_path / "stock")
@@ -194,10 +197,7 @@ def test_stock_git_clones_what_we_push_and_we_pull_what_it_pushes(tmp_path, new_
 
 
 def test_push_that_is_not_a_fast_forward_is_refused(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "git")
     bob = expipe_git.clone(url, tmp_path / "bob")
     bob.require_action("bob-1")
     bob.push()
@@ -209,10 +209,7 @@ def test_push_that_is_not_a_fast_forward_is_refused(tmp_path, new_remote):
 
 @pytest.mark.parametrize("kind", ["git", "http"])
 def test_push_refused_by_a_server_hook(tmp_path, new_remote, kind):
-    bare, url = new_remote(kind)
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", kind)
     before = remote_head(bare)
     hook = bare / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'main is protected: ask the lab manager' >&2\nexit 1\n")
@@ -234,10 +231,7 @@ def test_push_to_a_repository_with_a_working_tree_is_refused(tmp_path):
 
 
 def test_concurrent_pushes_exactly_one_wins(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    seed = make_project(tmp_path / "seed")
-    seed.add_remote("origin", url)
-    seed.push()
+    bare, url, seed = shared_project(new_remote, tmp_path / "seed", "git")
     clones = [expipe_git.clone(url, tmp_path / f"c{i}") for i in range(4)]
     for i, project in enumerate(clones):
         project.require_action(f"from-{i}")
@@ -338,10 +332,7 @@ def test_true_conflict_under_each_mode(tmp_path, new_remote, mode):
 
 
 def test_concurrent_pushes_lose_nothing_after_pull_and_retry(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    seed = make_project(tmp_path / "seed")
-    seed.add_remote("origin", url)
-    seed.push()
+    bare, url, seed = shared_project(new_remote, tmp_path / "seed", "git")
     clones = [expipe_git.clone(url, tmp_path / f"c{i}") for i in range(3)]
     for i, project in enumerate(clones):
         project.require_action(f"from-{i}")
@@ -499,10 +490,7 @@ def _pack_files(project: expipe_git.Project) -> set[str]:
 
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_remote_changes_nothing(tmp_path, new_remote, case):
-    bare, url = new_remote("path")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "path")
     bob = expipe_git.clone(url, tmp_path / "bob")
     _add_hostile_commit(bare, case)
     tracking = git(bob.path, "rev-parse", "refs/remotes/origin/main").strip()
@@ -527,10 +515,7 @@ def test_hostile_remote_changes_nothing(tmp_path, new_remote, case):
 
 
 def test_hostile_remote_over_git_daemon(tmp_path, new_remote):
-    bare, url = new_remote("git")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "git")
     _add_hostile_commit(bare, "disguised .git")
     with pytest.raises(expipe_git.UnsafeRemoteError, match=r"\\u200c"):
         expipe_git.clone(url, tmp_path / "carol")
@@ -680,10 +665,7 @@ def test_http_without_credentials_says_how_to_give_them(tmp_path, new_remote, ht
 
 
 def test_http_credentials_from_the_environment(tmp_path, new_remote, http, monkeypatch):
-    bare, url = new_remote("http")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "http")
     plain = url.replace(f"{USER}:{SECRET}@", "")
     monkeypatch.setenv("EXPIPE_GIT_USERNAME", USER)
     monkeypatch.setenv("EXPIPE_GIT_PASSWORD", SECRET)
@@ -694,10 +676,7 @@ def test_http_credentials_from_the_environment(tmp_path, new_remote, http, monke
 
 
 def test_http_credentials_from_git_credentials_file(tmp_path, new_remote, http, isolated_home):
-    bare, url = new_remote("http")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "http")
     (isolated_home / ".git-credentials").write_text(f"http://{USER}:{SECRET}@127.0.0.1:{http.port}\n")
     plain = url.replace(f"{USER}:{SECRET}@", "")
     bob = expipe_git.clone(plain, tmp_path / "bob")
@@ -778,10 +757,7 @@ def _run_cli_with_stderr_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
 
 def test_cli_shows_progress_only_on_a_terminal(tmp_path, new_remote):
-    _, url = new_remote("git")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    _, url, alice = shared_project(new_remote, tmp_path / "alice", "git")
     code, out, err = _run_cli_with_stderr_on_a_terminal(["clone", url, str(tmp_path / "bob")])
     assert code == 0 and "Cloned" in out
     assert "Checking new commits" in err and "Checking out files" in err
@@ -954,10 +930,7 @@ def test_clone_from_a_path_with_a_damaged_object_says_which_and_leaves_nothing(t
 def test_stock_git_in_a_clone_uses_the_credentials_given_in_the_url(
     tmp_path, new_remote, http, isolated_home
 ):
-    bare, url = new_remote("http")
-    alice = make_project(tmp_path / "alice")
-    alice.add_remote("origin", url)
-    alice.push()
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", "http")
     bob = expipe_git.clone(url, tmp_path / "bob")
     config = (pathlib.Path(bob.path) / ".git" / "config").read_text()
     assert SECRET not in config and "credentials" in config
