@@ -51,24 +51,25 @@ class _Pack:
         if self.data[:4] != b"PACK" or struct.unpack(">I", self.data[4:8])[0] not in (2, 3):
             raise ValueError(f"{pack_path} is not a version 2 or 3 pack")
         self.index_path = index_path
-        self.entries_by_offset: dict[int, tuple[bytes, int, int]] | None = None
+        self._entries: dict[int, tuple[bytes, int, int]] | None = None
 
     def entries(self) -> dict[int, tuple[bytes, int, int]]:
         """offset -> (hex id, where the entry ends, CRC-32 of its bytes), read when first asked.
 
         Only a push that sends stored bytes on needs this, so the index is
-        read a second time rather than kept for every reader.
+        read a second time rather than kept for every reader. Two threads
+        asking at once both build the same table; either one is kept.
         """
-        if self.entries_by_offset is None:
+        if self._entries is None:
             listed = _read_index(self.index_path)
             if listed is None:
                 raise ValueError(f"{self.index_path} is not a version 2 pack index")
             listed.sort(key=lambda entry: entry[1])
             ends = [offset for _, offset, _ in listed[1:]] + [len(self.data) - 20]
-            self.entries_by_offset = {
+            self._entries = {
                 offset: (sha, end, crc) for (sha, offset, crc), end in zip(listed, ends, strict=True)
             }
-        return self.entries_by_offset
+        return self._entries
 
 
 def _read_index(path: str) -> list[tuple[bytes, int, int]] | None:
@@ -143,10 +144,7 @@ class Packs:
         pack, offset = found
         data = pack.data
         try:
-            entries = pack.entries_by_offset
-            if entries is None:
-                with self._lock:
-                    entries = pack.entries()
+            entries = pack.entries()
             _, end, crc = entries[offset]
             kind, size, base_ref, pos = _header(data, offset)
             entry = data[offset:end]
