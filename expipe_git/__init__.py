@@ -4,7 +4,7 @@ A drop-in for expipe 0.6 (``import expipe_git as expipe``) in which every
 project is a git repository and every change is one commit.
 """
 
-from . import core, errors
+from . import config, core, errors
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -28,7 +28,7 @@ from .migrate import ImportReport, import_expipe_project, verify_import
 from .model import FileStatus, Project, clone, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
-from .settings import settings
+from .config import settings
 
 __version__ = "0.1.0"
 
@@ -61,6 +61,7 @@ __all__ = [
     "UncommittedChangesError",
     "UnsafeRemoteError",
     "clone",
+    "config",
     "core",
     "create_project",
     "datetime_format",

@@ -728,7 +728,7 @@ def _verify(
 
     config = reader.load_mapping(plan.config, "the project config")
     expected_config = {k: _date_or(v) if k == "registered" else v for k, v in config.items()}
-    got_config = {k: v for k, v in project.config.items() if k != "storage_format"}
+    got_config = {k: v for k, v in project.config.stored.items() if k != "storage_format"}
     compare.same_mapping("project config", expected_config, got_config, through_dicts=False)
     step("project config")
 

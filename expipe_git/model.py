@@ -10,14 +10,18 @@ change and returns the new file contents.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import contextlib
 import datetime as dt
 import os
 import pathlib
+import shutil
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, settings, values
+from . import checks, history, layout, merge, values
+from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
     AlreadyExistsError,
@@ -26,7 +30,7 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
-from .objects import Action, Entity
+from .objects import Action, Backend06, Entity
 from .records import Module, ModuleMap, ReadMapping, Template, delete_module, require_module
 from .store import Changes, Identity, Snapshot, Store
 
@@ -36,10 +40,24 @@ def _now() -> dt.datetime:
 
 
 def _find_project_root(path: pathlib.Path) -> pathlib.Path | None:
+    """Return the nearest folder at or above ``path`` holding an expipe_git or expipe 0.6 project."""
     for folder in (path, *path.parents):
-        if (folder / layout.CONFIG_FILE).is_file():
+        if (folder / layout.CONFIG_FILE).is_file() or _is_expipe06_project(folder):
             return folder
     return None
+
+
+def _is_expipe06_project(folder: pathlib.Path) -> bool:
+    return (folder / expipe_config.EXPIPE06_CONFIG).is_file() and not (folder / layout.CONFIG_FILE).is_file()
+
+
+def _import_hint(root: pathlib.Path) -> str:
+    return (
+        f"{root} is an expipe 0.6 project (expipe.yaml, YAML files, no history); expipe_git does not "
+        f"change it in place: run `expipe-git import {root} NEW_FOLDER` (or "
+        "expipe_git.import_expipe_project(old, new)) to make an expipe_git project of it, "
+        "then open NEW_FOLDER; the old folder is only read"
+    )
 
 
 def get_project(path: str | os.PathLike[str], name: str | None = None) -> Project:
@@ -49,12 +67,14 @@ def get_project(path: str | os.PathLike[str], name: str | None = None) -> Projec
         NotFoundError: no project is there.
     """
     root = pathlib.Path(path).absolute()
+    if _is_expipe06_project(root):
+        raise NotFoundError(_import_hint(root))
     if not (root / layout.CONFIG_FILE).is_file() or not (root / ".git").exists():
         raise NotFoundError(
             f"no expipe_git project at {root}; create one with expipe_git.create_project({str(path)!r})"
         )
     project = Project(root)
-    found = project.config.get("storage_format", layout.STORAGE_FORMAT)
+    found = project.config.stored.get("storage_format", layout.STORAGE_FORMAT)
     if not isinstance(found, int) or found > layout.STORAGE_FORMAT:
         raise InvalidValueError(
             f"the project at {root} has storage format {found!r}, newer than this expipe_git "
@@ -74,9 +94,12 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
     name = root.name if name is None else name
     layout.check_name(name, "project")
     outer = _find_project_root(root)
+    if outer == root and _is_expipe06_project(root):
+        raise AlreadyExistsError(_import_hint(root))
     if outer is not None:
+        kind = "expipe 0.6 project" if _is_expipe06_project(outer) else "project"
         raise AlreadyExistsError(
-            f"{root} is inside the project at {outer}; a project cannot be created inside another project"
+            f"{root} is inside the {kind} at {outer}; a project cannot be created inside another project"
         )
     root.mkdir(parents=True, exist_ok=init)
     store = Store.init(root)
@@ -107,6 +130,8 @@ def require_project(path: str | os.PathLike[str], name: str | None = None) -> Pr
     root = pathlib.Path(path).absolute()
     if (root / layout.CONFIG_FILE).is_file():
         return get_project(root, name)
+    if _is_expipe06_project(root):
+        raise NotAProjectError(_import_hint(root))
     if root.exists():
         raise NotAProjectError(
             f"{root} exists but is not an expipe_git project; "
@@ -167,7 +192,7 @@ class Project:
 
     def _identity(self) -> Identity:
         if self._author is None:
-            name, email = settings.identity(*self._store.git_identity())
+            name, email = expipe_config.identity(*self._store.git_identity())
             self._author = Identity(name, email)
         return self._author
 
@@ -198,12 +223,18 @@ class Project:
     # -- expipe's project API ---------------------------------------------
 
     @property
-    def config(self) -> dict:
-        return self._record(self._snap(), layout.CONFIG_FILE, "project config") or {}
+    def config(self) -> ProjectConfig:
+        """The project's ``expipe.toml`` over the user's expipe settings; see :class:`ProjectConfig`."""
+        return ProjectConfig(self)
+
+    @property
+    def _backend(self) -> Backend06:
+        """For expipe 0.6 scripts that reach into 0.6's private backend: ``path`` and ``config``."""
+        return Backend06(self.path, config=self.config)
 
     @property
     def id(self) -> str:
-        return self.config.get("project", self.path.name)
+        return self.config.stored.get("project", self.path.name)
 
     name = id
 
@@ -221,12 +252,12 @@ class Project:
         self.close()
 
     @property
-    def actions(self) -> ObjectMap:
-        return ObjectMap(self, "action")
+    def actions(self) -> ActionMap:
+        return ActionMap(self)
 
     @property
-    def entities(self) -> ObjectMap:
-        return ObjectMap(self, "entity")
+    def entities(self) -> EntityMap:
+        return EntityMap(self)
 
     @property
     def templates(self) -> TemplateMap:
@@ -242,8 +273,15 @@ class Project:
     def create_action(self, name: str) -> Action:
         return self._create_object("action", name)
 
-    def delete_action(self, name: str) -> None:
-        self._delete_object("action", name)
+    def delete_action(self, name: str, remove_data: bool = False) -> None:
+        """Delete action ``name``: its attributes, modules and messages, in one commit.
+
+        Its data folder is not in git, so nothing could bring it back: a
+        folder holding files is kept, with a warning naming it, unless
+        ``remove_data=True`` (expipe 0.6 always removed it). An empty one is
+        removed.
+        """
+        self._delete_object("action", name, remove_data)
 
     def require_entity(self, name: str) -> Entity:
         return self._require_object("entity", name)
@@ -251,8 +289,9 @@ class Project:
     def create_entity(self, name: str) -> Entity:
         return self._create_object("entity", name)
 
-    def delete_entity(self, name: str) -> None:
-        self._delete_object("entity", name)
+    def delete_entity(self, name: str, remove_data: bool = False) -> None:
+        """Delete entity ``name`` in one commit; its data folder as :meth:`delete_action` says."""
+        self._delete_object("entity", name, remove_data)
 
     def _handle(self, kind: str, name: str) -> Action | Entity:
         return (Action if kind == "action" else Entity)(self, name)
@@ -276,7 +315,7 @@ class Project:
         self._commit((kind, name), "create", build)
         return self._handle(kind, name)
 
-    def _delete_object(self, kind: str, name: str) -> None:
+    def _delete_object(self, kind: str, name: str, remove_data: bool = False) -> None:
         layout.check_name(name, kind)
         folder = layout.object_dir(kind, name)
 
@@ -286,6 +325,26 @@ class Project:
             return {path: None for path, _ in snap.walk(folder)}
 
         self._commit((kind, name), "delete", build)
+        self._drop_data_folder(kind, name, remove_data)
+
+    def _drop_data_folder(self, kind: str, name: str, remove_data: bool) -> None:
+        data = self.path / layout.data_dir(kind, name)
+        if data.is_symlink() or data.is_file():
+            if not remove_data:
+                warnings.warn(_kept_data_text(kind, name, data), stacklevel=4)
+                return
+            data.unlink()
+        elif data.is_dir():
+            if any(data.iterdir()) and not remove_data:
+                warnings.warn(_kept_data_text(kind, name, data), stacklevel=4)
+                return
+            # Links in it (an imported project's data) are removed, never what they point at.
+            shutil.rmtree(data)
+        else:
+            return
+        for folder in (data.parent, data.parent.parent):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: nothing tracked is left in it
 
     def require_template(self, name: str, contents: Mapping | None = None) -> Template:
         """Return template ``name``, creating it from ``contents`` if missing."""
@@ -505,6 +564,113 @@ class Project:
         merge.abort_merge(self)
 
 
+def _kept_data_text(kind: str, name: str, data: pathlib.Path) -> str:
+    return (
+        f"{kind} {name!r} was deleted, but its data folder {data} was kept: it is not in git, so "
+        f"nothing could bring it back; a new {kind} named {name!r} will see it. Remove it by hand, "
+        f"or pass remove_data=True to delete_{kind}"
+    )
+
+
+class ProjectConfig(collections.abc.MutableMapping):
+    """``project.config``: the project's ``expipe.toml`` over the user's expipe settings.
+
+    Reads merge as expipe 0.6 merged: the user's settings
+    (:data:`expipe_git.settings`, from ``~/.config/expipe/config.yaml``), then
+    the project's named settings (``~/.config/expipe/<project>/<project>.yaml``),
+    then the keys of ``expipe.toml``, which win; ``database_version`` is 2 (0.6's
+    number for its folder layout) unless the project stores one. So
+    ``project.config.get("username")`` finds the user's name.
+
+    Writes go to ``expipe.toml``: each assignment or deletion is one commit,
+    and :meth:`update` is one commit for all its keys. ``storage_format`` is
+    expipe_git's and cannot be changed here.
+    """
+
+    PROTECTED = ("storage_format",)
+
+    def __init__(self, project: Project):
+        self._project = project
+
+    @property
+    def stored(self) -> dict:
+        """The keys ``expipe.toml`` holds, without the user's settings."""
+        project = self._project
+        return project._record(project._snap(), layout.CONFIG_FILE, "project config") or {}
+
+    def _merged(self) -> dict:
+        stored = self.stored
+        named = expipe_config.load_config_by_name(str(stored.get("project", self._project.path.name)))
+        merged = expipe_config.merge_config(expipe_config.settings, named, stored)
+        merged.setdefault("database_version", 2)
+        return merged
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._merged()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._merged())
+
+    def __len__(self) -> int:
+        return len(self._merged())
+
+    def __repr__(self) -> str:
+        return repr(self._merged())
+
+    def copy(self) -> dict:
+        """Return the merged config as a plain dict."""
+        return self._merged()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._change({key: value}, f"set {key}")
+
+    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+        """Set several keys in one commit."""
+        items = dict(other, **kwargs)
+        if items:
+            self._change(items, "update " + ", ".join(map(str, items)))
+
+    def __delitem__(self, key: str) -> None:
+        self._check_key(key)
+        if key not in self.stored:
+            if key in self._merged():
+                raise NotFoundError(
+                    f"project config: {key!r} comes from your expipe settings "
+                    f"({expipe_config.config_home()}), not the project; change it there"
+                )
+            raise NotFoundError(f"project config has no key {key!r}")
+
+        def build(snap: Snapshot) -> Changes:
+            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
+            if key not in record:
+                raise NotFoundError(f"project config has no key {key!r}")
+            del record[key]
+            return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
+
+        self._project._commit(("project",), f"delete {key} from config", build)
+
+    def _check_key(self, key: Any) -> None:
+        if not isinstance(key, str):
+            raise InvalidTypeError(f"project config keys are str, got {type(key).__name__} {key!r}")
+        if key in self.PROTECTED:
+            raise InvalidValueError(
+                f"project config: {key!r} is expipe_git's record of the project's file layout "
+                "and cannot be changed"
+            )
+
+    def _change(self, items: dict, operation: str) -> None:
+        for key in items:
+            self._check_key(key)
+        values.dumps(items, what="project config")  # refuse what cannot be stored before anything
+
+        def build(snap: Snapshot) -> Changes:
+            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
+            record.update(items)
+            return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
+
+        self._project._commit(("project",), f"{operation} in config", build)
+
+
 class FileStatus(collections.namedtuple("FileStatus", "path state")):
     """A file that differs from the last commit: state is added, modified or deleted."""
 
@@ -537,6 +703,25 @@ class ObjectMap(ReadMapping):
             raise NotFoundError(f"{self._kind} {name!r} does not exist in project {self._project.id!r}")
         return self._project._handle(self._kind, name)
 
+    @property
+    def object(self) -> Project:
+        """The project (expipe 0.6's name for a map's owner)."""
+        return self._project
+
+
+class ActionMap(ObjectMap):
+    """``project.actions`` (expipe 0.6's ``expipe.core.Actions``)."""
+
+    def __init__(self, project: Project):
+        super().__init__(project, "action")
+
+
+class EntityMap(ObjectMap):
+    """``project.entities`` (expipe 0.6's ``expipe.core.Entities``)."""
+
+    def __init__(self, project: Project):
+        super().__init__(project, "entity")
+
 
 class TemplateMap(ReadMapping):
     """``project.templates``."""
@@ -558,3 +743,24 @@ class TemplateMap(ReadMapping):
         if name not in self:
             raise NotFoundError(f"template {name!r} does not exist in project {self._project.id!r}")
         return Template(self._project, name)
+
+    @property
+    def object(self) -> Project:
+        """The project (expipe 0.6's name for a map's owner)."""
+        return self._project
+
+    def __setitem__(self, name: str, contents: Mapping) -> None:
+        """Create template ``name``, or replace its contents, in one commit (as expipe 0.6)."""
+        layout.check_name(name, "template")
+        if not isinstance(contents, Mapping):
+            raise InvalidTypeError(
+                f"template {name!r}: contents must be a dict, got {type(contents).__name__}"
+            )
+        identifier = contents.get("identifier", name)
+        if not isinstance(identifier, str):
+            raise InvalidTypeError(f"template {name!r}: identifier must be a str")
+        layout.check_name(identifier, "module")
+        path = layout.template_path(name)
+        data = values.dumps(dict(contents), what=f"template {name!r}").encode()
+        operation = "replace" if name in self else "create"
+        self._project._commit(("template", name), operation, lambda snap: {path: data})

@@ -38,10 +38,19 @@ class PropertyList(collections.abc.Sequence):
     same list both land.
     """
 
+    # expipe 0.6's PropertyList attributes: items are str, and unique.
+    dtype = str
+    unique = True
+
     def __init__(self, owner: _Attributed, key: str):
         self._owner = owner
         self.name = key
         self._seen: tuple[bytes | None, list[str]] | None = None
+
+    def dtype_manager(self, value: Any, iter_value: bool = False, retrieve: bool = False) -> Any:
+        """Return ``value`` if it is a str (or, with ``iter_value``, a list of str); else TypeError."""
+        _check_str_list(value if iter_value else [value], self.name)
+        return value
 
     @property
     def data(self) -> list[str]:
@@ -125,6 +134,20 @@ class _Attributed:
     @property
     def project(self) -> Project:
         return self._project
+
+    @property
+    def path(self) -> pathlib.Path:
+        """This object's folder: ``action.path / "data"`` is its data folder.
+
+        Folders are sharded (``actions/<shard>/<name>``; docs/storage-format.md),
+        so build paths from here, not from ``project.path / "actions" / name``.
+        """
+        return self._project.path / layout.object_dir(self._kind, self.name)
+
+    @property
+    def _backend(self) -> Backend06:
+        """For expipe 0.6 scripts that reach into 0.6's private backend; see :class:`Backend06`."""
+        return Backend06(self.path, attributes=Attributes06(self))
 
     def __repr__(self) -> str:
         return f"<expipe_git {type(self).__name__} {self.id!r}>"
@@ -492,16 +515,51 @@ class MessageMap(ReadMapping):
     def __contains__(self, message_id: object) -> bool:
         if not isinstance(message_id, str) or not message_id or layout._name_problem(message_id):
             return False
-        path = f"{self._folder()}/{message_id}{layout.SUFFIX}"
-        return self._owner._project._snap().blob_id(path) is not None
+        return bool(self._matches(message_id))
 
     def __getitem__(self, message_id: str) -> Message:
-        if message_id not in self:
+        found = self._matches(message_id) if isinstance(message_id, str) and message_id else []
+        if len(found) > 1:
+            raise NotFoundError(
+                f"{layout.describe(self._owner._obj)} has {len(found)} messages in the second "
+                f"{message_id!r} ({', '.join(found)}); name one by its id"
+            )
+        if not found:
             raise NotFoundError(f"{layout.describe(self._owner._obj)} has no message {message_id!r}")
-        return Message(self._owner, message_id)
+        return Message(self._owner, found[0])
+
+    def _matches(self, message_id: str) -> list[str]:
+        """Return the ids ``message_id`` names: itself, or every message of an expipe 0.6 key's second.
+
+        expipe 0.6 named a message by its time, ``datetime_key_format``
+        (``20170601T214220``); ours add a hash (``20170601T214220-1a2b3c4d``),
+        so an old key still finds the message of that second.
+        """
+        if layout._name_problem(message_id):
+            return []
+        snap = self._owner._project._snap()
+        if snap.blob_id(f"{self._folder()}/{message_id}{layout.SUFFIX}") is not None:
+            return [message_id]
+        if not _is_datetime_key(message_id):
+            return []
+        stems = (layout.strip_suffix(name) for name in snap.listdir(self._folder()))
+        return sorted(s for s in stems if s and s.startswith(message_id + "-"))
+
+    @property
+    def object(self) -> _Attributed:
+        """The action or entity the messages belong to (expipe 0.6's name)."""
+        return self._owner
 
     def to_list(self) -> list[dict]:
         return [self[m].contents for m in self]
+
+
+def _is_datetime_key(text: str) -> bool:
+    try:
+        dt.datetime.strptime(text, datetime_key_format)
+    except ValueError:
+        return False
+    return len(text) == 15
 
 
 def _naive_key(when: Any) -> float:
@@ -563,6 +621,10 @@ class Message:
         """Return the commits that changed this message, newest first."""
         return history.log(self._owner._project, path=self)
 
+    def blame(self) -> dict[tuple, history.Commit]:
+        """Return each key of the message (text, user, datetime) -> the commit that last set it."""
+        return history.blame(self._owner._project, self._obj)
+
     def _set(self, key: str, value: Any) -> None:
         def build(snap: Snapshot) -> Changes:
             record = self._read(snap)
@@ -570,3 +632,49 @@ class Message:
             return {self._path: _dump_message(record, self._owner._obj)}
 
         self._owner._project._commit(self._obj, f"set {key}", build)
+
+
+# ---------------------------------------------------------------------------
+# expipe 0.6's private backend, for the scripts that reached into it
+
+
+class Backend06:
+    """What expipe 0.6 scripts reach through the private ``_backend`` of an object.
+
+    A compatibility object, and only that: ``path`` (the object's folder) and,
+    for actions and entities, ``attributes`` (``get(name=None)``,
+    ``set(name, value)``); for the project, ``config``. expipe 0.6's
+    CINPLA plugin calls ``action._backend.path`` and
+    ``entity._backend.attributes.set("species", ...)``. New code uses
+    ``action.path`` and the attribute properties.
+    """
+
+    def __init__(self, path: pathlib.Path, *, attributes: Attributes06 | None = None, config: Any = None):
+        self.path = path
+        if attributes is not None:
+            self.attributes = attributes
+        if config is not None:
+            self.config = config
+
+    def __repr__(self) -> str:
+        return f"<expipe_git Backend06 (expipe 0.6 compatibility) at {str(self.path)!r}>"
+
+
+class Attributes06:
+    """``obj._backend.attributes`` of expipe 0.6: read or set one attribute; each set is one commit."""
+
+    def __init__(self, owner: _Attributed):
+        self._owner = owner
+
+    def get(self, name: str | None = None) -> Any:
+        """Return attribute ``name`` (None if unset), or every attribute when ``name`` is None."""
+        attributes = self._owner.attributes
+        return attributes if name is None else attributes.get(name)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set attribute ``name`` in one commit (``users``, ``tags``, ``entities``: lists of str)."""
+        _check_str(name, "attribute name")
+        if name in LIST_ATTRIBUTES:
+            self._owner._set_list(name, value)
+        else:
+            self._owner._set_attribute(name, value)

@@ -69,6 +69,42 @@ class ModuleMap(ReadMapping):
             raise NotFoundError(f"module {name!r} does not exist in {_owner_text(self._owner)}")
         return Module(self._project, self._owner, name)
 
+    @property
+    def object(self) -> Any:
+        """The project, action or entity the modules belong to (expipe 0.6's name)."""
+        if self._owner == ("project",):
+            return self._project
+        kind, name = self._owner
+        return getattr(self._project, layout.FOLDER_KINDS[kind])[name]
+
+    def __setitem__(self, name: str, contents: Any) -> None:
+        """Create module ``name`` from ``contents``, or replace its contents, in one commit.
+
+        ``contents`` is a dict, a list or a numpy array, as for ``create_module``.
+        """
+        layout.check_name(name, "module")
+        if not isinstance(contents, (dict, list, np.ndarray, Mapping)):
+            raise InvalidTypeError(
+                f'module {name!r}: contents expected "dict", "list" or numpy array, '
+                f'got "{type(contents).__name__}"'
+            )
+        if isinstance(contents, (_Record, _NodeView)):
+            contents = contents.contents
+        elif isinstance(contents, Mapping) and not isinstance(contents, dict):
+            contents = dict(contents)
+        obj = _module_obj(self._owner, name)
+        path = layout.module_path(self._owner, name)
+        data = values.dumps(contents, what=layout.describe(obj)).encode()
+        owner = self._owner
+
+        def build(snap: Snapshot) -> Changes:
+            if owner != ("project",) and snap.blob_id(layout.attributes_path(*owner)) is None:
+                raise NotFoundError(f"{layout.describe(owner)} does not exist")
+            return {path: data}
+
+        operation = "replace" if name in self else "create"
+        self._project._commit(obj, operation, build)
+
 
 def _owner_text(owner: tuple[str, ...]) -> str:
     return "the project" if owner == ("project",) else layout.describe(owner)
@@ -342,6 +378,11 @@ class _NodeView(collections.abc.MutableMapping):
         return repr(self._node())
 
     def to_dict(self) -> dict:
+        return self._node()
+
+    @property
+    def contents(self) -> dict:
+        """The nested mapping's stored value (a plain dict), as expipe 0.6's ``.contents``."""
         return self._node()
 
     def __setitem__(self, key: Any, value: Any) -> None:
