@@ -5,6 +5,7 @@ project is a git repository and every change is one commit.
 """
 
 from . import config, core, errors
+from .config import settings
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -28,7 +29,6 @@ from .migrate import ImportReport, import_expipe_project, verify_import
 from .model import FileStatus, Project, clone, create_project, get_project, require_project
 from .objects import Action, Entity, Message, PropertyList, datetime_format, datetime_key_format
 from .records import Module, Template
-from .config import settings
 
 __version__ = "0.1.0"
 

@@ -436,6 +436,11 @@ class DataMap(collections.abc.MutableMapping):
     def __repr__(self) -> str:
         return repr(self._data())
 
+    @property
+    def contents(self) -> dict:
+        """Every data entry, as a plain dict (expipe 0.6's ``action.data.contents``)."""
+        return self._data()
+
     def __setitem__(self, key: str, value: str | os.PathLike[str]) -> None:
         _check_str(key, "data key")
         value = os.fspath(value)
