@@ -275,10 +275,10 @@ def _describe_object(project: Project, obj: tuple[str, ...]) -> tuple[dict, list
             "kind": "project",
             "name": project.id,
             "path": str(project.path),
-            "config": project.config,
+            "config": project.config.stored,
             "counts": counts,
         }
-        lines = [f"project {project.id!r} in {project.path}", *_render(project.config)]
+        lines = [f"project {project.id!r} in {project.path}", *_render(project.config.stored)]
         lines += [f"{kind}: {count}" for kind, count in counts.items()]
         return data, lines
     kind, name = obj[0], obj[1]
