@@ -64,9 +64,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CorruptFileError: the file does not parse or does not hold a mapping.
     """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     path = pathlib.Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -74,6 +71,10 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise CorruptFileError(f"{path}: cannot be read as UTF-8 text ({exc})", str(path)) from None
+    # Imported only when there is a file: most users have none, and importing expipe_git stays quick.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
         loaded = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:

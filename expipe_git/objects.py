@@ -540,7 +540,9 @@ class MessageMap(ReadMapping):
         (``20170601T214220``); ours add a hash (``20170601T214220-1a2b3c4d``),
         so an old key still finds the message of that second.
         """
-        if layout._name_problem(message_id):
+        try:
+            layout.check_name(message_id, "message")
+        except (InvalidTypeError, InvalidValueError):
             return []
         snap = self._owner._project._snap()
         if snap.blob_id(f"{self._folder()}/{message_id}{layout.SUFFIX}") is not None:
