@@ -16,7 +16,8 @@ aliases of the public ones below.
 Who is working (the user named on commits and messages) is looked up in this
 order, the first that answers wins:
 
-1. ``username`` and ``email`` of the user's settings;
+1. ``username`` and ``email`` of :data:`settings` (read again first if the
+   file changed: see :func:`refresh_settings`);
 2. git's configuration (``user.name``, ``user.email``);
 3. the environment: ``GIT_AUTHOR_NAME``/``GIT_AUTHOR_EMAIL``, then ``USER``.
 """
@@ -149,18 +150,46 @@ def is_in_project(path: str | os.PathLike[str]) -> bool:
     return load_local_config(path)[0] is not None
 
 
+# (path, mtime_ns, size) of the settings file when :data:`settings` was read; None if it was missing.
+_read_from: tuple[pathlib.Path, tuple[int, int] | None] | None = None
+
+
+def _file_state(path: pathlib.Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def reload_config() -> dict[str, Any]:
     """Read the user's settings again into :data:`settings` (the same dict) and return it.
 
     A file that does not parse gives a warning naming it and no settings.
     """
+    global _read_from
+    path = config_path(None)
+    state = _file_state(path)
     try:
-        loaded = load_config_by_name(None)
+        loaded = load_config(path)
     except CorruptFileError as exc:
         warnings.warn(f"expipe settings ignored: {exc}", stacklevel=2)
         loaded = {}
     settings.clear()
     settings.update(loaded)
+    _read_from = (path, state)
+    return settings
+
+
+def refresh_settings() -> dict[str, Any]:
+    """Return :data:`settings`, read again only if the file changed (or HOME moved) since it was read.
+
+    So a change a script made to ``expipe.settings`` in memory holds, as in
+    expipe 0.6, while an edit of the file is seen without ``reload_config()``.
+    """
+    path = config_path(None)
+    if _read_from != (path, _file_state(path)):
+        reload_config()
     return settings
 
 
@@ -176,7 +205,7 @@ _is_in_project = is_in_project
 
 def identity(git_name: str | None, git_email: str | None) -> tuple[str, str]:
     """Return (name, email) of the current user, given git's configured ones."""
-    reload_config()
+    refresh_settings()
     username, email_setting = settings.get("username"), settings.get("email")
     name = (str(username) if username else None) or git_name or os.environ.get("GIT_AUTHOR_NAME") or _login()
     email = (

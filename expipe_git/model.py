@@ -601,7 +601,7 @@ class ProjectConfig(collections.abc.MutableMapping):
     def _merged(self) -> dict:
         stored = self.stored
         named = expipe_config.load_config_by_name(str(stored.get("project", self._project.path.name)))
-        merged = expipe_config.merge_config(expipe_config.settings, named, stored)
+        merged = expipe_config.merge_config(expipe_config.refresh_settings(), named, stored)
         merged.setdefault("database_version", 2)
         return merged
 

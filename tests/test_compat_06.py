@@ -158,6 +158,15 @@ def settings_at_import(expipe):
     return expipe.settings.get("username"), expipe.settings["lab"]["rooms"]
 
 
+def settings_edited_in_memory(expipe):
+    # a script that sets the user for what follows: expipe.settings["username"] = ...
+    expipe.settings["username"] = "Peter"
+    project = lab(expipe)
+    return project.require_action("a").create_message(text="hi", datetime=WHEN).user, project.config[
+        "username"
+    ]
+
+
 def config_functions(expipe):
     # expipe-plugin-cinpla tools/imports.py: expipe.config._load_local_config(Path.cwd())
     project = lab(expipe)
@@ -540,6 +549,7 @@ SAME = [
     config_edit_then_read_on_the_same_project,
     config_missing_key,
     settings_at_import,
+    settings_edited_in_memory,
     config_functions,
     config_dump_and_reload,
     assign_action_module,
@@ -643,6 +653,15 @@ def module_from_template_keys(expipe):
     return sorted(project.require_action("a").create_module(template="tracking"))
 
 
+def settings_file_edited_after_import(expipe):
+    path = pathlib.Path.home() / ".config" / "expipe" / "config.yaml"
+    path.write_text("username: Peter\nemail: peter@lab.org\n")
+    project = lab(expipe)
+    return project.config.get("username"), project.require_action("a").create_message(
+        "hi", datetime=WHEN
+    ).user
+
+
 def settings_after_reload(expipe):
     # expipe.config.reload_config() after the settings file changed
     before = expipe.settings
@@ -680,6 +699,12 @@ DIFFERENCES = [
         ("value", ["box", "identifier", "registered"]),
         ("value", ["box"]),
         "`create_module(template=name)`",
+    ),
+    (
+        settings_file_edited_after_import,
+        ("value", ("Mary", "Mary")),
+        ("value", ("Peter", "Peter")),
+        "the settings file edited after `import expipe`",
     ),
     (
         settings_after_reload,
