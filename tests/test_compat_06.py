@@ -860,6 +860,20 @@ def test_expipe_06_folder_is_refused_with_the_import_command(tmp_path):
     assert not (old / ".git").exists()
 
 
+def test_cli_init_over_or_inside_an_expipe_06_project_refuses(tmp_path, capsys):
+    from conftest import assert_one_error_line, run
+
+    old = tmp_path / "old_project"
+    shutil.copytree(FIXTURE_06, old)
+    code, _, err = run(capsys, "init", str(old))
+    assert code != 0
+    assert_one_error_line(err, str(old))
+    code, _, err = run(capsys, "init", str(old / "actions" / "new"))
+    assert code != 0
+    assert_one_error_line(err, "inside the expipe 0.6 project")
+    assert not (old / ".git").exists() and not (old / "actions" / "new").exists()
+
+
 def test_delete_action_keeps_data_with_a_warning_or_removes_it_when_asked(project):
     action = project.require_action("rec-1")
     raw = action.data_path() / "raw.bin"
