@@ -624,13 +624,13 @@ class Message:
             raise InvalidTypeError(f'message datetime: expected "datetime", got "{type(value).__name__}"')
         self._set("datetime", value)
 
-    def history(self) -> list[history.Commit]:
-        """Return the commits that changed this message, newest first."""
-        return history.log(self._owner._project, path=self)
-
     def blame(self) -> dict[tuple, history.Commit]:
         """Return each key of the message (text, user, datetime) -> the commit that last set it."""
         return history.blame(self._owner._project, self._obj)
+
+    def history(self) -> list[history.Commit]:
+        """Return the commits that changed this message, newest first."""
+        return history.log(self._owner._project, path=self)
 
     def _set(self, key: str, value: Any) -> None:
         def build(snap: Snapshot) -> Changes:
