@@ -30,8 +30,8 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
-from .objects import Action, Backend06, Entity
-from .records import Module, ModuleMap, ReadMapping, Template, delete_module, require_module
+from .objects import Action, Entity
+from .records import Backend06, Module, ModuleMap, ReadMapping, Template, delete_module, require_module
 from .store import Changes, Identity, Snapshot, Store
 
 

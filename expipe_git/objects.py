@@ -19,7 +19,7 @@ import dateutil.parser
 
 from . import history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
-from .records import Module, ModuleMap, ReadMapping, delete_module, require_module
+from .records import Backend06, Module, ModuleMap, ReadMapping, delete_module, require_module
 from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
@@ -642,29 +642,7 @@ class Message:
 
 
 # ---------------------------------------------------------------------------
-# expipe 0.6's private backend, for the scripts that reached into it
-
-
-class Backend06:
-    """What expipe 0.6 scripts reach through the private ``_backend`` of an object.
-
-    A compatibility object, and only that: ``path`` (the object's folder) and,
-    for actions and entities, ``attributes`` (``get(name=None)``,
-    ``set(name, value)``); for the project, ``config``. expipe 0.6's
-    CINPLA plugin calls ``action._backend.path`` and
-    ``entity._backend.attributes.set("species", ...)``. New code uses
-    ``action.path`` and the attribute properties.
-    """
-
-    def __init__(self, path: pathlib.Path, *, attributes: Attributes06 | None = None, config: Any = None):
-        self.path = path
-        if attributes is not None:
-            self.attributes = attributes
-        if config is not None:
-            self.config = config
-
-    def __repr__(self) -> str:
-        return f"<expipe_git Backend06 (expipe 0.6 compatibility) at {str(self.path)!r}>"
+# expipe 0.6's private backend, for the scripts that reached into it (see records.Backend06)
 
 
 class Attributes06:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import pathlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,29 @@ if TYPE_CHECKING:
 
 # Keys of a template that describe the template rather than its fields.
 TEMPLATE_META = ("identifier", "registered")
+
+
+class Backend06:
+    """What expipe 0.6 scripts reach through the private ``_backend`` of an object.
+
+    A compatibility object, and only that: ``path`` (the object's folder, or
+    a module's or template's file) and, for actions and entities,
+    ``attributes`` (``get(name=None)``, ``set(name, value)``); for the
+    project, ``config``. expipe 0.6's
+    CINPLA plugin calls ``action._backend.path`` and
+    ``entity._backend.attributes.set("species", ...)``. New code uses
+    ``action.path`` and the attribute properties.
+    """
+
+    def __init__(self, path: pathlib.Path, *, attributes: Any = None, config: Any = None):
+        self.path = path
+        if attributes is not None:
+            self.attributes = attributes
+        if config is not None:
+            self.config = config
+
+    def __repr__(self) -> str:
+        return f"<expipe_git Backend06 (expipe 0.6 compatibility) at {str(self.path)!r}>"
 
 
 class ReadMapping(collections.abc.Mapping):
@@ -208,6 +232,11 @@ class _Record(collections.abc.MutableMapping):
     @property
     def project(self) -> Project:
         return self._project
+
+    @property
+    def _backend(self) -> Backend06:
+        """For expipe 0.6 scripts that reach into 0.6's private backend: ``path``, the record's file."""
+        return Backend06(self._project.path / self._path)
 
     def _what(self) -> str:
         return layout.describe(self._obj)

@@ -333,6 +333,20 @@ def backend_path_and_attributes(expipe):
     )
 
 
+def module_backend_path(expipe):
+    # expipe 0.6 tests: project_module._backend.path == project.modules[name]._backend.path
+    project = lab(expipe)
+    module = project.create_module("m", contents={"species": {"value": "rat"}})
+    action_module = project.require_action("a").create_module("m", contents={"x": 1})
+    return (
+        module._backend.path == project.modules["m"]._backend.path,
+        action_module._backend.path == project.actions["a"].modules["m"]._backend.path,
+        module._backend.path.is_file(),
+        module._backend.path.parent.name,
+        action_module._backend.path.parent.parent == project.actions["a"].path,
+    )
+
+
 def data_entries(expipe):
     # plugin utils._make_data_path: action.data["main"] = ...; action.data_path("main")
     action = lab(expipe).require_action("rec-1")
@@ -567,6 +581,7 @@ SAME = [
     action_path,
     entity_path,
     backend_path_and_attributes,
+    module_backend_path,
     data_entries,
     message_by_datetime_key,
     message_default_user_is_the_settings_username,
@@ -653,6 +668,24 @@ def module_from_template_keys(expipe):
     return sorted(project.require_action("a").create_module(template="tracking"))
 
 
+def require_missing_module_without_contents(expipe):
+    lab(expipe).require_action("a").require_module("tracking")
+
+
+def missing_data_entry(expipe):
+    return lab(expipe).require_action("a").data["main"]
+
+
+def missing_module_key(expipe):
+    return lab(expipe).require_action("a").create_module("m", contents={"a": 1})["nope"]
+
+
+def unset_list_attribute(expipe):
+    # expipe 0.6 tests: after delete_action and require_action, getattr(action, attr).data is None
+    action = lab(expipe).require_action("a")
+    return action.tags.data, str(action.users), list(action.entities), len(action.tags)
+
+
 def settings_file_edited_after_import(expipe):
     path = pathlib.Path.home() / ".config" / "expipe" / "config.yaml"
     path.write_text("username: Peter\nemail: peter@lab.org\n")
@@ -699,6 +732,20 @@ DIFFERENCES = [
         ("value", ["box", "identifier", "registered"]),
         ("value", ["box"]),
         "`create_module(template=name)`",
+    ),
+    (
+        require_missing_module_without_contents,
+        ("error", TypeError),
+        ("error", expipe_git.NotFoundError),
+        "`require_module(name)` of a missing module, without contents",
+    ),
+    (missing_data_entry, ("value", None), ("error", expipe_git.NotFoundError), '`action.data["missing"]`'),
+    (missing_module_key, ("value", None), ("error", KeyError), '`module["missing"]`'),
+    (
+        unset_list_attribute,
+        ("value", (None, "None", [], 0)),
+        ("value", ([], "[]", [], 0)),
+        "`tags`, `users`, `entities` never set",
     ),
     (
         settings_file_edited_after_import,
@@ -908,6 +955,9 @@ def test_backend_compatibility_object_sets_attributes_in_one_commit_each(project
             entity._backend.attributes.set("tags", "a")
     assert entity._backend.attributes.get() == entity.attributes
     assert "compatibility" in repr(entity._backend)
+    module = entity.create_module("m", contents={"a": 1})
+    assert module._backend.path == entity.path / "modules" / "m.toml"
+    assert module.get("missing") is None  # getting-started.md: module["missing"] is a KeyError, .get is None
 
 
 def test_message_of_a_second_with_two_messages_asks_for_the_id(project):
@@ -1051,7 +1101,7 @@ def _gaps(tmp_path, monkeypatch) -> set[str]:
     for kind, obj in theirs.items():
         label = kind.split(" ")[0]
         wanted = _public(obj)
-        if kind in ("Project", "Action", "Entity"):
+        if kind in ("Project", "Action", "Entity", "Module", "Template"):
             wanted.add("_backend")  # scripts reach into it (see Backend06)
         missing |= {f"{label}.{name}" for name in wanted if not hasattr(ours[kind], name)}
     return missing
