@@ -708,6 +708,11 @@ class ObjectMap(ReadMapping):
         """The project (expipe 0.6's name for a map's owner)."""
         return self._project
 
+    @property
+    def contents(self) -> dict:
+        """Every action's (or entity's) attributes by name."""
+        return {name: self[name].attributes for name in self}
+
 
 class ActionMap(ObjectMap):
     """``project.actions`` (expipe 0.6's ``expipe.core.Actions``)."""
@@ -748,6 +753,11 @@ class TemplateMap(ReadMapping):
     def object(self) -> Project:
         """The project (expipe 0.6's name for a map's owner)."""
         return self._project
+
+    @property
+    def contents(self) -> dict:
+        """Every template's contents by name."""
+        return {name: self[name].contents for name in self}
 
     def __setitem__(self, name: str, contents: Mapping) -> None:
         """Create template ``name``, or replace its contents, in one commit (as expipe 0.6)."""

@@ -557,6 +557,11 @@ class MessageMap(ReadMapping):
         """The action or entity the messages belong to (expipe 0.6's name)."""
         return self._owner
 
+    @property
+    def contents(self) -> dict:
+        """Every message's contents by id."""
+        return {message_id: self[message_id].contents for message_id in self}
+
     def to_list(self) -> list[dict]:
         return [self[m].contents for m in self]
 

@@ -101,6 +101,11 @@ class ModuleMap(ReadMapping):
         kind, name = self._owner
         return getattr(self._project, layout.FOLDER_KINDS[kind])[name]
 
+    @property
+    def contents(self) -> dict:
+        """Every module's contents by name."""
+        return {name: self[name].contents for name in self}
+
     def __setitem__(self, name: str, contents: Any) -> None:
         """Create module ``name`` from ``contents``, or replace its contents, in one commit.
 

@@ -515,10 +515,6 @@ def core_names(expipe):
     )
 
 
-def maps_have_no_contents(expipe):
-    return lab(expipe).require_action("a").modules.contents
-
-
 def map_owner(expipe):
     project = lab(expipe)
     action = project.require_action("a")
@@ -601,7 +597,6 @@ SAME = [
     attribute_type_errors,
     property_list_is_expipe_core_property_list,
     core_names,
-    maps_have_no_contents,
     map_owner,
     get_missing_project,
     require_project_over_a_folder,
@@ -668,6 +663,28 @@ def module_from_template_keys(expipe):
     return sorted(project.require_action("a").create_module(template="tracking"))
 
 
+def contents_of_maps(expipe):
+    project = lab(expipe)
+    action = project.require_action("a")
+    action.modules["m"] = {"a": 1}
+    action.create_message(text="hi", user="u", datetime=WHEN)
+    project.templates["t"] = {"identifier": "t", "b": 2}
+    found = []
+    for contents in (
+        lambda: action.modules.contents,
+        lambda: project.templates.contents,
+        # message ids differ (`message.id` below): the second they name is compared
+        lambda: {key[:15]: value["text"] for key, value in action.messages.contents.items()},
+        lambda: {name: sorted(value) for name, value in project.actions.contents.items()},
+        lambda: project.entities.contents,
+    ):
+        try:
+            found.append(contents())
+        except AttributeError:
+            found.append("AttributeError")
+    return found
+
+
 def require_missing_module_without_contents(expipe):
     lab(expipe).require_action("a").require_module("tracking")
 
@@ -732,6 +749,21 @@ DIFFERENCES = [
         ("value", ["box", "identifier", "registered"]),
         ("value", ["box"]),
         "`create_module(template=name)`",
+    ),
+    (
+        contents_of_maps,
+        ("value", ["AttributeError"] * 5),
+        (
+            "value",
+            [
+                {"m": {"a": 1}},
+                {"t": {"identifier": "t", "b": 2}},
+                {"20170601T214220": "hi"},
+                {"a": ["registered"]},
+                {},
+            ],
+        ),
+        "`.contents` of a map",
     ),
     (
         require_missing_module_without_contents,
