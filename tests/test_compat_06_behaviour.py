@@ -249,3 +249,24 @@ def test_readme_value_claims_hold(project):
     message = project.actions["a"].create_message("hi", user="u", datetime=WHEN)
     for obj in (project.actions["a"], module, message):
         assert obj.blame() and obj.history()
+
+
+def test_assignments_join_a_transaction_and_are_refused_on_a_read_only_view(project):
+    action = project.require_action("a")
+    with commits(project.path, 1):
+        with project.transaction("register session"):
+            action.modules["tracking"] = {"box": "square"}
+            project.templates["daq"] = {"identifier": "daq"}
+            project.config["probe_path"] = "/probes/x.json"
+            action._backend.attributes.set("species", "rat")
+    assert git(project.path, "log", "-1", "--format=%s").strip() == "register session"
+    old = project.at("HEAD~1")
+    with commits(project.path, 0):
+        for change in (
+            lambda: old.actions["a"].modules.__setitem__("m", {}),
+            lambda: old.templates.__setitem__("t", {}),
+            lambda: old.config.__setitem__("x", 1),
+        ):
+            with pytest.raises(expipe_git.ReadOnlyError):
+                change()
+    assert "probe_path" not in old.config.stored and project.config["probe_path"] == "/probes/x.json"
