@@ -1,0 +1,139 @@
+"""Writers killed with SIGKILL while others keep writing: nothing acknowledged is lost.
+
+Four writer processes mutate one project at once (tags on a shared action,
+messages, module keys, and transactions of two changes); a seeded killer
+SIGKILLs one of them at a random moment and starts a new one in its place,
+again and again. Every writer reports each call that returned
+(acknowledged) and every exception it saw. A killed writer never makes
+another one fail: the survivors see no error at all, and every acknowledged
+change is at HEAD afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import assert_clean, commits
+from faultkit import budget, report, rng, setup_shared, state_at_head
+
+import expipe_git
+
+WORKERS = 4
+
+# ``python -c WRITER path worker run``: mutates until killed. Prints "ready",
+# then one JSON line per acknowledged call ({"ack": [[kind, item], ...]}) and
+# one per exception ({"error": "Type: message"}); kinds index state_at_head.
+WRITER = textwrap.dedent(
+    """
+    import itertools, json, sys
+    import expipe_git
+    path, worker, run = sys.argv[1], sys.argv[2], sys.argv[3]
+    project = expipe_git.get_project(path)
+    shared = project.actions["shared"]
+    own = project.actions["own-" + worker]
+    module = shared.modules["shared"]
+    print("ready", flush=True)
+    for j in itertools.count():
+        name = f"w{worker}r{run}n{j}"
+        try:
+            if j % 4 == 0:
+                shared.tags.append(name)
+                done = [[0, name]]
+            elif j % 4 == 1:
+                own.create_message(name)
+                done = [[1, name]]
+            elif j % 4 == 2:
+                module[name] = j
+                done = [[2, name]]
+            else:
+                with project.transaction("two changes"):
+                    shared.tags.append(name + "t")
+                    own.create_message(name + "m")
+                done = [[0, name + "t"], [1, name + "m"]]
+        except Exception as exc:
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+            continue
+        print(json.dumps({"ack": done}), flush=True)
+    """
+)
+
+
+def read_report(path: pathlib.Path) -> tuple[list[tuple[int, str]], list[str]]:
+    """Acknowledged items and errors of one writer (a killed one may leave half a line)."""
+    acks, errors = [], []
+    for line in path.read_text().split("\n")[:-1]:
+        if line == "ready":
+            continue
+        entry = json.loads(line)
+        acks += [tuple(pair) for pair in entry.get("ack", [])]
+        if "error" in entry:
+            errors.append(entry["error"])
+    return acks, errors
+
+
+def test_writers_killed_at_random_lose_nothing_and_disturb_nobody(project, tmp_path):
+    path = project.path
+    setup_shared(project, WORKERS)
+    random = rng("writers_killed")
+    kills = budget(60)
+    outputs: list[pathlib.Path] = []
+    running: dict[int, tuple[subprocess.Popen, pathlib.Path]] = {}
+
+    def start(worker: int, run: int) -> None:
+        out = tmp_path / f"writer-{worker}-{run}.out"
+        outputs.append(out)
+        with open(out, "w") as stdout, open(tmp_path / f"writer-{worker}-{run}.err", "w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(path), str(worker), str(run)], stdout=stdout, stderr=stderr
+            )
+        running[worker] = (proc, out)
+
+    try:
+        for worker in range(WORKERS):
+            start(worker, 0)
+        for kill in range(kills):
+            time.sleep(random.uniform(0.02, 0.4))
+            # Kill a writer that is mutating, not one still importing.
+            ready = [w for w, (_, out) in running.items() if out.read_text().startswith("ready")]
+            deadline = time.monotonic() + 60
+            while not ready:
+                assert time.monotonic() < deadline, "no writer became ready"
+                time.sleep(0.02)
+                ready = [w for w, (_, out) in running.items() if out.read_text().startswith("ready")]
+            victim = random.choice(sorted(ready))
+            proc, _ = running[victim]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            start(victim, kill + 1)
+    finally:
+        for proc, _ in running.values():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    acks, errors = [], []
+    for out in outputs:
+        mine, theirs = read_report(out)
+        acks += mine
+        errors += theirs
+    # The project works, and after one more change stock git finds it clean.
+    with commits(path, 1):
+        expipe_git.get_project(path).actions["shared"].tags.append("after the kills")
+    found = state_at_head(path)
+    lost = [item for kind, item in acks if item not in found[kind]]
+    report(
+        "writers_killed", kills=kills, acknowledged=len(acks), lost=len(lost), spurious_errors=len(errors)
+    )
+    assert acks
+    assert not lost, f"{len(lost)} acknowledged changes are missing: {lost[:10]}"
+    assert not errors, f"{len(errors)} errors in writers nobody killed: {sorted(set(errors))[:10]}"
+    git_dir = pathlib.Path(path) / ".git"
+    assert (git_dir / "expipe-git" / "write-mutex").exists()
+    assert not [name for name in os.listdir(git_dir / "expipe-git") if name.startswith("write-object")]
+    assert_clean(path)
