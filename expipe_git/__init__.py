@@ -8,6 +8,7 @@ from . import core, errors
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
+    CorruptRepositoryError,
     ExpipeError,
     InvalidTypeError,
     InvalidValueError,
@@ -38,6 +39,7 @@ __all__ = [
     "Change",
     "Commit",
     "CorruptFileError",
+    "CorruptRepositoryError",
     "Entity",
     "ExpipeError",
     "FileStatus",
