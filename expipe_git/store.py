@@ -825,10 +825,12 @@ class Store:
             raise ReadOnlyError("this is a read-only view of an old state of the project")
         with self._thread_lock, self._write_lock():
             self._recover_dead_writer()
-            self._finish_interrupted()
-            self._check_repository_state()
             index: gitindex.IndexFile | None = None
+            # Marked from here: finishing a dead writer's journal takes git's
+            # index lock too, and a writer killed doing it leaves that lock.
             with self._writer_marker():
+                self._finish_interrupted()
+                self._check_repository_state()
                 for _ in range(_SWAP_ATTEMPTS):
                     head = self.head()
                     snap = Snapshot(self, head)
@@ -1497,9 +1499,12 @@ _EMPTY_TREE = Tree().id
 _TYPE_NUMBERS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 
 
+# git itself refuses to update a broken ref ('git update-ref' fails on it),
+# but its reflog still names the last commit.
 _REF_ADVICE = (
-    "run 'git fsck' in {root}, then point the branch at its last good commit "
-    "('git reflog main' lists them; 'git update-ref refs/heads/main COMMIT' sets it)"
+    "run 'git fsck' in {root}; the last line of .git/logs/refs/heads/main names the "
+    "branch's last commit (its second field): put that id, alone on one line, in place of the "
+    "branch's file"
 )
 
 
