@@ -609,7 +609,13 @@ class Store:
         try:
             with open(path, "rb") as f:
                 compressed = f.read()
-        except FileNotFoundError:
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                raise CorruptRepositoryError(
+                    f"cannot read git object {hex_sha} ({path}): {exc.strerror}; "
+                    f"check who may read {self.git_dir}, then run 'git fsck' there",
+                    hex_sha,
+                ) from None
             if not _OBJECT_ID.fullmatch(sha):
                 raise CorruptRepositoryError(
                     f"{sha[:60]!r} is not a git object id (read from a ref or tree in "
