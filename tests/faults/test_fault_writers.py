@@ -95,23 +95,28 @@ def test_writers_killed_at_random_lose_nothing_and_disturb_nobody(project, tmp_p
             )
         running[worker] = (proc, out)
 
+    # Each writer lives a random time after it is ready (importing Python
+    # takes longer than a mutation: a kill then would hit no mutation).
+    deadlines: dict[int, float] = {}
+    done = 0
     try:
         for worker in range(WORKERS):
             start(worker, 0)
-        for kill in range(kills):
-            time.sleep(random.uniform(0.02, 0.4))
-            # Kill a writer that is mutating, not one still importing.
-            ready = [w for w, (_, out) in running.items() if out.read_text().startswith("ready")]
-            deadline = time.monotonic() + 60
-            while not ready:
-                assert time.monotonic() < deadline, "no writer became ready"
-                time.sleep(0.02)
-                ready = [w for w, (_, out) in running.items() if out.read_text().startswith("ready")]
-            victim = random.choice(sorted(ready))
-            proc, _ = running[victim]
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            start(victim, kill + 1)
+        give_up = time.monotonic() + 60 * kills
+        while done < kills:
+            assert time.monotonic() < give_up, "the writers stopped starting"
+            time.sleep(0.005)
+            now = time.monotonic()
+            for worker, (proc, out) in sorted(running.items()):
+                if worker not in deadlines:
+                    if out.read_text().startswith("ready"):
+                        deadlines[worker] = now + random.uniform(0.0, 0.5)
+                elif now >= deadlines[worker]:
+                    del deadlines[worker]
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(timeout=30)
+                    done += 1
+                    start(worker, done)
     finally:
         for proc, _ in running.values():
             proc.send_signal(signal.SIGKILL)
