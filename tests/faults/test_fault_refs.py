@@ -22,16 +22,16 @@ from expipe_git import CorruptRepositoryError, ProjectBusyError
 from expipe_git.store import Store
 
 # ``python -c WRITE path``: one write through a handle opened before the
-# damage is done (the path of the handle is read from stdin once the damage
-# is in place). Prints the error's type and message, or "ok".
+# damage is done (it goes on when a line on stdin says the damage is in
+# place). Prints the error's type and message, or "ok".
 WRITE_AFTER_DAMAGE = textwrap.dedent(
     """
     import sys, expipe_git
-    action = expipe_git.get_project(sys.argv[1]).actions["rec"]
+    project = expipe_git.get_project(sys.argv[1])
     print("ready", flush=True)
     sys.stdin.readline()
     try:
-        action.tags.append("after the damage")
+        project.require_action("after-damage")
     except Exception as exc:
         print(type(exc).__name__, exc, flush=True)
     else:
