@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from dulwich.errors import ApplyDeltaError, ChecksumMismatch, NotGitRepository
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, MissingCommitError, NotGitRepository
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
@@ -674,9 +674,17 @@ class Store:
         if head is None:
             return []
         found = []
-        for entry in self.repo.get_walker(include=[head], max_entries=limit):
-            message = entry.commit.message.decode("utf-8", "replace")
-            found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
+        try:
+            for entry in self.repo.get_walker(include=[head], max_entries=limit):
+                message = entry.commit.message.decode("utf-8", "replace")
+                found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
+        except (KeyError, MissingCommitError) as exc:  # dulwich's words for a missing object
+            missing = getattr(exc, "sha", None) or (exc.args[0] if exc.args else b"?")
+            if isinstance(missing, bytes):
+                missing = missing.decode("ascii", "replace")
+            raise CorruptRepositoryError(
+                f"git object {missing} in {self.git_dir} is missing; run 'git fsck' there", missing
+            ) from None
         return found
 
     # -- history (read-only helpers for expipe_git.history) ----------------

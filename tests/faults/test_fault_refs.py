@@ -187,6 +187,12 @@ def test_missing_commit_and_garbage_refs_are_errors_naming_them(project):
     with pytest.raises(CorruptRepositoryError, match="1{40} .* is missing"):
         project.at("nowhere")
     assert list(project.at("good").actions["rec"].tags) == ["x"]
+    # An older commit gone: the project reads, its history says what is missing.
+    older = git(path, "rev-parse", "HEAD~1").strip()
+    delete_object(path, older)
+    assert list(expipe_git.get_project(path).actions["rec"].tags) == ["x"]
+    with pytest.raises(CorruptRepositoryError, match=f"{older} .* is missing.*git fsck"):
+        project.store.subjects()
     # The branch's own commit gone (a bad copy of .git/objects).
     delete_object(path, head)
     with pytest.raises(CorruptRepositoryError, match=f"{head} .* is missing.*git fsck"):
