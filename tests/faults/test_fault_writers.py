@@ -140,3 +140,29 @@ def test_writers_killed_at_random_lose_nothing_and_disturb_nobody(project, tmp_p
     assert (git_dir / "expipe-git" / "write-mutex").exists()
     assert not [name for name in os.listdir(git_dir / "expipe-git") if name.startswith("write-object")]
     assert_clean(path)
+
+
+def test_recovery_keeps_the_lock_file_and_files_of_live_processes(project, tmp_path):
+    """After a dead writer, recovery removed every write-* file: the lock file a
+    waiting writer had open (two writers then held "the" lock) and the temporary
+    files of live writers."""
+    state = pathlib.Path(project.path) / ".git" / "expipe-git"
+    action = project.require_action("rec")
+    lock_inode = (state / "write-mutex").stat().st_ino
+    pid_script = "import os; print(os.getpid())"
+    dead = subprocess.run([sys.executable, "-c", pid_script], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited and reaped: provably gone
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (state / "writer").write_text(str(dead_pid))  # the marker a killed writer leaves
+        for pid in (dead_pid, live.pid):
+            (state / f"write-object-{pid}-1").write_bytes(b"half an object")
+            (state / f"write-{pid}-1").write_bytes(b"half a record")
+        with commits(project.path, 1):
+            action.tags.append("x")
+        left = sorted(name for name in os.listdir(state) if name.startswith("write-"))
+        assert left == sorted(["write-mutex", f"write-object-{live.pid}-1", f"write-{live.pid}-1"])
+        assert (state / "write-mutex").stat().st_ino == lock_inode
+    finally:
+        live.kill()
+        live.wait()
