@@ -9,6 +9,7 @@ from .config import settings
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
+    CorruptRepositoryError,
     ExpipeError,
     InvalidTypeError,
     InvalidValueError,
@@ -38,6 +39,7 @@ __all__ = [
     "Change",
     "Commit",
     "CorruptFileError",
+    "CorruptRepositoryError",
     "Entity",
     "ExpipeError",
     "FileStatus",

@@ -15,6 +15,7 @@ situation, so scripts written for expipe keep catching what they caught::
     ├── RepositoryStateError               git is mid-merge, on another branch, …
     ├── RevertConflictError                a revert would undo a later commit's change
     ├── ProjectBusyError                   the project's write lock was not free
+    ├── CorruptRepositoryError             a git object is missing or damaged, a ref is unreadable
     ├── MergeConflict                      a merge found a record changed differently on both sides
     └── RemoteError                        a remote cannot be reached, read or updated
         ├── PushRejectedError              a push was refused: pull first, or the server said no
@@ -81,6 +82,18 @@ class RepositoryStateError(ExpipeError):
 
 class ProjectBusyError(ExpipeError):
     """Another writer held the project for longer than we were willing to wait."""
+
+
+class CorruptRepositoryError(ExpipeError):
+    """A git object is missing or damaged, or a ref is empty or unreadable; ``name`` says which.
+
+    Not a KeyError on purpose: code that treats a KeyError as "no such
+    action" must not mistake a damaged repository for a missing object.
+    """
+
+    def __init__(self, message: str, name: str | None = None):
+        super().__init__(message)
+        self.name = name
 
 
 class RevertConflictError(ExpipeError):

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from . import checks, history, layout, values
 from .errors import (
     CorruptFileError,
+    CorruptRepositoryError,
     InvalidTypeError,
     InvalidValueError,
     MergeConflict,
@@ -645,7 +646,7 @@ def _check_commit(store: Store, sha: Any) -> bytes:
         raise InvalidValueError(f"their_commit must be a 40-digit hex commit id, not {sha!r}")
     try:
         store.read_commit(sha)
-    except KeyError:
+    except CorruptRepositoryError:
         raise NotFoundError(f"commit {sha.decode()} is not in {store.root}; fetch it first") from None
     return sha
 

@@ -8,15 +8,20 @@ knows nothing of TOML or of actions; it stores bytes at paths.
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:
 
 1. take the lock (``fcntl.flock`` on ``.git/expipe-git/write-mutex``; the kernel
-   releases it when a writer dies, unlike git's ``*.lock`` files);
-2. finish the working-tree update of a writer that died half-way (journal);
+   releases it when a writer dies, unlike git's ``*.lock`` files; the file
+   itself is never removed);
+2. clean up after a writer that died: its temporary files, git locks it
+   held, and the working-tree update it left half-way (journal);
 3. read HEAD and let the caller compute its changes from that state, so a
    mutation always applies to the latest commit and concurrent writers
    compose instead of overwriting each other;
 4. refuse if a touched file was edited by hand and not committed;
 5. write blobs, the changed trees and a commit; move the branch with
-   compare-and-swap (a commit made meanwhile by stock git is retried on top);
+   compare-and-swap (a commit made meanwhile by stock git is retried on top,
+   a bounded number of times);
 6. update the index entries and working-tree files of the changed paths.
+   The change is committed by now, so a failure here is a warning, never an
+   error a retry would answer by committing it twice.
 
 Hooks never run and gc never starts: nothing here calls porcelain.
 """
@@ -31,6 +36,7 @@ import heapq
 import itertools
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -42,13 +48,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from dulwich.errors import ApplyDeltaError, ChecksumMismatch, NotGitRepository
-from dulwich.file import FileLocked
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, MissingCommitError, NotGitRepository
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
 from . import commitgraph, gitindex, packs, readcache
 from .errors import (
+    CorruptRepositoryError,
     ExpipeError,
     ProjectBusyError,
     ReadOnlyError,
@@ -63,6 +69,13 @@ TREE_MODE = 0o040000
 _STATE_DIR = "expipe-git"
 _LOCK_WAIT_SECONDS = 3.0
 _DEAD_WRITER_LOCK_SECONDS = 1.0
+# How often a mutation is rebuilt because the branch moved between reading it
+# and swapping it. Only a program that commits without our lock moves it
+# (stock git), so more than a few in a row means something keeps doing so.
+_SWAP_ATTEMPTS = 20
+# Temporary files of a write: write-object-PID-THREAD (objects), write-PID-THREAD (working tree).
+_TEMP_FILE = re.compile(r"write-(?:object-)?(\d+)-\d+")
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}")
 # Files git keeps while an operation of the user's is unfinished.
 _IN_PROGRESS = [
     ("MERGE_HEAD", "merge"),
@@ -301,6 +314,7 @@ class Store:
         self._parsed: dict[bytes, object] = {}
         self._commits: dict[bytes, CommitInfo] = {}
         self._local = threading.local()  # the transaction of each thread
+        self._identity: tuple[str, str] | None = None  # who moves the branch, for its reflog
         self._thread_lock = threading.RLock()
 
     # -- creating ---------------------------------------------------------
@@ -335,12 +349,56 @@ class Store:
             key = None if key is None else ("packed", *key)
         if key is not None and self._branch_seen is not None and self._branch_seen[0] == key:
             return self._branch_seen[1]
-        try:
-            sha = self.repo.refs[BRANCH]
-        except KeyError:
-            sha = None
+        sha = self._read_branch()
         self._branch_seen = None if key is None else (key, sha)
         return sha
+
+    def _read_branch(self) -> bytes | None:
+        """Return the commit id branch main holds (its file, else packed-refs), or None.
+
+        Raises:
+            CorruptRepositoryError: the branch's file is empty, unreadable or
+                holds something else than a commit id. (dulwich reads an empty
+                file as a missing branch: reads showed an empty project, and a
+                write took it for a branch stock git had just created.)
+        """
+        where = f"{self._branch_file} (branch main)"
+        try:
+            with open(self._branch_file, "rb") as f:
+                value = f.read().strip()
+        except FileNotFoundError:
+            where = f"{self._packed_refs} (the line of branch main)"
+            value = self._packed_branch()
+            if value is None:
+                return None  # no commit yet
+        except OSError as exc:
+            raise CorruptRepositoryError(
+                f"cannot read {where}: {exc.strerror}; {_REF_ADVICE.format(root=self.root)}",
+                BRANCH.decode(),
+            ) from None
+        if _OBJECT_ID.fullmatch(value):
+            return value
+        shown = "is empty" if not value else f"holds {value[:60]!r}, not a commit id"
+        raise CorruptRepositoryError(
+            f"{where} {shown}; {_REF_ADVICE.format(root=self.root)}", BRANCH.decode()
+        )
+
+    def _packed_branch(self) -> bytes | None:
+        """Return what packed-refs (git pack-refs, git gc) says branch main holds, or None."""
+        try:
+            with open(self._packed_refs, "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CorruptRepositoryError(
+                f"cannot read {self._packed_refs}: {exc.strerror}; {_REF_ADVICE.format(root=self.root)}",
+                BRANCH.decode(),
+            ) from None
+        for line in lines:
+            if line.endswith(b" " + BRANCH) and not line.startswith((b"#", b"^")):
+                return line[: -len(BRANCH) - 1].strip()
+        return None
 
     def snapshot(self, commit: bytes | None = None) -> Snapshot:
         """Return a view of ``commit`` (default: HEAD with this thread's buffered changes)."""
@@ -546,23 +604,39 @@ class Store:
         in_memory = getattr(self._local, "objects", None)
         if in_memory and sha in in_memory:
             return in_memory[sha]
-        hex_sha = sha.decode("ascii")
+        hex_sha = sha.decode("ascii", "replace")
         path = os.path.join(self._objects_dir, hex_sha[:2], hex_sha[2:])
         try:
             with open(path, "rb") as f:
                 compressed = f.read()
-        except FileNotFoundError:
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                raise CorruptRepositoryError(
+                    f"cannot read git object {hex_sha} ({path}): {exc.strerror}; "
+                    f"check who may read {self.git_dir}, then run 'git fsck' there",
+                    hex_sha,
+                ) from None
+            if not _OBJECT_ID.fullmatch(sha):
+                raise CorruptRepositoryError(
+                    f"{sha[:60]!r} is not a git object id (read from a ref or tree in "
+                    f"{self.git_dir}); run 'git fsck' there",
+                    hex_sha,
+                ) from None
             packed = self._packs.get(sha)
             if packed is not None:
                 return packed
             try:
                 return self.repo.object_store.get_raw(sha)
+            except KeyError:
+                problem = "is missing"
             except (zlib.error, ValueError, ChecksumMismatch, ApplyDeltaError) as exc:
-                problem = str(exc)  # packs.py gave up on it too: the pack is damaged
+                problem = f"is damaged ({exc})"  # packs.py gave up on it too: the pack is damaged
             # Raised here, not in the handler: the caught error's frames hold
             # views of the pack's memory map, and closing the store would fail.
-            raise ExpipeError(
-                f"git object {hex_sha} in {self.git_dir} is damaged ({problem}); run 'git fsck' there"
+            raise CorruptRepositoryError(
+                f"git object {hex_sha} in {self.git_dir} {problem}; run 'git fsck' there "
+                "(a copy of the project, a clone or a backup may still have it)",
+                hex_sha,
             ) from None
         try:
             data = zlib.decompress(compressed)
@@ -572,8 +646,9 @@ class Store:
                 raise ValueError("size mismatch")
             return _TYPE_NUMBERS[kind], body
         except (zlib.error, ValueError, KeyError) as exc:
-            raise ExpipeError(
-                f"git object {hex_sha} in {self.git_dir} is damaged ({exc}); run 'git fsck' there"
+            raise CorruptRepositoryError(
+                f"git object {hex_sha} in {self.git_dir} is damaged ({exc}); run 'git fsck' there",
+                hex_sha,
             ) from exc
 
     def parsed(self, sha: bytes, parse: Callable[[bytes], object]) -> object:
@@ -599,9 +674,17 @@ class Store:
         if head is None:
             return []
         found = []
-        for entry in self.repo.get_walker(include=[head], max_entries=limit):
-            message = entry.commit.message.decode("utf-8", "replace")
-            found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
+        try:
+            for entry in self.repo.get_walker(include=[head], max_entries=limit):
+                message = entry.commit.message.decode("utf-8", "replace")
+                found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
+        except (KeyError, MissingCommitError) as exc:  # dulwich's words for a missing object
+            missing = getattr(exc, "sha", None) or (exc.args[0] if exc.args else b"?")
+            if isinstance(missing, bytes):
+                missing = missing.decode("ascii", "replace")
+            raise CorruptRepositoryError(
+                f"git object {missing} in {self.git_dir} is missing; run 'git fsck' there", missing
+            ) from None
         return found
 
     # -- history (read-only helpers for expipe_git.history) ----------------
@@ -664,7 +747,9 @@ class Store:
         """Return "commit", "tree", "blob" or "tag", or None if the object is missing."""
         try:
             type_num, _ = self._raw_object(sha)
-        except KeyError:
+        except CorruptRepositoryError:
+            if _OBJECT_ID.fullmatch(sha) and sha in self.repo.object_store:
+                raise  # there, but damaged
             return None
         return {number: kind.decode() for kind, number in _TYPE_NUMBERS.items()}.get(type_num)
 
@@ -754,11 +839,13 @@ class Store:
             raise ReadOnlyError("this is a read-only view of an old state of the project")
         with self._thread_lock, self._write_lock():
             self._recover_dead_writer()
-            self._finish_interrupted()
-            self._check_repository_state()
             index: gitindex.IndexFile | None = None
+            # Marked from here: finishing a dead writer's journal takes git's
+            # index lock too, and a writer killed doing it leaves that lock.
             with self._writer_marker():
-                while True:
+                self._finish_interrupted()
+                self._check_repository_state()
+                for _ in range(_SWAP_ATTEMPTS):
                     head = self.head()
                     snap = Snapshot(self, head)
                     prepared = prepare(snap)
@@ -781,19 +868,48 @@ class Store:
                         }
                     )
                     if self._swap_branch(head, commit, message):
-                        self._index_history(commit, head, files)
                         break
                     # Stock git moved the branch without our lock; rebuild on top.
                     self._clear_journal()
-                if self._sync_worktree(updates, index, snap, into_empty=into_empty):
-                    self._clear_journal()
                 else:
-                    warnings.warn(
-                        f"committed, but git's index was busy ({self.index_path}.lock); "
-                        "the next change made through expipe_git updates it",
-                        stacklevel=4,
+                    raise ProjectBusyError(
+                        f"branch main of {self.root} moved {_SWAP_ATTEMPTS} times while this change "
+                        "was being made (a program other than expipe_git keeps committing there); "
+                        "nothing was changed: try again when it has finished"
                     )
+                # The change is committed: from here on nothing raises, or a
+                # retry would make it twice. What is left undone, the journal
+                # lets the next mutation finish.
+                self._after_landing(commit, head, files, updates, index, snap, into_empty=into_empty)
             return commit
+
+    def _after_landing(
+        self,
+        commit: bytes,
+        head: bytes | None,
+        files: list,
+        updates: dict,
+        index: gitindex.IndexFile,
+        snap: Snapshot,
+        *,
+        into_empty: bool,
+    ) -> None:
+        """Record the new commit's changes, update the working tree and index; warn on failure."""
+        with contextlib.suppress(OSError):
+            # Only the history cache: without it the commit is diffed when history needs it.
+            self._index_history(commit, head, files)
+        try:
+            if self._sync_worktree(updates, index, snap, into_empty=into_empty):
+                self._clear_journal()
+                return
+            problem = f"git's index was busy ({self.index_path}.lock)"
+        except (OSError, ExpipeError) as exc:
+            problem = f"the working tree or git's index could not be updated ({exc})"
+        warnings.warn(
+            f"committed, but {problem}; the change is saved as commit {commit.decode()} "
+            "(do not repeat it) and the next change made through expipe_git finishes the update",
+            stacklevel=5,
+        )
 
     # -- transactions -----------------------------------------------------
 
@@ -1094,25 +1210,94 @@ class Store:
             return sha.encode("ascii")
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(self.state_dir, f"write-object-{os.getpid()}-{threading.get_ident()}")
-        with open(tmp, "wb") as f:
-            f.write(zlib.compress(raw, 1))
-            f.flush()
-            if self.sync_objects:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(zlib.compress(raw, 1))
+                f.flush()
+                if self.sync_objects:
+                    os.fsync(f.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk must not keep half an object
+            raise
         return sha.encode("ascii")
 
     def _swap_branch(self, old: bytes | None, new: bytes, message: str) -> bool:
-        """Move the branch from ``old`` to ``new`` if nobody moved it meanwhile."""
-        subject = message.split("\n", 1)[0].encode()
+        """Move the branch from ``old`` to ``new`` if nobody moved it meanwhile.
+
+        git's protocol, done here rather than by dulwich so that every error
+        takes the lock back: ``main.lock`` is created exclusively, the branch
+        re-read under it, the new id written and synced, then renamed over
+        the branch. (dulwich's ``GitFile.close()`` raised from its flush on a
+        full disk before it removed the lock, leaving the project locked.)
+        Whether or not it moved, the next :meth:`head` reads the file again.
+        """
+        subject = message.split("\n", 1)[0]
+        lock = self._branch_file + ".lock"
 
         def swap() -> bool:
-            if old is None:
-                return self.repo.refs.add_if_new(BRANCH, new, message=b"commit (initial): " + subject)
-            return self.repo.refs.set_if_equals(BRANCH, old, new, message=b"commit: " + subject)
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise _LockHeld from None
+            moved = False
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    if self._read_branch() != old:
+                        return False
+                    f.write(new + b"\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(lock, self._branch_file)
+                moved = True
+            finally:
+                if not moved:
+                    with contextlib.suppress(OSError):
+                        os.unlink(lock)
+            return True
 
-        return self._retry(swap, FileLocked, self._branch_file + ".lock")
+        os.makedirs(os.path.dirname(self._branch_file), exist_ok=True)
+        try:
+            moved = self._retry(swap, _LockHeld, lock)
+        finally:
+            self._branch_seen = None
+        if moved:
+            self._append_reflog(old, new, ("commit: " if old else "commit (initial): ") + subject)
+        return moved
+
+    def _append_reflog(self, old: bytes | None, new: bytes, message: str) -> None:
+        """Add the move of the branch to its reflog (``git reflog main``), as git does.
+
+        The branch has moved already: a reflog that cannot be written (a
+        full disk) is cut back to its last whole line and the move stands.
+        """
+        name, email = self._reflog_identity()
+        now = datetime.now(timezone.utc).astimezone()
+        offset = int(now.utcoffset().total_seconds()) // 60
+        sign = "-" if offset < 0 else "+"
+        zone = f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+        flat = message.replace("\n", " ")
+        who = f"{name} <{email}> {int(now.timestamp())} {zone}"
+        line = f"{_hex(old) or '0' * 40} {new.decode()} {who}\t{flat}\n"
+        path = os.path.join(self.git_dir, "logs", *BRANCH.decode().split("/"))
+        size = None
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "ab") as f:
+                size = f.tell()
+                f.write(line.encode("utf-8", "replace"))
+        except OSError:
+            if size is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(path, size)
+
+    def _reflog_identity(self) -> tuple[str, str]:
+        if self._identity is None:
+            name, email = self.git_identity()
+            self._identity = (name or "expipe_git", email or "")
+        return self._identity
 
     def _retry(self, action: Callable[[], T], busy: type[Exception], lock: str) -> T:
         """Run ``action`` until ``lock`` is free, for up to a few seconds.
@@ -1211,12 +1396,11 @@ class Store:
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
         os.makedirs(self.state_dir, exist_ok=True)
-        fd = os.open(os.path.join(self.state_dir, "write-mutex"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _acquire_write_lock(os.path.join(self.state_dir, "write-mutex"))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # closing releases the flock
+            os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
     def _writer_marker(self) -> Iterator[None]:
@@ -1236,7 +1420,11 @@ class Store:
         We hold the project lock, so a marker left behind belongs to a dead
         writer, and git lock files it may have held are removed — only those
         older than a moment, so a git command that just started keeps its own.
+        The lock file itself is never removed: a writer waiting on it would
+        then hold a lock nobody else sees. Temporary files go only when the
+        process named in them is gone.
         """
+        self._remove_temp_files_of_dead_writers()
         marker = os.path.join(self.state_dir, "writer")
         if not os.path.exists(marker):
             return
@@ -1247,12 +1435,16 @@ class Store:
                 time.sleep(0.05)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
-        for name in os.listdir(self.state_dir):
-            if name.startswith("write-"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.state_dir, name))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)
+
+    def _remove_temp_files_of_dead_writers(self) -> None:
+        """Remove the temporary files (``write-object-PID-…``, ``write-PID-…``) of dead processes."""
+        for name in os.listdir(self.state_dir):
+            found = _TEMP_FILE.fullmatch(name)
+            if found and not _process_alive(int(found.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.state_dir, name))
 
     def _journal_path(self) -> str:
         return os.path.join(self.state_dir, "journal.json")
@@ -1319,6 +1511,51 @@ class Store:
 
 _EMPTY_TREE = Tree().id
 _TYPE_NUMBERS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+
+
+# git itself refuses to update a broken ref ('git update-ref' fails on it),
+# but its reflog still names the last commit.
+_REF_ADVICE = (
+    "run 'git fsck' in {root}; the last line of .git/logs/refs/heads/main names the "
+    "branch's last commit (its second field): put that id, alone on one line, in place of the "
+    "branch's file"
+)
+
+
+class _LockHeld(Exception):
+    """Someone else holds a git ``*.lock`` file we need."""
+
+
+def _acquire_write_lock(path: str) -> int:
+    """Open ``path`` and wait for its exclusive lock; return the descriptor (closing it unlocks).
+
+    The kernel releases the lock when its holder dies, unlike git's
+    ``*.lock`` files. A lock file deleted while we waited (someone removed
+    ``.git/expipe-git``) is a lock nobody else sees: take the new one.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            held, named = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _process_alive(pid: int) -> bool:
+    """Say whether process ``pid`` exists (ours, or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _close(repo: Repo, cache: readcache.ReadCache) -> None:

@@ -20,6 +20,7 @@ import time
 
 import pytest
 from conftest import assert_clean, commit_count, commits, git
+from faults.faultkit import setup_shared, state_at_head
 
 import expipe_git
 from expipe_git import ProjectBusyError, layout
@@ -89,26 +90,6 @@ KILLED_WORKER = textwrap.dedent(
         print(json.dumps([kind, item]), flush=True)
     """
 )
-
-
-def setup_shared(project, workers: int) -> None:
-    shared = project.require_action("shared")
-    shared.require_module(name="shared", contents={"start": 0})
-    for i in range(workers):
-        project.require_action(f"own-{i}")
-
-
-def state_at_head(path) -> tuple[set[str], set[str], set[str]]:
-    """Return (tags, message texts, module keys) read by a fresh handle."""
-    project = expipe_git.get_project(path)
-    shared = project.actions["shared"]
-    tags = set(shared.tags)
-    texts = set()
-    for name in project.actions:
-        if name.startswith("own-"):
-            texts |= {m.text for m in project.actions[name].messages.values()}
-    keys = set(shared.modules["shared"].contents)
-    return tags, texts, keys
 
 
 def assert_all_present(path, acknowledged: list[tuple[int, str]]) -> None:

@@ -13,6 +13,8 @@ import json
 import os
 import random
 
+import expipe_git
+
 SEED = int(os.environ.get("EXPIPE_FAULT_SEED", "20261130"))
 SCALE = float(os.environ.get("EXPIPE_FAULT_SCALE", "1"))
 
@@ -35,3 +37,24 @@ def report(name: str, **figures: int) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as out:
             out.write(line + "\n")
+
+
+def setup_shared(project, workers: int) -> None:
+    """The objects writers share: action 'shared' with module 'shared', and 'own-<i>' each."""
+    shared = project.require_action("shared")
+    shared.require_module(name="shared", contents={"start": 0})
+    for i in range(workers):
+        project.require_action(f"own-{i}")
+
+
+def state_at_head(path) -> tuple[set[str], set[str], set[str]]:
+    """Return (tags, message texts, module keys) read by a fresh handle."""
+    project = expipe_git.get_project(path)
+    shared = project.actions["shared"]
+    tags = set(shared.tags)
+    texts = set()
+    for name in project.actions:
+        if name.startswith("own-"):
+            texts |= {m.text for m in project.actions[name].messages.values()}
+    keys = set(shared.modules["shared"].contents)
+    return tags, texts, keys
