@@ -30,6 +30,9 @@ _NAME_MASK = 0x0FFF
 _FIXED = 62  # stat data (40) + sha (20) + flags (2)
 # Past this many changed paths one walk over the entries is cheaper than searches.
 _MAX_SEARCHED_UPDATES = 16
+# How often an index git changed meanwhile is parsed again outside index.lock
+# before it is parsed while holding it.
+_READS_BEFORE_LOCKED_PARSE = 3
 
 
 @dataclass(frozen=True)
@@ -214,24 +217,42 @@ class IndexFile:
             IndexBusyError: ``index.lock`` is held.
             ValueError: the index cannot be patched (see ``problem``).
         """
-        with _LockFile(self.path) as lock:
-            current = _read(self.path)
-            if current is None or current[0] != self.raw:
-                self._load(current)  # git changed it since it was read: start again
-            if self.data is None:
-                return False
-            if self.problem:
-                raise ValueError(self.problem)
-            pieces = None
-            if self.offsets is None and len(updates) <= _MAX_SEARCHED_UPDATES:
-                pieces = self._splice_by_search(updates, predecessor)
-            if pieces is None:
-                if self.offsets is None:
-                    self._walk()
-                    if self.problem:
-                        raise ValueError(self.problem)
-                pieces = self._splice_by_walk(updates)
-            lock.commit_index(pieces, self.trust_file)
+        reads = 1
+        while True:
+            with _LockFile(self.path) as lock:
+                current = _read(self.path)
+                changed = current is None or current[0] != self.raw
+                if not changed or reads == _READS_BEFORE_LOCKED_PARSE:
+                    if changed:
+                        self._load(current)
+                    return self._patch(lock, updates, predecessor)
+            # git changed the index since it was read: parse it again without
+            # the lock (walking a big index takes milliseconds, and git
+            # refuses to run while we hold it), then compare once more.
+            self._load(_read(self.path))
+            reads += 1
+
+    def _patch(
+        self,
+        lock: _LockFile,
+        updates: dict[bytes, Entry | None],
+        predecessor: Callable[[bytes], bytes | None] | None,
+    ) -> bool:
+        """Patch the index as parsed (the file holds exactly it), and commit ``lock``."""
+        if self.data is None:
+            return False
+        if self.problem:
+            raise ValueError(self.problem)
+        pieces = None
+        if self.offsets is None and len(updates) <= _MAX_SEARCHED_UPDATES:
+            pieces = self._splice_by_search(updates, predecessor)
+        if pieces is None:
+            if self.offsets is None:
+                self._walk()
+                if self.problem:
+                    raise ValueError(self.problem)
+            pieces = self._splice_by_walk(updates)
+        lock.commit_index(pieces, self.trust_file)
         self.raw = None  # read again if applied again
         return True
 
