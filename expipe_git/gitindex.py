@@ -15,6 +15,7 @@ they are dropped; git recomputes them when it needs them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -29,6 +30,9 @@ _NAME_MASK = 0x0FFF
 _FIXED = 62  # stat data (40) + sha (20) + flags (2)
 # Past this many changed paths one walk over the entries is cheaper than searches.
 _MAX_SEARCHED_UPDATES = 16
+# How often an index git changed meanwhile is parsed again outside index.lock
+# before it is parsed while holding it.
+_READS_BEFORE_LOCKED_PARSE = 3
 
 
 @dataclass(frozen=True)
@@ -115,49 +119,48 @@ class IndexFile:
     """git's index, read once before a commit and patched after it.
 
     Reading first lets a mutation refuse, before it commits, an index it
-    cannot patch (``problem``); applying re-reads only if git changed the file
-    in between.
+    cannot patch (``problem``). :meth:`apply` then reads the index again under
+    ``index.lock``, as git does: what ``git add`` staged meanwhile is kept
+    (a patch of the bytes read before the lock would write it away).
 
     Finding entries needs a walk over every entry (~1 µs each in Python) —
     unless the index is one we wrote ourselves: then it has no extensions, its
     entries end 20 bytes before the end of the file, and an entry is found by
     searching the raw bytes for its name (see :meth:`_find`). We recognise our
-    own index by its (inode, mtime, size), recorded in ``trust_file``.
+    own index by its (inode, mtime, size) and checksum, recorded in ``trust_file``.
     """
 
     def __init__(self, path: str, trust_file: str | None = None):
         self.path = path
         self.trust_file = trust_file
-        self._load()
+        self._load(_read(path))
 
-    def _trusted(self, seen: tuple[int, int, int]) -> bool:
+    def _trusted(self, seen: tuple[int, int, int], checksum: bytes) -> bool:
         if self.trust_file is None:
             return False
         try:
             with open(self.trust_file) as f:
-                return tuple(int(x) for x in f.read().split()) == seen
+                ino, mtime, size, written = f.read().split()
+            return (int(ino), int(mtime), int(size)) == seen and bytes.fromhex(written) == checksum
         except (OSError, ValueError):
             return False
 
-    def _load(self) -> None:
+    def _load(self, read: tuple[bytes, os.stat_result] | None) -> None:
+        """Parse the index bytes ``read`` (None: there is no index file)."""
+        self.raw = None if read is None else read[0]  # the file's bytes, to see if it changed
         self.data: bytes | None = None  # None: absent or unreadable; rebuild it
         self.problem: str | None = None
         self.offsets: list[int] | None = None  # None until walked
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-                st = os.fstat(f.fileno())
-        except FileNotFoundError:
-            self._seen = None
+        if read is None:
             return
-        self._seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        data, st = read
         if len(data) < _HEADER.size + 20:
             return
         signature, version, count = _HEADER.unpack_from(data)
         if signature != b"DIRC" or version not in (2, 3, 4):
             return
         self.data, self.version, self.count = data, version, count
-        if version != 4 and self._trusted(self._seen):
+        if version != 4 and self._trusted((st.st_ino, st.st_mtime_ns, st.st_size), data[-20:]):
             self.entries_end = len(data) - 20
         else:
             self._walk()
@@ -197,13 +200,6 @@ class IndexFile:
         self.data, self.version = data, version
         self.offsets, self.paths, self.entries_end = offsets, paths, off
 
-    def _changed_on_disk(self) -> bool:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return self._seen is not None
-        return self._seen != (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def apply(
         self,
         updates: dict[bytes, Entry | None],
@@ -221,8 +217,28 @@ class IndexFile:
             IndexBusyError: ``index.lock`` is held.
             ValueError: the index cannot be patched (see ``problem``).
         """
-        if self._changed_on_disk():
-            self._load()
+        reads = 1
+        while True:
+            with _LockFile(self.path) as lock:
+                current = _read(self.path)
+                changed = current is None or current[0] != self.raw
+                if not changed or reads == _READS_BEFORE_LOCKED_PARSE:
+                    if changed:
+                        self._load(current)
+                    return self._patch(lock, updates, predecessor)
+            # git changed the index since it was read: parse it again without
+            # the lock (walking a big index takes milliseconds, and git
+            # refuses to run while we hold it), then compare once more.
+            self._load(_read(self.path))
+            reads += 1
+
+    def _patch(
+        self,
+        lock: _LockFile,
+        updates: dict[bytes, Entry | None],
+        predecessor: Callable[[bytes], bytes | None] | None,
+    ) -> bool:
+        """Patch the index as parsed (the file holds exactly it), and commit ``lock``."""
         if self.data is None:
             return False
         if self.problem:
@@ -236,10 +252,8 @@ class IndexFile:
                 if self.problem:
                     raise ValueError(self.problem)
             pieces = self._splice_by_walk(updates)
-        write_index(self.path, pieces)
-        if self.trust_file is not None:
-            _record_written(self.path, self.trust_file)
-        self._seen = (-1, -1, -1)  # reload if applied again
+        lock.commit_index(pieces, self.trust_file)
+        self.raw = None  # read again if applied again
         return True
 
     def _splice_by_walk(self, updates: dict[bytes, Entry | None]) -> list:
@@ -343,18 +357,25 @@ class IndexFile:
 
 
 def write(index_path: str, entries: list[Entry], trust_file: str | None = None) -> None:
-    """Write a fresh version-2 index holding ``entries``."""
+    """Write a fresh version-2 index holding ``entries``.
+
+    Raises:
+        IndexBusyError: ``index.lock`` is held.
+    """
     entries = sorted(entries, key=lambda e: e.path)
-    write_index(index_path, [_HEADER.pack(b"DIRC", 2, len(entries)), *(e.encode() for e in entries)])
-    if trust_file is not None:
-        _record_written(index_path, trust_file)
+    with _LockFile(index_path) as lock:
+        lock.commit_index(
+            [_HEADER.pack(b"DIRC", 2, len(entries)), *(e.encode() for e in entries)], trust_file
+        )
 
 
-def _record_written(index_path: str, trust_file: str) -> None:
-    """Remember the index we wrote, so it is recognised without a walk."""
-    st = os.stat(index_path)
-    with open(trust_file, "w") as f:
-        f.write(f"{st.st_ino} {st.st_mtime_ns} {st.st_size}")
+def _read(index_path: str) -> tuple[bytes, os.stat_result] | None:
+    """Return the index's bytes and stat data, or None if there is no index."""
+    try:
+        with open(index_path, "rb") as f:
+            return f.read(), os.fstat(f.fileno())
+    except FileNotFoundError:
+        return None
 
 
 def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]]] | None:
@@ -375,36 +396,54 @@ def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]
     return result
 
 
-def write_index(path: str, pieces: list) -> None:
-    """Write an index from ``pieces`` (bytes-like), with its SHA-1 trailer.
+class _LockFile:
+    """git's ``<path>.lock``: taken before the file is read, renamed over it to commit.
 
-    The pieces are hashed and written one by one: joining a megabytes-long
-    index into one bytes object would only copy it twice more.
-    """
-    digest = hashlib.sha1()
-    for piece in pieces:
-        digest.update(piece)
-    write_atomic(path, [*pieces, digest.digest()])
-
-
-def write_atomic(path: str, pieces: list) -> None:
-    """Replace ``path`` by the concatenated ``pieces`` through git's ``<path>.lock`` protocol.
+    git takes the same lock and never waits for it, so whoever holds it is the
+    only writer; leaving the block without committing removes the lock.
 
     Raises:
         IndexBusyError: the lock file is held by someone else.
     """
-    lock = path + ".lock"
-    try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise IndexBusyError(lock) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.writelines(pieces)
-        os.replace(lock, path)
-    except BaseException:
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lock = path + ".lock"
         try:
-            os.unlink(lock)
-        except FileNotFoundError:
-            pass
-        raise
+            fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise IndexBusyError(self.lock) from None
+        self.file = os.fdopen(fd, "wb")
+        self.committed = False
+
+    def __enter__(self) -> _LockFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.committed:
+            with contextlib.suppress(OSError):
+                self.file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock)
+
+    def commit_index(self, pieces: list, trust_file: str | None) -> None:
+        """Write an index from ``pieces`` (bytes-like) with its SHA-1 trailer, and rename it in.
+
+        The pieces are hashed and written one by one: joining a megabytes-long
+        index into one bytes object would only copy it twice more.
+        ``trust_file`` records the index written, so it is recognised without a
+        walk; its stat data is taken before the rename, when it is surely ours.
+        """
+        digest = hashlib.sha1()
+        for piece in pieces:
+            digest.update(piece)
+        checksum = digest.digest()
+        self.file.writelines([*pieces, checksum])
+        self.file.flush()
+        st = os.fstat(self.file.fileno())
+        self.file.close()
+        os.replace(self.lock, self.path)
+        self.committed = True
+        if trust_file is not None:
+            with open(trust_file, "w") as f:
+                f.write(f"{st.st_ino} {st.st_mtime_ns} {st.st_size} {checksum.hex()}")

@@ -45,8 +45,11 @@ IGNORE_TEXT = (
 )
 
 MAX_NAME_BYTES = 200
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {
-    f"{dev}{n}" for dev in ("com", "lpt") for n in range(1, 10)
+# Device names Windows opens instead of a file, with any extension. Windows
+# counts the superscript digits ¹ ² ³ as digits, and Git for Windows refuses
+# COM0 and LPT0 too.
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {
+    f"{dev}{digit}" for dev in ("com", "lpt") for digit in "0123456789\u00b9\u00b2\u00b3"
 }
 _WINDOWS_FORBIDDEN = set('<>:"|?*\\/')
 

@@ -10,7 +10,10 @@ can see that they did, so an import
    :meth:`Store.mutate <expipe_git.store.Store.mutate>` — one commit per object,
    dated by its ``registered`` time, or one commit for everything;
 3. builds the project in a hidden sibling folder and renames it into place at
-   the end, so a failure leaves no destination behind;
+   the end, so a failure leaves no destination behind; the importer holds a
+   lock on that folder while it builds, so the hidden folder of an import that
+   was killed (nothing else could remove it) is recognised and removed by the
+   next import into the same destination;
 4. reads the source again and compares every value with what the expipe_git
    API returns (:class:`ImportReport`).
 
@@ -25,8 +28,10 @@ properties returned and what expipe_git stores.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import math
 import os
 import pathlib
@@ -426,8 +431,9 @@ def import_expipe_project(
             f"{root} is itself a git repository; it was only read, and its git history is not imported"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = target.parent / f".{target.name}.importing-{secrets.token_hex(4)}"
-    os.mkdir(building)
+    for left in _remove_abandoned_imports(target):
+        report.notes.append(f"removed {left}, the unfinished folder of an import of {target} that was killed")
+    building, lock = _start_building(target)
     try:
         _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
         appeared = f"{target} appeared while importing; the import was not put there"
@@ -442,6 +448,8 @@ def import_expipe_project(
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)  # releases the flock
     if plan.stray:
         shown = ", ".join(plan.stray[:_STRAY_SHOWN])
         more = f", and {len(plan.stray) - _STRAY_SHOWN} more" if len(plan.stray) > _STRAY_SHOWN else ""
@@ -459,6 +467,60 @@ def import_expipe_project(
             )
     project.import_report = report  # type: ignore[attr-defined]
     return project
+
+
+def _start_building(target: pathlib.Path) -> tuple[pathlib.Path, int]:
+    """Make the hidden folder an import builds in, locked; return it and the lock's descriptor.
+
+    The folder is made and locked under a name no cleaner looks at, then
+    renamed: a folder named ``.NAME.importing-*`` whose lock is free was
+    therefore left by an importer that died (the kernel frees a dead
+    process's flock), never by one that is starting.
+    """
+    token = secrets.token_hex(4)
+    starting = target.parent / f".{target.name}.starting-{token}"
+    os.mkdir(starting)
+    lock = os.open(starting, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        building = target.parent / f".{target.name}.importing-{token}"
+        os.rename(starting, building)
+    except BaseException:
+        os.close(lock)
+        shutil.rmtree(starting, ignore_errors=True)
+        raise
+    return building, lock
+
+
+def _remove_abandoned_imports(target: pathlib.Path) -> list[pathlib.Path]:
+    """Remove the hidden folders of imports of ``target`` whose importer died; return them.
+
+    A folder is removed only while we hold its lock, so a live import (which
+    holds it until it ends) is never touched, and two imports starting at
+    once do not both remove one folder. Symbolic links and files of that
+    name are left alone.
+    """
+    removed = []
+    prefix = f".{target.name}.importing-"
+    for entry in os.scandir(target.parent):
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone meanwhile, or not ours to open
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its importer is alive
+            if os.path.isdir(entry.path):  # not removed by another import meanwhile
+                shutil.rmtree(entry.path)
+                removed.append(pathlib.Path(entry.path))
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return removed
 
 
 def verify_import(

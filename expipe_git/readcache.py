@@ -7,16 +7,19 @@ one process parsed can never go stale: it is kept in
 ``.git/expipe-git/read-cache``, loaded by the next process on its first
 miss, and written back when a process that parsed many new objects ends.
 
-The file is :mod:`marshal` data of plain values only (dicts, lists, tuples,
-str, bytes, numbers); dates and times are stored as tagged tuples (parsed
-TOML holds no tuples, so the tag cannot clash). Nothing in it is executed. A
-file that does not load as expected is ignored and rewritten.
+The file is a header line, the SHA-1 of the rest, then :mod:`marshal` data
+of plain values only (dicts, lists, tuples, str, bytes, numbers); dates and
+times are stored as tagged tuples (parsed TOML holds no tuples, so the tag
+cannot clash). Nothing in it is executed. A file whose checksum does not
+match (a flipped bit, a torn write, an edit) or that does not load as
+expected is ignored — never served — and rewritten by the next save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import marshal
 import os
 import stat
@@ -24,7 +27,9 @@ import threading
 from typing import Any
 
 # Bump when what is cached changes meaning (the TOML parser's output, the tree form).
-FORMAT = 1
+FORMAT = 2
+_MAGIC = b"expipe-git read-cache\n"
+_DIGEST_SIZE = 20
 # Writing the file costs ~10 ms per 10,000 records: only worth it after real work.
 _MIN_NEW_TO_SAVE = 500
 _MAX_ENTRIES = 400_000
@@ -66,6 +71,7 @@ class ReadCache:
         self.path = path
         self._lock = threading.Lock()
         self._loaded = False
+        self._damaged = False
         self._saved_trees: dict = {}
         self._saved_records: dict = {}
         self._new_trees: dict = {}
@@ -80,14 +86,24 @@ class ReadCache:
         self._loaded = True
         try:
             with open(self.path, "rb") as f:
-                data = marshal.load(f)
+                raw = f.read()
+        except OSError:
+            return  # absent or unreadable: start afresh, and write it later
+        payload = _checked(raw)
+        try:
+            data = None if payload is None else marshal.loads(payload)
             if type(data) is not dict or data.get("format") != FORMAT:
-                return
-            trees, records = data["trees"], data["records"]
-            if type(trees) is dict and type(records) is dict:
-                self._saved_trees, self._saved_records = trees, records
-        except (OSError, EOFError, ValueError, TypeError, KeyError):
-            pass  # absent or unreadable: start afresh, and overwrite it later
+                data = None
+            else:
+                trees, records = data["trees"], data["records"]
+                if type(trees) is dict and type(records) is dict:
+                    self._saved_trees, self._saved_records = trees, records
+                else:
+                    data = None
+        except (EOFError, ValueError, TypeError, KeyError):
+            data = None
+        if data is None:
+            self._damaged = True  # rewrite it at the next save, however little is new
 
     def tree(self, sha: bytes) -> dict | None:
         if not self._loaded:
@@ -117,7 +133,8 @@ class ReadCache:
     def save(self) -> None:
         """Write what this process parsed, merged with the file, if it was much."""
         with self._lock:
-            if len(self._new_trees) + len(self._new_records) < _MIN_NEW_TO_SAVE:
+            new = len(self._new_trees) + len(self._new_records)
+            if new < _MIN_NEW_TO_SAVE and not (self._damaged and new):
                 return
             if not self._loaded:
                 self._load()
@@ -135,8 +152,9 @@ class ReadCache:
                 # mkdir, not makedirs: a project deleted meanwhile stays deleted.
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(os.path.dirname(self.path))
+                payload = marshal.dumps({"format": FORMAT, "trees": trees, "records": records})
                 with open(tmp, "wb") as f:
-                    marshal.dump({"format": FORMAT, "trees": trees, "records": records}, f)
+                    f.writelines([_MAGIC, hashlib.sha1(payload).digest(), payload])
                 os.replace(tmp, self.path)
             except (OSError, ValueError):
                 # A cache is never worth failing for (a full disk, a read-only .git,
@@ -146,6 +164,18 @@ class ReadCache:
                 return
             self._saved_trees, self._saved_records = trees, records
             self._new_trees, self._new_records = {}, {}
+            self._damaged = False
+
+
+def _checked(raw: bytes) -> bytes | None:
+    """Return the marshal data of a cache file, or None if its header or checksum is wrong."""
+    start = len(_MAGIC) + _DIGEST_SIZE
+    if not raw.startswith(_MAGIC) or len(raw) < start:
+        return None
+    payload = memoryview(raw)[start:]
+    if hashlib.sha1(payload).digest() != raw[len(_MAGIC) : start]:
+        return None
+    return payload
 
 
 def _reachable(trees: dict, root: bytes) -> tuple[dict, set]:

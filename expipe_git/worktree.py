@@ -4,6 +4,12 @@ Writes are atomic (temporary file in ``.git``, then rename), so a reader or a
 crash never sees half a file and a killed writer leaves nothing stray in the
 working tree. Nothing here knows git's object store or index; the store
 passes in what was committed.
+
+Symbolic links are never followed: git stores a link as a link, and a
+record read or written through one would be a file outside the project. A
+link on the way to a file (the file itself, or a folder above it) makes
+:meth:`WorkTree.state`, :meth:`WorkTree.changes` and every write refuse with
+an error naming the link.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ import contextlib
 import errno
 import hashlib
 import os
+import shlex
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable
 
-from .errors import ExpipeError
+from .errors import ExpipeError, RepositoryStateError
 
 
 def blob_sha(data: bytes) -> bytes:
@@ -43,16 +51,76 @@ class WorkTree:
         self._folders: set[str] = set()
 
     def file_sha(self, path: str) -> bytes | None:
-        """Return the blob id of a file's content, or None if there is no file."""
+        """Return the blob id of a file's content, or None if there is no file.
+
+        A symbolic link, or a path through one, counts as no file: it is never read.
+        """
+        return None if self.link_on_path(path) is not None else self._sha_unless_link(path)
+
+    def _sha_unless_link(self, path: str) -> bytes | None:
+        """Return the blob id of a file no folder link leads to; None for none, or a link."""
         try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                return blob_sha(f.read())
+            fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NOFOLLOW)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the file itself became a link just now
+                return None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            try:
+                return blob_sha(f.read())
+            except IsADirectoryError:
+                return None
+
+    def link_on_path(self, path: str) -> str | None:
+        """Return the first symbolic link on ``path`` (the path itself or a folder above it).
+
+        Every component is looked at each time (a few ``lstat`` calls): a
+        folder seen real a moment ago may be a link now.
+        """
+        at = self.root
+        parts = path.split("/")
+        for depth, part in enumerate(parts):
+            at = os.path.join(at, part)
+            try:
+                mode = os.lstat(at).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if stat.S_ISLNK(mode):
+                return "/".join(parts[: depth + 1])
+        return None
+
+    def refuse_links(self, links: Iterable[str]) -> None:
+        """Raise an error naming the symbolic links ``links`` (relative paths), if any."""
+        links = sorted(set(links))
+        if not links:
+            return
+        named = []
+        for link in links:
+            try:
+                named.append(f"{link} -> {os.readlink(os.path.join(self.root, link))}")
+            except OSError:
+                named.append(link)
+        one = len(links) == 1
+        raise RepositoryStateError(
+            f"{self.root} holds {'a symbolic link' if one else 'symbolic links'}: {', '.join(named)}; "
+            "expipe_git never follows links in a project (a record read or written through one "
+            f"would be outside it): replace {'the link' if one else 'each link'} by the file or "
+            "folder it points to, or delete it and restore what was committed there with "
+            f"'{shlex.join(['git', 'checkout', '--', *links])}'"
+        )
 
     def state(self, path: str, committed: bytes | None) -> str | None:
-        """Return None if the file holds ``committed``, else how it differs."""
-        sha = self.file_sha(path)
+        """Return None if the file holds ``committed``, else how it differs.
+
+        Raises:
+            RepositoryStateError: the path is, or goes through, a symbolic link.
+        """
+        link = self.link_on_path(path)
+        if link is not None:
+            self.refuse_links([link])
+        sha = self._sha_unless_link(path)
         if sha == committed:
             return None
         if committed is None:
@@ -70,6 +138,12 @@ class WorkTree:
         """
         full = os.path.join(self.root, path)
         folder = os.path.dirname(full)
+        if not new and "/" in path:
+            # A checkout into an empty folder (new) made every folder itself;
+            # a link in place of the file itself is replaced, not followed.
+            link = self.link_on_path(path.rsplit("/", 1)[0])
+            if link is not None:
+                self.refuse_links([link])
         self._make_folder(folder)
         if new:
             try:
@@ -112,6 +186,9 @@ class WorkTree:
 
     def remove(self, path: str) -> None:
         """Delete a file and the folders it leaves empty."""
+        link = self.link_on_path(path)
+        if link is not None and link != path:
+            self.refuse_links([link])  # unlinking through it would delete outside the project
         full = os.path.join(self.root, path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(full)
@@ -136,9 +213,11 @@ class WorkTree:
         read again. Ignored data folders are not listed.
         """
         found: dict[str, str] = {}
+        untracked, links = self._scan(committed)
+        self.refuse_links(links)
         for path, sha in committed.items():
             try:
-                st = os.stat(os.path.join(self.root, path))
+                st = os.lstat(os.path.join(self.root, path))
             except (FileNotFoundError, NotADirectoryError):
                 found[path] = "deleted"
                 continue
@@ -150,22 +229,35 @@ class WorkTree:
             )
             if known and known[0].hex().encode() == sha and known[1] == stat_key:
                 continue  # stat data unchanged since it was indexed: the content is too
-            if self.file_sha(path) != sha:
+            if self._sha_unless_link(path) != sha:  # no link: _scan refused them
                 found[path] = "modified"
-        for path in self._untracked(committed):
+        for path in untracked:
             found[path] = "added"
         return sorted(found.items())
 
-    def _untracked(self, committed: dict[str, bytes]) -> Iterator[str]:
-        for folder, dirs, files in os.walk(self.root):
-            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-            rel = "" if rel == "." else rel
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if not (rel == "" and d == ".git") and not _ignored(f"{rel}/{d}" if rel else d)
-            )
-            for name in sorted(files):
-                path = f"{rel}/{name}" if rel else name
-                if path not in committed:
-                    yield path
+    def _scan(self, committed: dict[str, bytes]) -> tuple[list[str], list[str]]:
+        """Return (untracked files, symbolic links) under the root; links are not followed.
+
+        ``.git`` and the ignored data folders are skipped, whatever they are.
+        """
+        untracked: list[str] = []
+        links: list[str] = []
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            try:
+                entries = os.scandir(os.path.join(self.root, rel) if rel else self.root)
+            except OSError:
+                continue  # an unreadable folder holds nothing we could commit (as os.walk)
+            with entries:
+                for entry in entries:
+                    path = f"{rel}/{entry.name}" if rel else entry.name
+                    if path == ".git" or _ignored(path):
+                        continue
+                    if entry.is_symlink():
+                        links.append(path)
+                    elif entry.is_dir():
+                        stack.append(path)
+                    elif path not in committed:
+                        untracked.append(path)
+        return untracked, links

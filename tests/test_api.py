@@ -600,6 +600,26 @@ def test_hostile_names_are_refused_before_touching_disk(project, name):
     assert_clean(project.path)
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["CONIN$", "conout$", "CONOUT$.toml", "COM\u00b9", "LPT\u00b2", "com\u00b3.txt", "COM0", "lpt0.log"],
+)
+def test_windows_console_and_superscript_device_names_are_refused(project, name):
+    """Git for Windows refuses these as it refuses CON and COM1: a checkout there would fail."""
+    before = commit_count(project.path)
+    with pytest.raises(ValueError, match="reserved device name on Windows"):
+        project.require_action(name)
+    with pytest.raises(ValueError, match="reserved device name on Windows"):
+        project.require_action("rec").require_module(name=name, contents={})
+    assert commit_count(project.path) == before + 1  # the action 'rec' only
+
+
+@pytest.mark.parametrize("name", ["COM10", "conin", "CONOUTS", "lpt", "com\u2074", "console$"])
+def test_names_that_only_look_like_device_names_are_allowed(project, name):
+    project.require_action(name)
+    assert name in expipe.get_project(project.path).actions
+
+
 def test_names_with_dots_work(project):
     action = project.require_action("rec.2019.v1")
     action.require_module(name="probe.v2", contents={"a": 1})

@@ -100,8 +100,9 @@ print(sorted({{t for n in project.actions for t in project.actions[n].tags}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['b']"
-    with open(path / ".git" / "expipe-git" / "read-cache", "rb") as f:
-        cached = marshal.load(f)
+    raw = (path / ".git" / "expipe-git" / "read-cache").read_bytes()
+    header, rest = raw.split(b"\n", 1)  # a header line, a 20-byte SHA-1, the marshal data
+    cached = marshal.loads(rest[20:])
     head_trees = set(
         subprocess.run(
             ["git", "rev-list", "--objects", "--no-object-names", "HEAD^{tree}"],
