@@ -43,7 +43,9 @@ Wherever a revision is taken: a :class:`Commit`; a full or abbreviated
 (4+ hex digits) commit id; ``HEAD`` (or ``@``); a branch, tag or remote
 branch name; any of those followed by ``~n``, ``^`` or ``^n`` (``HEAD~3``,
 ``main^2``); or a ``datetime`` (the newest commit on HEAD's first-parent
-line committed at or before it; a naive datetime is local time).
+line committed at or before it; a naive datetime is local time), also given
+as text that names no ref: ``"10 minutes ago"``, ``"yesterday"``,
+``"yesterday 14:00"``, ``"2026-11-01"``, ``"2026-11-01 14:00"``.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ _REVISION = re.compile(r"^(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _AGO = re.compile(r"^(\d+)\s*(second|minute|hour|day|week)s?\s+ago$")
 _RELATIVE_DAY = re.compile(r"^(now|today|yesterday)(?:\s+(.+))?$")
+# Text a revision may be when it names no commit, branch or tag: a time (see parse_when).
+_TIME_TEXT = re.compile(
+    r"^(\d+\s*(second|minute|hour|day|week)s?\s+ago|(now|today|yesterday)(\s+.+)?"
+    r"|\d{4}-\d{2}-\d{2}([ t]\d{1,2}:\d{2}(:\d{2})?)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -234,9 +241,12 @@ class _History:
                 raise InvalidValueError(
                     f"short commit id {base!r} is ambiguous ({listing}); give more digits"
                 )
+        if _TIME_TEXT.match(" ".join(base.lower().split())):
+            return self._at_time(parse_when(base))
         raise NotFoundError(
             f"unknown revision {revision!r}: not a commit id, branch or tag of {self.store.root} "
-            "(use HEAD, HEAD~2, a commit id, a branch or a tag name)"
+            "(use HEAD, HEAD~2, a commit id, a branch or a tag name, or a time: "
+            "'10 minutes ago', yesterday, 2026-11-01)"
         )
 
     def _commit_of(self, sha: bytes, revision: str) -> bytes:

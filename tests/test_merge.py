@@ -697,7 +697,9 @@ def test_values_typed_on_the_command_line(text, expected):
 def test_quantities_typed_on_the_command_line():
     assert merging.parse_value_text("3 um") == 3 * pq.um
     assert (merging.parse_value_text("[1, 2] mV") == [1, 2] * pq.mV).all()
-    for bad in ("Recording", "3 nonsenseunit", ""):
+    assert merging.parse_value_text("rig-C") == "rig-C"  # plain text needs no quotes
+    assert merging.parse_value_text("room 2") == "room 2"
+    for bad in ("3 nonsenseunit", "[1, 2", ""):
         with pytest.raises(expipe_git.InvalidValueError, match="cannot read the value"):
             merging.parse_value_text(bad)
 
