@@ -664,8 +664,10 @@ def test_cli_abort_and_usage_errors(ours, tmp_path, capsys):
     theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
     path = project_path(ours)
     assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
-    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "Recording", capsys=capsys)
-    assert code == 1 and "cannot read the value 'Recording'" in err
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "[Recording", capsys=capsys)
+    assert code == 1 and "cannot read the value '[Recording'" in err
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "rig-C", capsys=capsys)
+    assert code == 0, err  # plain text needs no quotes
     code, out, err = run_cli(path, "resolve", "action/rec-1", "type", capsys=capsys)
     assert code == 2
     code, out, err = run_cli(path, "merge", "--abort", capsys=capsys)
