@@ -167,8 +167,10 @@ class Project:
 
     def _identity(self) -> Identity:
         if self._author is None:
-            name, email = settings.identity(*self._store.git_identity())
-            self._author = Identity(name, email)
+            config = self._store.git_identity()
+            author = settings.identity(config, "author")
+            committer = settings.identity(config, "committer")
+            self._author = Identity(*author, None if committer == author else Identity(*committer))
         return self._author
 
     def _commit(

@@ -1,11 +1,16 @@
 """Who is working: the user named on commits and messages.
 
-Looked up in this order, the first that answers wins:
+git's order, the first that answers wins, for the author (and, with
+``COMMITTER`` for ``AUTHOR``, the committer):
 
-1. expipe's own user config, ``~/.config/expipe/config.yaml`` (``username:``
-   and ``email:``), so people coming from expipe keep their settings;
-2. git's configuration (``user.name``, ``user.email``);
-3. the environment: ``GIT_AUTHOR_NAME``/``GIT_AUTHOR_EMAIL``, then ``USER``.
+1. the environment: ``GIT_AUTHOR_NAME`` / ``GIT_AUTHOR_EMAIL``;
+2. git's configuration, the repository's ``.git/config`` before the global
+   ``~/.gitconfig``: ``author.name`` / ``author.email``, then ``user.name`` /
+   ``user.email``; for the email, then ``EMAIL`` in the environment;
+3. expipe's own user config, ``~/.config/expipe/config.yaml`` (``username:``
+   and ``email:``), so people coming from expipe without a git identity keep
+   their settings;
+4. the login name (and ``login@localhost``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import getpass
 import os
 import pathlib
+from collections.abc import Mapping
 
 settings: dict[str, str] = {}
 
@@ -42,15 +48,24 @@ def reload_config() -> dict[str, str]:
     return settings
 
 
-def identity(git_name: str | None, git_email: str | None) -> tuple[str, str]:
-    """Return (name, email) of the current user, given git's configured ones."""
+def identity(git_config: Mapping[str, str], role: str = "author") -> tuple[str, str]:
+    """Return (name, email) of the ``role`` ("author" or "committer"), given git's identity keys."""
     reload_config()
-    name = settings.get("username") or git_name or os.environ.get("GIT_AUTHOR_NAME") or _login()
+    env = os.environ
+    variable = f"GIT_{role.upper()}_"
+    name = (
+        env.get(variable + "NAME", "").strip()
+        or git_config.get(f"{role}.name")
+        or git_config.get("user.name")
+        or settings.get("username")
+        or _login()
+    )
     email = (
-        settings.get("email")
-        or git_email
-        or os.environ.get("GIT_AUTHOR_EMAIL")
-        or os.environ.get("EMAIL")
+        env.get(variable + "EMAIL", "").strip()
+        or git_config.get(f"{role}.email")
+        or git_config.get("user.email")
+        or env.get("EMAIL", "").strip()
+        or settings.get("email")
         or f"{name.replace(' ', '.')}@localhost"
     )
     return name, email

@@ -152,16 +152,6 @@ def test_author_comes_from_git_config(project):
     assert git(project.path, "log", "-1", "--format=%aI").strip()[-6] in "+-"
 
 
-def test_expipe_user_config_wins_over_git_config(tmp_path, isolated_home):
-    config = isolated_home / ".config" / "expipe"
-    config.mkdir(parents=True)
-    (config / "config.yaml").write_text("username: Mary\nemail: mary@lab.org\n")
-    project = expipe.require_project(tmp_path / "p")
-    message = project.require_action("a").create_message("hi")
-    assert message.user == "Mary"
-    assert git(project.path, "log", "-1", "--format=%an <%ae>").strip() == "Mary <mary@lab.org>"
-
-
 def test_type_and_location_must_be_str(project):
     action = project.require_action("a")
     before = commit_count(project.path)
