@@ -20,6 +20,13 @@ def check_file(path: str, data: bytes) -> None:
     if path == layout.IGNORE_FILE:
         return
     place = layout.place_of(path)
+    right = layout.right_place(path) if place is None else None
+    if right is not None:
+        raise CorruptFileError(
+            f"{path} is not where expipe_git looks for it: move it to {right} "
+            "(actions and entities live in a folder named by a hash of the name), then commit again",
+            path,
+        )
     if place is None:
         raise CorruptFileError(
             f"{path} is not part of an expipe_git project's layout "

@@ -193,7 +193,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("clean: no hand edits since the last commit")
     else:
         for edit in edits:
-            print(f"{_STATUS_LETTER.get(edit.state, '?')} {edit.path}")
+            if edit.state != "untracked":
+                print(f"{_STATUS_LETTER.get(edit.state, '?')} {edit.path}")
+        outside = [edit.path for edit in edits if edit.state == "untracked"]
+        if outside:
+            print(f"not part of the project ('{PROG} commit' leaves them alone; .gitignore can hide them):")
+            print("\n".join(f"? {path}" for path in outside))
     return 0
 
 
@@ -367,10 +372,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commit_path(project: Project, text: str) -> pathlib.Path | str:
+    """A path from the current folder or, as ``status`` prints it, from the project folder."""
+    here = pathlib.Path(text).absolute()
+    if here.exists() or (not (project.path / text).exists() and here.is_relative_to(project.path)):
+        return here
+    return text
+
+
 def cmd_commit(args: argparse.Namespace) -> int:
     project = _open_project(args)
     message = "\n\n".join(part.strip("\n") for part in args.message)
-    sha = project.commit(message)
+    paths = [_commit_path(project, path) for path in args.paths] or None
+    sha = project.commit(message, paths)
     if sha is None:
         print("nothing to commit: no hand edits since the last commit")
     else:
@@ -891,7 +905,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the project's name (default: the folder's name)")
 
     p = add(
-        "status", cmd_status, "list files edited by hand and not committed (M modified, A added, D deleted)"
+        "status",
+        cmd_status,
+        "list files edited by hand and not committed (M modified, A added, D deleted), then "
+        "files that are not part of the project (?)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of {path, state}")
 
@@ -934,6 +951,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="MESSAGE",
         help="the commit message; given more than once, each is a paragraph",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="commit only the edits of these files or folders (default: every edit of the project's files)",
     )
 
     p = add(

@@ -44,6 +44,7 @@ from typing import TypeVar
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, NotGitRepository
 from dulwich.file import FileLocked
+from dulwich.ignore import IgnoreFilterManager
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
@@ -1206,7 +1207,11 @@ class Store:
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits."""
         committed = dict(Snapshot(self, self.head()).walk())
-        return self.worktree.changes(committed, gitindex.read_paths(self.index_path) or {})
+        # git's ignore rules: .gitignore files, .git/info/exclude, core.excludesFile.
+        rules = IgnoreFilterManager.from_repo(self.repo)
+        return self.worktree.changes(
+            committed, gitindex.read_paths(self.index_path) or {}, lambda path: rules.is_ignored(path) is True
+        )
 
     # -- locking and crash recovery ---------------------------------------
 

@@ -520,11 +520,12 @@ def test_commit_refuses_invalid_hand_edits(project):
     assert commit_count(project.path) == before
     (project.path / "stray.txt").write_text("x")
     path.write_text("a = 2\n")
-    with pytest.raises(ValueError, match="stray.txt"):
-        project.commit("stray")
-    (project.path / "stray.txt").unlink()
-    project.commit("fix")
+    with pytest.raises(ValueError, match="stray.txt"):  # named, a file outside the layout is refused
+        project.commit("stray", ["stray.txt"])
+    assert commit_count(project.path) == before
+    project.commit("fix")  # not named, it is left alone
     assert module["a"] == 2
+    assert (project.path / "stray.txt").read_text() == "x"
 
 
 def test_commit_refuses_hand_edits_that_orphan_records(project):
