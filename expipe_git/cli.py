@@ -185,11 +185,21 @@ _STATUS_LETTER = {"modified": "M", "added": "A", "deleted": "D"}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from . import merge
+
     project = _open_project(args)
     edits = project.status()
+    pending = None if args.json else merge.pending_merge(project)
+    if pending is not None:
+        left = len(project.conflicts)
+        print(
+            f"a merge of {pending['theirs'][:7]} ({pending['message']}) is stopped: {left} conflict"
+            f"{'s' * (left != 1)} unresolved, {pending['resolved']} resolved; '{PROG} conflicts' lists "
+            f"them, '{PROG} merge --continue' or '{PROG} merge --abort' ends the merge"
+        )
     if args.json:
         _print_json([{"path": e.path, "state": e.state} for e in edits])
-    elif not edits:
+    elif not edits and pending is None:
         print("clean: no hand edits since the last commit")
     else:
         for edit in edits:

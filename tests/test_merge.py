@@ -846,3 +846,16 @@ def test_three_merge_bases_fold_into_one_virtual_base(ours, tmp_path):
     for path in ("modules/ephys.toml", "modules/extra.toml", "modules/other.toml"):
         ours_file = next(project_path(ours).glob(f"actions/*/rec-1/{path}"))
         assert tomllib.loads(ours_file.read_text()) == tomllib.loads((ephys.parent.parent / path).read_text())
+
+
+def test_status_shows_a_merge_stopped_on_conflicts(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    path = project_path(ours)
+    assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
+    code, out, _ = run_cli(path, "status", capsys=capsys)
+    assert code == 0 and "clean" not in out
+    assert out.startswith("a merge of ")
+    assert "(merge theirs/main) is stopped: 2 conflicts unresolved, 0 resolved" in out
+    assert "expipe-git conflicts" in out and "merge --abort" in out
+    assert run_cli(path, "merge", "--abort", capsys=capsys)[0] == 0
+    assert run_cli(path, "status", capsys=capsys)[1] == "clean: no hand edits since the last commit\n"
