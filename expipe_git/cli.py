@@ -820,6 +820,8 @@ def cmd_show_commit(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     project = _open_project(args)
+    if args.a is None and args.b != "HEAD":
+        raise CliError(f"give A too: '{PROG} diff A B' compares two revisions")
     changes = project.diff(args.a, args.b)
     if args.json:
         _print_json([_change_json(c) for c in changes])
@@ -1000,8 +1002,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", "-n", type=int, metavar="N", help="at most N commits")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = add("diff", cmd_diff, "list the key-level changes from revision A to revision B", epilog=JSON_NOTE)
-    p.add_argument("a", metavar="A", help=revision_help)
+    p = add(
+        "diff",
+        cmd_diff,
+        "list the key-level changes from revision A to revision B; with no A, those of the hand edits "
+        "(files changed and not committed) against the last commit",
+        epilog=JSON_NOTE,
+    )
+    p.add_argument("a", metavar="A", nargs="?", help=revision_help)
     p.add_argument("b", metavar="B", nargs="?", default="HEAD", help="(default: HEAD)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 

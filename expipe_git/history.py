@@ -53,6 +53,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import pathlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -297,12 +298,44 @@ class _History:
                 pass
         return self.store.read_blob(sha).decode("utf-8", "replace")
 
+    def decode_text(self, data: bytes, path: str) -> Any:
+        """Return the decoded record ``data`` holds, or its text if it is no record (as :meth:`load`)."""
+        if path.endswith(layout.SUFFIX):
+            try:
+                return values.loads(data, what=path)
+            except CorruptFileError:
+                pass
+        return data.decode("utf-8", "replace")
+
     def file_changes(self, files: tuple[commitgraph.FileChange, ...]) -> list[Change]:
         changes: list[Change] = []
         for path, old_sha, new_sha in files:
             place = layout.place_of(path)
             obj = place.obj if place else None
             old, new = self.load(old_sha, path), self.load(new_sha, path)
+            if old is _MISSING:
+                changes.append(Change("added", path, obj, (), None, new))
+            elif new is _MISSING:
+                changes.append(Change("removed", path, obj, (), old, None))
+            else:
+                changes.extend(_diff_values(path, obj, (), old, new))
+        return changes
+
+    def worktree_diff(self) -> list[Change]:
+        """Key-level changes of the hand edits: the project's files in the working tree against HEAD."""
+        snap = self.store.snapshot()
+        changes: list[Change] = []
+        for path, state in self.store.status():
+            if state == "added" and not layout.part_of_project(path):
+                continue  # not the project's: status lists it, commit leaves it alone
+            place = layout.place_of(path)
+            obj = place.obj if place else None
+            old = self.load(snap.blob_id(path), path)
+            try:
+                data = None if state == "deleted" else pathlib.Path(self.store.root, path).read_bytes()
+            except FileNotFoundError:
+                data = None
+            new = _MISSING if data is None else self.decode_text(data, path)
             if old is _MISSING:
                 changes.append(Change("added", path, obj, (), None, new))
             elif new is _MISSING:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import functools
 import os
 import pathlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, settings, values
+from . import checks, history, layout, merge, settings, tomltext, values
 from . import remote as _remote
 from .errors import (
     AlreadyExistsError,
@@ -181,7 +182,25 @@ class Project:
         detail: str = "",
     ) -> bytes | None:
         message = layout.commit_message(obj, operation, detail)
-        return self._store.mutate(build, message, author=self._identity())
+        return self._store.mutate(self._keeping_layout(build), message, author=self._identity())
+
+    def _keeping_layout(self, build: Callable[[Snapshot], Changes]) -> Callable[[Snapshot], Changes]:
+        """Wrap ``build`` so a record file a person laid out keeps its comments and layout."""
+
+        def keep(snap: Snapshot) -> Changes:
+            changes = build(snap)
+            for path, data in changes.items():
+                old_sha = None if data is None else snap.blob_id(path)
+                if old_sha is None or not path.endswith(layout.SUFFIX):
+                    continue
+                old = self._store.read_blob(old_sha)
+                if old == data:
+                    continue
+                old_raw = self._store.parsed(old_sha, functools.partial(values.parse, what=path))
+                changes[path] = tomltext.keep_layout(old.decode("utf-8"), old_raw, data.decode()).encode()
+            return changes
+
+        return keep
 
     @contextlib.contextmanager
     def transaction(self, message: str | None = None) -> Iterator[Project]:
@@ -448,8 +467,14 @@ class Project:
         found = history.history_of(self._store)
         return found.commit(found.resolve(revision))
 
-    def diff(self, a: Any, b: Any = "HEAD") -> list[history.Change]:
-        """Return the key-level changes from revision ``a`` to revision ``b``."""
+    def diff(self, a: Any = None, b: Any = "HEAD") -> list[history.Change]:
+        """Return the key-level changes from revision ``a`` to revision ``b``.
+
+        With no revision, the changes of the hand edits: the project's files
+        in the working tree against the last commit.
+        """
+        if a is None:
+            return history.history_of(self._store).worktree_diff()
         return history.history_of(self._store).diff(a, b)
 
     def at(self, revision: Any) -> Project:
