@@ -13,10 +13,13 @@ import argparse
 import datetime as dt
 import pathlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cli, layout, merge, values
 from .errors import InvalidTypeError, InvalidValueError, NotFoundError
+
+if TYPE_CHECKING:
+    from .model import Project
 
 PROG = cli.PROG
 ATTRIBUTE_KEYS = {
@@ -32,7 +35,7 @@ Step = Callable[[], Any]
 # Addresses and handles
 
 
-def parse_object(text: str, project: Any) -> tuple[str, ...]:
+def parse_object(text: str, project: Project) -> tuple[str, ...]:
     """Read an object address; for a bare name, say which address to type instead."""
     try:
         obj = layout.parse_address(text)
@@ -44,7 +47,7 @@ def parse_object(text: str, project: Any) -> tuple[str, ...]:
     return obj
 
 
-def owner_object(text: str, project: Any, what: str) -> tuple[str, ...]:
+def owner_object(text: str, project: Project, what: str) -> tuple[str, ...]:
     """Read the address of an action or entity, which ``what`` (e.g. "messages") belongs to."""
     obj = parse_object(text, project)
     if len(obj) != 2 or obj[0] not in ("action", "entity"):
@@ -52,7 +55,7 @@ def owner_object(text: str, project: Any, what: str) -> tuple[str, ...]:
     return obj
 
 
-def handle(project: Any, obj: tuple[str, ...]) -> Any:
+def handle(project: Project, obj: tuple[str, ...]) -> Any:
     """Return the object at address ``obj`` (an Action, Entity, Module, Template or Message)."""
     if obj == ("project",):
         raise cli.CliError("the project itself cannot be changed this way; give an object's address")
@@ -109,7 +112,7 @@ def _as_list(value: Any, key: str) -> list[str]:
 # Applying changes: one commit per command
 
 
-def apply(project: Any, subject: str, steps: list[Step]) -> str | None:
+def apply(project: Project, subject: str, steps: list[Step]) -> str | None:
     """Run ``steps`` as one commit (one step: its own commit); return the new HEAD, or None."""
     before = project.store.head()
     if len(steps) == 1:
@@ -122,7 +125,7 @@ def apply(project: Any, subject: str, steps: list[Step]) -> str | None:
     return None if after == before or after is None else after.decode()
 
 
-def report(project: Any, args: argparse.Namespace, obj: tuple[str, ...], sha: str | None) -> int:
+def report(project: Project, args: argparse.Namespace, obj: tuple[str, ...], sha: str | None) -> int:
     address = layout.address(obj)
     commit = None if sha is None else project.get_commit(sha)
     if args.json:
@@ -311,7 +314,7 @@ def cmd_message(args: argparse.Namespace) -> int:
 def cmd_rm(args: argparse.Namespace) -> int:
     project = cli.open_project(args)
     obj = parse_object(args.object, project)
-    target = handle(project, obj)
+    handle(project, obj)  # a missing object: an error that says how to list what exists
     if len(obj) == 2:
         kind, name = obj
         delete = {
@@ -328,7 +331,6 @@ def cmd_rm(args: argparse.Namespace) -> int:
         raise cli.CliError(
             f"a single message cannot be removed; '{PROG} set {args.object} text=...' changes its text"
         )
-    del target
     sha = apply(project, "", [step])
     code = report(project, args, obj, sha)
     if sha is not None and not args.json:
