@@ -49,6 +49,8 @@ def check_file(path: str, data: bytes) -> None:
         problem = _message_problem(record)
     elif place.part == "template":
         problem = _template_problem(record)
+    elif place.part == "config":
+        problem = _config_problem(record)
     if problem is not None:
         key, rule = problem
         line = key_line(data, key)
@@ -95,6 +97,15 @@ def _template_problem(record: dict) -> tuple[str, str] | None:
     identifier = record.get("identifier")
     if identifier is not None and not isinstance(identifier, str):
         return "identifier", "must be text (the name modules made from the template get)"
+    return None
+
+
+def _config_problem(record: dict) -> tuple[str, str] | None:
+    found = record.get("storage_format", layout.STORAGE_FORMAT)
+    if type(found) is not int or not 1 <= found <= layout.STORAGE_FORMAT:
+        return "storage_format", f"must be {layout.STORAGE_FORMAT} (the version this expipe_git writes)"
+    if "project" in record and not isinstance(record["project"], str):
+        return "project", "must be text (the project's name)"
     return None
 
 

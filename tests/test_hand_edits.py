@@ -45,6 +45,15 @@ def test_commit_refuses_what_a_read_would_refuse_naming_file_line_and_key(projec
     assert commit_count(project.path) == before
 
 
+def test_commit_refuses_a_config_no_later_open_could_read(project):
+    edit(project, "expipe.toml", lambda text: text.replace("storage_format = 1", 'storage_format = "one"'))
+    with pytest.raises(
+        expipe_git.CorruptFileError, match=r"expipe.toml, line \d+ \(project\): storage_format"
+    ):
+        project.commit("bad config")
+    assert expipe_git.get_project(project.path).id == "project"
+
+
 def test_an_iso_datetime_as_text_is_accepted_as_reads_accept_it(project):
     action = project.require_action("rec-1")
     edit(
