@@ -328,9 +328,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
         owner = handle(project, obj[:2])
         step = lambda: owner.delete_module(obj[3])  # noqa: E731
     else:
-        raise cli.CliError(
-            f"a single message cannot be removed; '{PROG} set {args.object} text=...' changes its text"
-        )
+        owner = handle(project, obj[:2])
+        kept = [message.contents for key, message in owner.messages.items() if key != obj[3]]
+        step = lambda: setattr(owner, "messages", kept)  # noqa: E731  (the others are kept as they are)
     sha = apply(project, "", [step])
     code = report(project, args, obj, sha)
     if sha is not None and not args.json:
@@ -418,7 +418,7 @@ def register(add: Callable[..., argparse.ArgumentParser], common: argparse.Argum
     p = add(
         "rm",
         cmd_rm,
-        "delete an action, entity, module or template (one commit; 'revert' undoes it)",
+        "delete an action, entity, module, template or message (one commit; 'revert' undoes it)",
     )
     p.add_argument("object", metavar="OBJECT")
     json_flag(p)

@@ -179,6 +179,12 @@ def test_rm_deletes_in_one_commit_and_says_how_to_undo(capsys, project):
     with commits(project.path, 1):
         cli(capsys, project, "rm", "action/rec-1")
     assert list(project.actions) == [] and list(project.templates) == []
+    entity = project.require_entity("rat1")
+    first = entity.create_message("keep me", user="Mary")
+    second = entity.create_message("delete me", user="Mary")
+    with commits(project.path, 1):
+        cli(capsys, project, "rm", f"entity/rat1/message/{second.id}")
+    assert list(entity.messages) == [first.id] and entity.messages[first.id].text == "keep me"
     code, _, err = run(capsys, "-C", str(project.path), "rm", "entity/nobody")
     assert code == 1
     assert_one_error_line(err, "entity 'nobody' does not exist", "list entities")
