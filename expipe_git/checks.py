@@ -8,10 +8,11 @@ elsewhere: files edited by hand, and records of another branch or remote.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from . import layout, values
 from .errors import CorruptFileError
-from .objects import LIST_ATTRIBUTES
+from .objects import LIST_ATTRIBUTES, stored_datetime
 from .store import Changes, Snapshot
 
 
@@ -20,6 +21,13 @@ def check_file(path: str, data: bytes) -> None:
     if path == layout.IGNORE_FILE:
         return
     place = layout.place_of(path)
+    right = layout.right_place(path) if place is None else None
+    if right is not None:
+        raise CorruptFileError(
+            f"{path} is not where expipe_git looks for it: move it to {right} "
+            "(actions and entities live in a folder named by a hash of the name), then commit again",
+            path,
+        )
     if place is None:
         raise CorruptFileError(
             f"{path} is not part of an expipe_git project's layout "
@@ -32,28 +40,84 @@ def check_file(path: str, data: bytes) -> None:
     except CorruptFileError as exc:
         exc.path = path
         raise
-    if place.part in ("attributes", "config", "message") and not isinstance(record, dict):
+    if place.part in ("attributes", "config", "message", "template") and not isinstance(record, dict):
         raise CorruptFileError(f"{what}: expected a table of keys", path)
+    problem = None
     if place.part == "attributes":
-        _check_attributes(record, what, path)
-    if place.part == "message":
-        _check_message(record, what, path)
+        problem = _attributes_problem(record)
+    elif place.part == "message":
+        problem = _message_problem(record)
+    elif place.part == "template":
+        problem = _template_problem(record)
+    elif place.part == "config":
+        problem = _config_problem(record)
+    if problem is not None:
+        key, rule = problem
+        line = key_line(data, key)
+        where = f"{path}, line {line}" if line else path
+        raise CorruptFileError(
+            f"{where} ({layout.describe(place.obj)}): {key} {rule}; fix the file or restore it with git", path
+        )
 
 
-def _check_attributes(record: dict, what: str, path: str) -> None:
+# The rules below are those reads apply (objects.py, records.py): a file
+# committed past them would make every later read of the object fail.
+
+
+def _attributes_problem(record: dict) -> tuple[str, str] | None:
     for key in LIST_ATTRIBUTES:
         items = record.get(key)
         if items is not None and not (isinstance(items, list) and all(isinstance(i, str) for i in items)):
-            raise CorruptFileError(f"{what}: {key} must be a list of strings", path)
+            return key, "must be a list of strings"
     for key in ("type", "location"):
         if record.get(key) is not None and not isinstance(record[key], str):
-            raise CorruptFileError(f"{what}: {key} must be a string", path)
+            return key, "must be a string"
+    for key in ("datetime", "registered"):
+        try:
+            stored_datetime(record.get(key), key)
+        except CorruptFileError:
+            return key, f"is {record[key]!r}, not a date and time (write e.g. {key} = 2026-11-01T14:00:00)"
+    data = record.get("data")
+    if data is not None and not (isinstance(data, dict) and all(isinstance(v, str) for v in data.values())):
+        return "data", "must be a table of names to paths (text)"
+    return None
 
 
-def _check_message(record: dict, what: str, path: str) -> None:
+def _message_problem(record: dict) -> tuple[str, str] | None:
+    example = {"text": '"what happened"', "user": '"Mary"', "datetime": "2026-11-01T14:00:00"}
     for key, kind in (("text", str), ("user", str), ("datetime", dt.datetime)):
-        if not isinstance(record.get(key), kind):
-            raise CorruptFileError(f"{what}: {key} must be a {kind.__name__}", path)
+        if key not in record:
+            return key, f"is missing: add {key} = {example[key]}"
+        if not isinstance(record[key], kind):
+            return key, f"must be {'text' if kind is str else 'a date and time'}, e.g. {key} = {example[key]}"
+    return None
+
+
+def _template_problem(record: dict) -> tuple[str, str] | None:
+    identifier = record.get("identifier")
+    if identifier is not None and not isinstance(identifier, str):
+        return "identifier", "must be text (the name modules made from the template get)"
+    return None
+
+
+def _config_problem(record: dict) -> tuple[str, str] | None:
+    found = record.get("storage_format", layout.STORAGE_FORMAT)
+    if type(found) is not int or not 1 <= found <= layout.STORAGE_FORMAT:
+        return "storage_format", f"must be {layout.STORAGE_FORMAT} (the version this expipe_git writes)"
+    if "project" in record and not isinstance(record["project"], str):
+        return "project", "must be text (the project's name)"
+    return None
+
+
+def key_line(data: bytes, key: str) -> int | None:
+    """The line number of top-level ``key = ...`` in a TOML file, or None if not found."""
+    pattern = re.compile(rb"^\s*(" + re.escape(key.encode()) + rb'|"' + re.escape(key.encode()) + rb'")\s*=')
+    for number, line in enumerate(data.splitlines(), 1):
+        if line.lstrip().startswith(b"["):
+            return None  # past the top-level keys
+        if pattern.match(line):
+            return number
+    return None
 
 
 def check_objects_whole(snap: Snapshot, changes: Changes) -> None:

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import __version__, history, layout
+from . import __version__, history, layout, pager
 from .errors import ExpipeError, InvalidValueError, NotFoundError
 from .model import Project, create_project, get_project
 
@@ -185,15 +185,30 @@ _STATUS_LETTER = {"modified": "M", "added": "A", "deleted": "D"}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from . import merge
+
     project = _open_project(args)
     edits = project.status()
+    pending = None if args.json else merge.pending_merge(project)
+    if pending is not None:
+        left = len(project.conflicts)
+        print(
+            f"a merge of {pending['theirs'][:7]} ({pending['message']}) is stopped: {left} conflict"
+            f"{'s' * (left != 1)} unresolved, {pending['resolved']} resolved; '{PROG} conflicts' lists "
+            f"them, '{PROG} merge --continue' or '{PROG} merge --abort' ends the merge"
+        )
     if args.json:
         _print_json([{"path": e.path, "state": e.state} for e in edits])
-    elif not edits:
+    elif not edits and pending is None:
         print("clean: no hand edits since the last commit")
     else:
         for edit in edits:
-            print(f"{_STATUS_LETTER.get(edit.state, '?')} {edit.path}")
+            if edit.state != "untracked":
+                print(f"{_STATUS_LETTER.get(edit.state, '?')} {edit.path}")
+        outside = [edit.path for edit in edits if edit.state == "untracked"]
+        if outside:
+            print(f"not part of the project ('{PROG} commit' leaves them alone; .gitignore can hide them):")
+            print("\n".join(f"? {path}" for path in outside))
     return 0
 
 
@@ -343,11 +358,22 @@ def _record_view(
     return data, [title, *body]
 
 
+def _split_revision_object(text: str) -> tuple[str | None, str]:
+    """Split ``REV:OBJECT`` (``HEAD~2:action/rec-1``, ``yesterday 14:00:action/rec-1``)."""
+    for at, char in enumerate(text):
+        if char == ":" and at and _is_address(text[at + 1 :]):
+            return text[:at], text[at + 1 :]
+    return None, text
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    if not _is_address(args.object):
+    revision, address = _split_revision_object(args.object)
+    if not _is_address(address):
         return cmd_show_commit(args)
-    obj = layout.parse_address(args.object)
+    obj = layout.parse_address(address)
     project = _open_project(args)
+    if revision is not None:
+        project = project.at(revision)
     data, lines = _describe_object(project, obj)
     if args.json:
         _print_json(data)
@@ -356,10 +382,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commit_path(project: Project, text: str) -> pathlib.Path | str:
+    """A path from the current folder or, as ``status`` prints it, from the project folder."""
+    here = pathlib.Path(text).absolute()
+    if here.exists() or (not (project.path / text).exists() and here.is_relative_to(project.path)):
+        return here
+    return text
+
+
 def cmd_commit(args: argparse.Namespace) -> int:
     project = _open_project(args)
     message = "\n\n".join(part.strip("\n") for part in args.message)
-    sha = project.commit(message)
+    paths = [_commit_path(project, path) for path in args.paths] or None
+    sha = project.commit(message, paths)
     if sha is None:
         print("nothing to commit: no hand edits since the last commit")
     else:
@@ -701,10 +736,31 @@ def _under(change: history.Change, prefix: str | None) -> bool:
     return prefix is None or change.path == prefix or change.path.startswith(prefix + "/")
 
 
+def _log_path(project: Project, text: str) -> str:
+    """A file or folder path as ``status`` prints it (from the project folder) or from here."""
+    here = pathlib.Path(text).absolute()
+    if here.exists() and here.is_relative_to(project.path):
+        return here.relative_to(project.path).as_posix().strip("/") or "."
+    path = pathlib.PurePosixPath(text.replace("\\", "/")).as_posix().strip("/")
+    top = path.split("/")[0]
+    in_layout = top in (layout.CONFIG_FILE, "templates", "modules", *layout.KIND_OF_FOLDER)
+    if not (project.path / path).exists() and not in_layout:
+        raise CliError(
+            f"{text!r} is neither an object address (action/rec-1, entity/rat1, template/daq, "
+            f"module/NAME) nor a file of the project; '{PROG} status' and '{PROG} list' show both"
+        )
+    return path
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     project = _open_project(args)
-    obj = None if args.object is None else layout.parse_address(args.object)
-    prefix = None if obj is None else history.object_path(obj)
+    if args.object is None or _is_address(args.object):
+        obj = None if args.object is None else layout.parse_address(args.object)
+        prefix = None if obj is None else history.object_path(obj)
+    else:
+        obj = prefix = _log_path(project, args.object)
+        if obj == ".":
+            obj = prefix = None
     options = {"since": args.since, "until": args.until, "author": args.author, "limit": args.limit}
     if args.json:
         commits = project.log(path=obj, **options)
@@ -713,6 +769,9 @@ def cmd_log(args: argparse.Namespace) -> int:
     commits = history.iter_log(project, path=obj, **options)  # printed as found
     color = _use_color()
     for commit in commits:
+        if args.oneline:
+            print(f"{_paint(commit.id[:7], 'commit', color)} {commit.subject}")
+            continue
         when = commit.datetime.strftime("%Y-%m-%d %H:%M:%S %z")
         print(f"{_paint(commit.id[:7], 'commit', color)} {when} {commit.author}  {commit.subject}")
         for change in commit.changes:
@@ -721,11 +780,21 @@ def cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def address_guesses(project: Project, text: str) -> list[str]:
+    """Addresses of the objects named ``text``, for errors that say what to type instead."""
+    if "/" in text or ":" in text:
+        return []
+    return [f"{kind}/{text}" for kind in _ADDRESS_KINDS[1:] if text in getattr(project, _KIND_ALIASES[kind])]
+
+
 def cmd_show_commit(args: argparse.Namespace) -> int:
     project = _open_project(args)
     try:
         commit = project.get_commit(args.object)
     except (NotFoundError, InvalidValueError) as exc:
+        guesses = address_guesses(project, args.object)
+        if guesses:
+            raise CliError(f"{args.object!r} is not an address; type {' or '.join(guesses)}") from None
         raise CliError(
             f"cannot read object address or revision {args.object!r}: an address starts with "
             "project, action/, entity/, template/ or module/ (e.g. action/rec-1/module/tracking); "
@@ -751,6 +820,8 @@ def cmd_show_commit(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     project = _open_project(args)
+    if args.a is None and args.b != "HEAD":
+        raise CliError(f"give A too: '{PROG} diff A B' compares two revisions")
     changes = project.diff(args.a, args.b)
     if args.json:
         _print_json([_change_json(c) for c in changes])
@@ -796,6 +867,14 @@ def cmd_revert(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Shared with cli_write.py (the commands that write) under public names
+
+open_project = _open_project
+print_json = _print_json
+base_folder = _base
+
+
+# ---------------------------------------------------------------------------
 # The parser and main
 
 
@@ -838,7 +917,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the project's name (default: the folder's name)")
 
     p = add(
-        "status", cmd_status, "list files edited by hand and not committed (M modified, A added, D deleted)"
+        "status",
+        cmd_status,
+        "list files edited by hand and not committed (M modified, A added, D deleted), then "
+        "files that are not part of the project (?)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of {path, state}")
 
@@ -864,7 +946,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OBJECT|COMMIT",
         help="an address: action/rec-1, action/rec-1/module/tracking, "
         "action/rec-1/message/ID, entity/rat1, template/daq, module/NAME or project; "
-        "anything else is a revision: a commit id, HEAD~2, a branch or a tag",
+        "REV:ADDRESS shows it as it was at a revision (HEAD~2:action/rec-1); "
+        "anything else is a revision: a commit id, HEAD~2, a branch, a tag or a time ('yesterday')",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text (see below)")
 
@@ -881,6 +964,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MESSAGE",
         help="the commit message; given more than once, each is a paragraph",
     )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="commit only the edits of these files or folders (default: every edit of the project's files)",
+    )
 
     p = add(
         "tour",
@@ -890,22 +979,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", metavar="DIR", help="folder to run the walkthrough in (created if missing)")
 
-    revision_help = "a commit id (or 4+ leading hex digits), HEAD, HEAD~2, HEAD^, a branch or a tag"
+    revision_help = (
+        "a commit id (or 4+ leading hex digits), HEAD, HEAD~2, HEAD^, a branch or a tag, "
+        "or a time: '10 minutes ago', yesterday, 2026-11-01"
+    )
     p = add(
         "log",
         cmd_log,
         "list commits newest first, each with its key-level changes (of OBJECT, if given)",
         epilog=JSON_NOTE,
     )
-    p.add_argument("object", nargs="?", metavar="OBJECT", help="only commits that changed this object")
+    p.add_argument(
+        "object",
+        nargs="?",
+        metavar="OBJECT|PATH",
+        help="only commits that changed this object, or this file or folder (as 'status' prints it)",
+    )
+    p.add_argument("--oneline", action="store_true", help="one line per commit: short id and subject")
     p.add_argument("--since", help="only commits at or after: 2026-11-01, 'yesterday 14:00', '3 days ago'")
     p.add_argument("--until", help="only commits at or before (same forms as --since)")
     p.add_argument("--author", help="only commits whose 'Name <email>' matches this regular expression")
     p.add_argument("--limit", "-n", type=int, metavar="N", help="at most N commits")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = add("diff", cmd_diff, "list the key-level changes from revision A to revision B", epilog=JSON_NOTE)
-    p.add_argument("a", metavar="A", help=revision_help)
+    p = add(
+        "diff",
+        cmd_diff,
+        "list the key-level changes from revision A to revision B; with no A, those of the hand edits "
+        "(files changed and not committed) against the last commit",
+        epilog=JSON_NOTE,
+    )
+    p.add_argument("a", metavar="A", nargs="?", help=revision_help)
     p.add_argument("b", metavar="B", nargs="?", default="HEAD", help="(default: HEAD)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -1046,9 +1150,13 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument(
         "--value",
         metavar="VALUE",
-        help='a new value: a TOML or JSON literal (3, 2.5, true, null, "text" in quotes, [1, 2], '
-        '{"a": 1}) or a quantity such as "3 um" or "[1, 2] mV"',
+        help='a new value: a TOML or JSON literal (3, 2.5, true, null, [1, 2], {"a": 1}), '
+        'a quantity such as "3 um" or "[1, 2] mV", or plain text (rig-C)',
     )
+
+    from . import cli_write  # it builds on this module's helpers
+
+    cli_write.register(add, common)
     return parser
 
 
@@ -1064,6 +1172,10 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+# Commands whose output may be long: shown through a pager on a terminal (pager.py).
+PAGED_COMMANDS = frozenset({cmd_log, cmd_show, cmd_diff, cmd_blame, cmd_list, cmd_conflicts})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
@@ -1073,7 +1185,9 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version and usage errors
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         try:
-            return args.func(args)
+            with pager.paged(args.func in PAGED_COMMANDS):
+                return args.func(args)
+            return 0  # the person quit the pager before the end
         except BrokenPipeError:
             # The reader went away (`expipe-git list | head`): stop quietly.
             try:

@@ -203,16 +203,33 @@ _load_local_config = load_local_config
 _is_in_project = is_in_project
 
 
-def identity(git_name: str | None, git_email: str | None) -> tuple[str, str]:
-    """Return (name, email) of the current user, given git's configured ones."""
+def identity(git_config: Mapping[str, str], role: str = "author") -> tuple[str, str]:
+    """Return (name, email) of the ``role`` ("author" or "committer"), in git's order.
+
+    The first that answers wins: the environment (``GIT_AUTHOR_NAME`` /
+    ``GIT_AUTHOR_EMAIL``, or ``GIT_COMMITTER_*``); git's configuration given in
+    ``git_config`` (repository before global; ``author.*`` or ``committer.*``,
+    then ``user.*``; for the email, then ``EMAIL``); expipe's own ``username`` and
+    ``email`` settings, so people coming from expipe without a git identity keep
+    theirs; the login name.
+    """
     refresh_settings()
+    env = os.environ
+    variable = f"GIT_{role.upper()}_"
     username, email_setting = settings.get("username"), settings.get("email")
-    name = (str(username) if username else None) or git_name or os.environ.get("GIT_AUTHOR_NAME") or _login()
+    name = (
+        env.get(variable + "NAME", "").strip()
+        or git_config.get(f"{role}.name")
+        or git_config.get("user.name")
+        or (str(username) if username else None)
+        or _login()
+    )
     email = (
-        (str(email_setting) if email_setting else None)
-        or git_email
-        or os.environ.get("GIT_AUTHOR_EMAIL")
-        or os.environ.get("EMAIL")
+        env.get(variable + "EMAIL", "").strip()
+        or git_config.get(f"{role}.email")
+        or git_config.get("user.email")
+        or env.get("EMAIL", "").strip()
+        or (str(email_setting) if email_setting else None)
         or f"{name.replace(' ', '.')}@localhost"
     )
     return name, email

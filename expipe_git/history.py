@@ -43,7 +43,9 @@ Wherever a revision is taken: a :class:`Commit`; a full or abbreviated
 (4+ hex digits) commit id; ``HEAD`` (or ``@``); a branch, tag or remote
 branch name; any of those followed by ``~n``, ``^`` or ``^n`` (``HEAD~3``,
 ``main^2``); or a ``datetime`` (the newest commit on HEAD's first-parent
-line committed at or before it; a naive datetime is local time).
+line committed at or before it; a naive datetime is local time), also given
+as text that names no ref: ``"10 minutes ago"``, ``"yesterday"``,
+``"yesterday 14:00"``, ``"2026-11-01"``, ``"2026-11-01 14:00"``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import pathlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -76,6 +79,11 @@ _REVISION = re.compile(r"^(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 _AGO = re.compile(r"^(\d+)\s*(second|minute|hour|day|week)s?\s+ago$")
 _RELATIVE_DAY = re.compile(r"^(now|today|yesterday)(?:\s+(.+))?$")
+# Text a revision may be when it names no commit, branch or tag: a time (see parse_when).
+_TIME_TEXT = re.compile(
+    r"^(\d+\s*(second|minute|hour|day|week)s?\s+ago|(now|today|yesterday)(\s+.+)?"
+    r"|\d{4}-\d{2}-\d{2}([ t]\d{1,2}:\d{2}(:\d{2})?)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -234,9 +242,12 @@ class _History:
                 raise InvalidValueError(
                     f"short commit id {base!r} is ambiguous ({listing}); give more digits"
                 )
+        if _TIME_TEXT.match(" ".join(base.lower().split())):
+            return self._at_time(parse_when(base))
         raise NotFoundError(
             f"unknown revision {revision!r}: not a commit id, branch or tag of {self.store.root} "
-            "(use HEAD, HEAD~2, a commit id, a branch or a tag name)"
+            "(use HEAD, HEAD~2, a commit id, a branch or a tag name, or a time: "
+            "'10 minutes ago', yesterday, 2026-11-01)"
         )
 
     def _commit_of(self, sha: bytes, revision: str) -> bytes:
@@ -287,12 +298,44 @@ class _History:
                 pass
         return self.store.read_blob(sha).decode("utf-8", "replace")
 
+    def decode_text(self, data: bytes, path: str) -> Any:
+        """Return the decoded record ``data`` holds, or its text if it is no record (as :meth:`load`)."""
+        if path.endswith(layout.SUFFIX):
+            try:
+                return values.loads(data, what=path)
+            except CorruptFileError:
+                pass
+        return data.decode("utf-8", "replace")
+
     def file_changes(self, files: tuple[commitgraph.FileChange, ...]) -> list[Change]:
         changes: list[Change] = []
         for path, old_sha, new_sha in files:
             place = layout.place_of(path)
             obj = place.obj if place else None
             old, new = self.load(old_sha, path), self.load(new_sha, path)
+            if old is _MISSING:
+                changes.append(Change("added", path, obj, (), None, new))
+            elif new is _MISSING:
+                changes.append(Change("removed", path, obj, (), old, None))
+            else:
+                changes.extend(_diff_values(path, obj, (), old, new))
+        return changes
+
+    def worktree_diff(self) -> list[Change]:
+        """Key-level changes of the hand edits: the project's files in the working tree against HEAD."""
+        snap = self.store.snapshot()
+        changes: list[Change] = []
+        for path, state in self.store.status():
+            if state == "added" and not layout.part_of_project(path):
+                continue  # not the project's: status lists it, commit leaves it alone
+            place = layout.place_of(path)
+            obj = place.obj if place else None
+            old = self.load(snap.blob_id(path), path)
+            try:
+                data = None if state == "deleted" else pathlib.Path(self.store.root, path).read_bytes()
+            except FileNotFoundError:
+                data = None
+            new = _MISSING if data is None else self.decode_text(data, path)
             if old is _MISSING:
                 changes.append(Change("added", path, obj, (), None, new))
             elif new is _MISSING:

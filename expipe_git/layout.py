@@ -42,6 +42,15 @@ IGNORE_TEXT = (
     "# Written by expipe_git: data folders hold recordings, not metadata.\n"
     "/actions/*/*/data/\n"
     "/entities/*/*/data/\n"
+    "# What operating systems and editors leave beside files.\n"
+    ".DS_Store\n"
+    "._*\n"
+    "Thumbs.db\n"
+    "desktop.ini\n"
+    "~$*\n"
+    ".ipynb_checkpoints/\n"
+    "*.swp\n"
+    "*~\n"
 )
 
 MAX_NAME_BYTES = 200
@@ -189,6 +198,42 @@ def place_of(path: str) -> Place | None:
             return None
         part = parts[3][:-1]
         return Place((kind, name, part, stem), part)
+    return None
+
+
+def part_of_project(path: str) -> bool:
+    """Whether ``path`` is the project's: a record in its place, or a ``.toml`` file
+    in the project's folders (a record in the wrong place, refused with a hint by
+    :func:`right_place`). Anything else (``notes.txt``, ``analysis/plot.ipynb``)
+    belongs to the person, and expipe_git leaves it alone."""
+    if path in (CONFIG_FILE, IGNORE_FILE) or place_of(path) is not None:
+        return True
+    top = path.split("/", 1)[0]
+    return path.endswith(SUFFIX) and (top in KIND_OF_FOLDER or top in ("templates", "modules"))
+
+
+def right_place(path: str) -> str | None:
+    """For a record file in the wrong place, the path it belongs at, if it can be told.
+
+    ``actions/rec-5/attributes.toml`` -> ``actions/<shard>/rec-5/attributes.toml``;
+    ``actions/00/rec-5/modules/probe.toml`` with the wrong shard -> the right one.
+    """
+    parts = path.split("/")
+    if parts[0] not in KIND_OF_FOLDER or not path.endswith(SUFFIX):
+        return None
+    kind = KIND_OF_FOLDER[parts[0]]
+    for at in range(1, len(parts)):
+        rest = parts[at + 1 :]
+        name = parts[at]
+        if _name_problem(name):
+            continue
+        if rest == [f"attributes{SUFFIX}"]:
+            return attributes_path(kind, name)
+        if len(rest) == 2 and rest[0] in ("modules", "messages") and strip_suffix(rest[1]):
+            return f"{object_dir(kind, name)}/{rest[0]}/{rest[1]}"
+    stem = strip_suffix(parts[-1])
+    if len(parts) == 2 and stem and not _name_problem(stem):  # actions/rec-5.toml
+        return attributes_path(kind, stem)
     return None
 
 

@@ -791,19 +791,31 @@ _QUANTITY = re.compile(
 
 
 def parse_value_text(text: str) -> Any:
-    """Read a value typed on the command line: a TOML or JSON literal, or a quantity like ``3 um``.
+    """Read a value typed on the command line: a TOML or JSON literal, a quantity like ``3 um``, or text.
+
+    Text is taken as it is (``rig-C``) unless it starts like a number, list,
+    table or quoted string.
 
     Raises:
-        InvalidValueError: the text is none of these (a string must be quoted: ``'"text"'``).
+        InvalidValueError: the text starts like a literal but is none
+            (``3 nonsenseunit``, ``[1, 2``): quote it to mean the text.
     """
-    for attempt in (_toml_literal, _json_literal, _quantity_literal):
+    for attempt in (_toml_literal, _json_literal, _quantity_literal, _plain_text):
         found = attempt(text)
         if found is not ABSENT:
             return found
     raise InvalidValueError(
         f"cannot read the value {text!r}: give a TOML or JSON literal (3, 2.5, true, null, "
-        '"quoted text", [1, 2], {"a": 1}) or a quantity such as "3 um" or "[1, 2] mV"'
+        '[1, 2], {"a": 1}), a quantity such as "3 um" or "[1, 2] mV", or text; text that starts '
+        f"like a number or a list must be quoted: '\"{text}\"'"
     )
+
+
+def _plain_text(text: str) -> Any:
+    """Text that cannot be meant as a number, list or table is the string itself (``rig-C``)."""
+    if not text.strip() or text.lstrip()[0] in "0123456789+-.[{\"'" or "\n" in text:
+        return ABSENT
+    return text.strip()
 
 
 def _toml_literal(text: str) -> Any:

@@ -13,14 +13,15 @@ import collections
 import collections.abc
 import contextlib
 import datetime as dt
+import functools
 import os
 import pathlib
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, values
+from . import checks, history, layout, merge, tomltext, values
 from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
@@ -192,8 +193,10 @@ class Project:
 
     def _identity(self) -> Identity:
         if self._author is None:
-            name, email = expipe_config.identity(*self._store.git_identity())
-            self._author = Identity(name, email)
+            config = self._store.git_identity()
+            author = expipe_config.identity(config, "author")
+            committer = expipe_config.identity(config, "committer")
+            self._author = Identity(*author, None if committer == author else Identity(*committer))
         return self._author
 
     def _commit(
@@ -204,7 +207,25 @@ class Project:
         detail: str = "",
     ) -> bytes | None:
         message = layout.commit_message(obj, operation, detail)
-        return self._store.mutate(build, message, author=self._identity())
+        return self._store.mutate(self._keeping_layout(build), message, author=self._identity())
+
+    def _keeping_layout(self, build: Callable[[Snapshot], Changes]) -> Callable[[Snapshot], Changes]:
+        """Wrap ``build`` so a record file a person laid out keeps its comments and layout."""
+
+        def keep(snap: Snapshot) -> Changes:
+            changes = build(snap)
+            for path, data in changes.items():
+                old_sha = None if data is None else snap.blob_id(path)
+                if old_sha is None or not path.endswith(layout.SUFFIX):
+                    continue
+                old = self._store.read_blob(old_sha)
+                if old == data:
+                    continue
+                old_raw = self._store.parsed(old_sha, functools.partial(values.parse, what=path))
+                changes[path] = tomltext.keep_layout(old.decode("utf-8"), old_raw, data.decode()).encode()
+            return changes
+
+        return keep
 
     @contextlib.contextmanager
     def transaction(self, message: str | None = None) -> Iterator[Project]:
@@ -404,26 +425,53 @@ class Project:
     # -- working with git directly ----------------------------------------
 
     def status(self) -> list[FileStatus]:
-        """List files edited by hand in the working tree and not committed."""
-        return [FileStatus(path, state) for path, state in self._store.status()]
+        """List files edited by hand in the working tree and not committed.
 
-    def commit(self, message: str) -> str | None:
-        """Check every hand edit parses, then commit them all as one commit.
+        States: "modified", "added", "deleted", and "untracked" for a new
+        file that is not the project's (``notes.txt``, ``analysis/plot.ipynb``),
+        which :meth:`commit` leaves alone. Files git's ignore rules ignore
+        (``.gitignore``, ``.git/info/exclude``, ``core.excludesFile``) are not listed.
+        """
+        return [
+            FileStatus(path, "untracked" if state == "added" and not layout.part_of_project(path) else state)
+            for path, state in self._store.status()
+        ]
+
+    def commit(self, message: str, paths: Iterable[str | os.PathLike[str]] | None = None) -> str | None:
+        """Check hand edits parse, then commit them as one commit.
+
+        Without ``paths``, every edit of the project's files is committed and
+        files that are not the project's are left alone; with ``paths``
+        (files or folders, relative to the project folder, or absolute), only
+        the edits under them.
 
         Returns the new commit id, or None if there was nothing to commit.
 
         Raises:
-            CorruptFileError: a file does not parse or is outside the layout;
-                nothing is committed then.
+            CorruptFileError: a file does not parse, breaks a rule of its
+                record, or is not where a record belongs; nothing is committed then.
+            InvalidValueError: a path given has no edit to commit.
         """
         if not isinstance(message, str) or not message.strip():
             raise InvalidValueError("a commit needs a message that says what was changed")
+        wanted = None if paths is None else [self._relative(path) for path in paths]
 
         def build(snap: Snapshot) -> Changes:
             # Under the write lock, so the edits are read against the commit
             # they will be committed on top of.
+            edits = self._store.status()
+            if wanted is None:
+                edits = [(path, state) for path, state in edits if layout.part_of_project(path)]
+            else:
+                under = [(p, s) for p, s in edits if any(p == w or p.startswith(w + "/") for w in wanted)]
+                for named in wanted:
+                    if not any(p == named or p.startswith(named + "/") for p, _ in under):
+                        raise InvalidValueError(
+                            f"{named} has no uncommitted edit; 'expipe-git status' lists the files that have"
+                        )
+                edits = under
             changes: Changes = {}
-            for path, state in self._store.status():
+            for path, state in edits:
                 if state == "deleted":
                     changes[path] = None
                     continue
@@ -436,6 +484,18 @@ class Project:
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
         sha = self._store.mutate(build, body, author=self._identity(), from_worktree=True)
         return None if sha is None else sha.decode()
+
+    def _relative(self, path: str | os.PathLike[str]) -> str:
+        """A path given to commit(), as a repository path."""
+        full = pathlib.Path(path)
+        if full.is_absolute():
+            if not full.is_relative_to(self.path):
+                raise InvalidValueError(f"{full} is not inside the project at {self.path}")
+            full = full.relative_to(self.path)
+        text = full.as_posix().strip("/")
+        if text in ("", ".") or ".." in text.split("/"):
+            raise InvalidValueError(f"{path} is not a file or folder inside the project")
+        return text
 
     # -- history (expipe_git.history) --------------------------------------
 
@@ -466,8 +526,14 @@ class Project:
         found = history.history_of(self._store)
         return found.commit(found.resolve(revision))
 
-    def diff(self, a: Any, b: Any = "HEAD") -> list[history.Change]:
-        """Return the key-level changes from revision ``a`` to revision ``b``."""
+    def diff(self, a: Any = None, b: Any = "HEAD") -> list[history.Change]:
+        """Return the key-level changes from revision ``a`` to revision ``b``.
+
+        With no revision, the changes of the hand edits: the project's files
+        in the working tree against the last commit.
+        """
+        if a is None:
+            return history.history_of(self._store).worktree_diff()
         return history.history_of(self._store).diff(a, b)
 
     def at(self, revision: Any) -> Project:

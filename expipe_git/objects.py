@@ -412,6 +412,10 @@ def _as_datetime(value: Any, what: str, error: type[Exception] = CorruptFileErro
     raise error(f"{what} is {value!r}, not a datetime (ISO 8601 text such as 2020-12-18T19:59:03 works)")
 
 
+# Also what committing a hand edit checks (checks.py), so no committed file breaks a read.
+stored_datetime = _as_datetime
+
+
 class DataMap(collections.abc.MutableMapping):
     """``action.data``: names of data entries; each change is a commit."""
 

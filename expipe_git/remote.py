@@ -38,6 +38,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 import zlib
@@ -357,6 +358,21 @@ def tracking_ref(name: str) -> bytes:
 # Talking to a server
 
 
+def ssh_command() -> str:
+    """The ssh to run: ``GIT_SSH_COMMAND``, else ``GIT_SSH``, else ``ssh``, as git chooses.
+
+    With no terminal to answer on (a notebook, a cron job, a pipe), OpenSSH
+    is run with ``BatchMode=yes``, so a passphrase, password or unknown host
+    key gives an error at once instead of a prompt nobody sees.
+    """
+    command = os.environ.get("GIT_SSH_COMMAND") or shlex.quote(os.environ.get("GIT_SSH") or "ssh")
+    words = shlex.split(command)
+    interactive = all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
+    if interactive or os.path.basename(words[0]).lower() not in ("ssh", "ssh.exe"):
+        return command
+    return shlex.join([words[0], "-o", "BatchMode=yes", *words[1:]])
+
+
 class _Transfer:
     """One conversation with a remote: its client, and errors told safely."""
 
@@ -377,6 +393,7 @@ class _Transfer:
                 operation=operation,
                 username=location.username if location.kind == "http" else None,
                 password=location.password if location.kind == "http" else None,
+                ssh_command=ssh_command() if location.kind == "ssh" else None,
             )
         except (ValueError, git_client.StrangeHostname) as exc:
             raise RemoteError(f"cannot reach {location.public}: {self.safe(str(exc))}") from None

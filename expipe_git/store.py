@@ -49,6 +49,7 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, MissingCommitError, NotGitRepository
+from dulwich.ignore import IgnoreFilterManager
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
@@ -93,10 +94,11 @@ Changes = dict[str, "bytes | None"]
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a commit is by."""
+    """Who a commit is by; ``committer``, if given, who committed it (GIT_COMMITTER_*)."""
 
     name: str
     email: str
+    committer: Identity | None = None
 
     def git_form(self) -> bytes:
         return f"{self.name} <{self.email}>".encode()
@@ -1135,7 +1137,8 @@ class Store:
         commit.parents = [snap.commit] if snap.commit else []
         if merge_parent is not None:
             commit.parents.append(merge_parent)
-        commit.author = commit.committer = author.git_form()
+        commit.author = author.git_form()
+        commit.committer = (author.committer or author).git_form()
         if when is not None and when.tzinfo is None:
             when = when.astimezone()  # a naive time is local time
         now = when if when is not None else datetime.now(timezone.utc).astimezone()
@@ -1389,7 +1392,11 @@ class Store:
     def status(self) -> list[tuple[str, str]]:
         """Return (path, "added" | "modified" | "deleted") for uncommitted edits."""
         committed = dict(Snapshot(self, self.head()).walk())
-        return self.worktree.changes(committed, gitindex.read_paths(self.index_path) or {})
+        # git's ignore rules: .gitignore files, .git/info/exclude, core.excludesFile.
+        rules = IgnoreFilterManager.from_repo(self.repo)
+        return self.worktree.changes(
+            committed, gitindex.read_paths(self.index_path) or {}, lambda path: rules.is_ignored(path) is True
+        )
 
     # -- locking and crash recovery ---------------------------------------
 
@@ -1493,17 +1500,23 @@ class Store:
                 )
         self._clear_journal()
 
-    def git_identity(self) -> tuple[str | None, str | None]:
-        """Return (user.name, user.email) from git's configuration files."""
+    def git_identity(self) -> dict[str, str]:
+        """Return the identity keys set in git's configuration (repository, then global).
+
+        Keys: ``user.name``, ``user.email``, ``author.name``, ``author.email``,
+        ``committer.name``, ``committer.email``.
+        """
         config = self.repo.get_config_stack()
-
-        def get(key: bytes) -> str | None:
-            try:
-                return config.get((b"user",), key).decode("utf-8")
-            except KeyError:
-                return None
-
-        return get(b"name"), get(b"email")
+        found = {}
+        for section in ("user", "author", "committer"):
+            for key in ("name", "email"):
+                try:
+                    value = config.get((section.encode(),), key.encode()).decode("utf-8", "replace")
+                except KeyError:
+                    continue
+                if value.strip():
+                    found[f"{section}.{key}"] = value.strip()
+        return found
 
     def close(self) -> None:
         _close(self.repo, self._cache)

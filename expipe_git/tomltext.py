@@ -152,3 +152,61 @@ def same_raw(a: Any, b: Any) -> bool:
     if kind is _dt.datetime:
         return a == b and a.utcoffset() == b.utcoffset()
     return a == b
+
+
+# ---------------------------------------------------------------------------
+# A person's layout kept through later writes
+
+
+def keep_layout(old: str, old_raw: dict, new: str) -> str:
+    """Return the record ``new`` laid out as the person laid out ``old``, if they did.
+
+    ``old`` is a file's text and ``old_raw`` its parsed data; ``new`` is the
+    text the emitter wrote for the changed record. If ``old`` is in the
+    emitter's own form, ``new`` is returned as it is (the fast path).
+    Otherwise a person edited it: ``old`` is changed key by key with tomlkit,
+    so its comments, order and spacing stay where the keys stay. If that does
+    not read back as ``new`` does, ``new`` is returned.
+    """
+    if emit_document(old_raw) == old:
+        return new
+    import tomlkit
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        new_raw = tomllib.loads(new)
+        document = tomlkit.parse(old)
+        _merge(document, old_raw, new_raw)
+        text = document.as_string()
+        ok = _same_content(tomllib.loads(text), new_raw)
+    except Exception:  # tomlkit could not place a change: the emitter's text is right
+        return new
+    return text if ok else new
+
+
+def _merge(container: Any, old: dict, new: dict) -> None:
+    import tomlkit
+
+    for key in [key for key in old if key not in new]:
+        del container[key]
+    for key, value in new.items():
+        if key in old and same_raw(old[key], value):
+            continue
+        if key in old and _is_section(old[key]) and _is_section(value) and hasattr(container[key], "items"):
+            _merge(container[key], old[key], value)
+        elif _is_section(value) and value:
+            container[key] = tomlkit.parse(emit_document({key: value}))[key]
+        else:
+            container[key] = tomlkit.parse(f"v = {_inline(value)}\n")["v"]
+
+
+def _same_content(a: Any, b: Any) -> bool:
+    """Equal raw data, as same_raw, except that the order of keys in a table may differ."""
+    if type(a) is dict and type(b) is dict:
+        return a.keys() == b.keys() and all(_same_content(a[key], b[key]) for key in a)
+    if type(a) is list and type(b) is list:
+        return len(a) == len(b) and all(_same_content(x, y) for x, y in zip(a, b, strict=True))
+    return same_raw(a, b)

@@ -152,16 +152,6 @@ def test_author_comes_from_git_config(project):
     assert git(project.path, "log", "-1", "--format=%aI").strip()[-6] in "+-"
 
 
-def test_expipe_user_config_wins_over_git_config(tmp_path, isolated_home):
-    config = isolated_home / ".config" / "expipe"
-    config.mkdir(parents=True)
-    (config / "config.yaml").write_text("username: Mary\nemail: mary@lab.org\n")
-    project = expipe.require_project(tmp_path / "p")
-    message = project.require_action("a").create_message("hi")
-    assert message.user == "Mary"
-    assert git(project.path, "log", "-1", "--format=%an <%ae>").strip() == "Mary <mary@lab.org>"
-
-
 def test_type_and_location_must_be_str(project):
     action = project.require_action("a")
     before = commit_count(project.path)
@@ -530,11 +520,12 @@ def test_commit_refuses_invalid_hand_edits(project):
     assert commit_count(project.path) == before
     (project.path / "stray.txt").write_text("x")
     path.write_text("a = 2\n")
-    with pytest.raises(ValueError, match="stray.txt"):
-        project.commit("stray")
-    (project.path / "stray.txt").unlink()
-    project.commit("fix")
+    with pytest.raises(ValueError, match="stray.txt"):  # named, a file outside the layout is refused
+        project.commit("stray", ["stray.txt"])
+    assert commit_count(project.path) == before
+    project.commit("fix")  # not named, it is left alone
     assert module["a"] == 2
+    assert (project.path / "stray.txt").read_text() == "x"
 
 
 def test_commit_refuses_hand_edits_that_orphan_records(project):

@@ -262,8 +262,10 @@ def test_commit_of_invalid_toml_commits_nothing(rec, capsys):
 
 def test_commit_of_a_file_outside_the_layout(project, capsys):
     (project.path / "stray.txt").write_text("hello")
-    code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray")
-    assert code == 1
+    code, out, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray")
+    assert (code, out) == (0, "nothing to commit: no hand edits since the last commit\n")
+    code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray", "stray.txt")
+    assert code == 1  # named, it is refused: a clone or pull would refuse it too
     assert_one_error_line(err, "stray.txt", "move or remove it")
 
 

@@ -162,6 +162,7 @@ def test_colour_on_a_terminal_and_never_with_no_color(rec):
         return b"".join(chunks).decode()
 
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["PAGER"] = "cat"  # colours, not the pager (tests/test_cli_write.py)
     assert "\033[33m" in on_terminal(env)
     assert "\033[" not in on_terminal({**env, "NO_COLOR": "1"})
     piped = subprocess.run(

@@ -664,8 +664,10 @@ def test_cli_abort_and_usage_errors(ours, tmp_path, capsys):
     theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
     path = project_path(ours)
     assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
-    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "Recording", capsys=capsys)
-    assert code == 1 and "cannot read the value 'Recording'" in err
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "[Recording", capsys=capsys)
+    assert code == 1 and "cannot read the value '[Recording'" in err
+    code, out, err = run_cli(path, "resolve", "action/rec-1", "type", "--value", "rig-C", capsys=capsys)
+    assert code == 0, err  # plain text needs no quotes
     code, out, err = run_cli(path, "resolve", "action/rec-1", "type", capsys=capsys)
     assert code == 2
     code, out, err = run_cli(path, "merge", "--abort", capsys=capsys)
@@ -697,7 +699,9 @@ def test_values_typed_on_the_command_line(text, expected):
 def test_quantities_typed_on_the_command_line():
     assert merging.parse_value_text("3 um") == 3 * pq.um
     assert (merging.parse_value_text("[1, 2] mV") == [1, 2] * pq.mV).all()
-    for bad in ("Recording", "3 nonsenseunit", ""):
+    assert merging.parse_value_text("rig-C") == "rig-C"  # plain text needs no quotes
+    assert merging.parse_value_text("room 2") == "room 2"
+    for bad in ("3 nonsenseunit", "[1, 2", ""):
         with pytest.raises(expipe_git.InvalidValueError, match="cannot read the value"):
             merging.parse_value_text(bad)
 
@@ -842,3 +846,16 @@ def test_three_merge_bases_fold_into_one_virtual_base(ours, tmp_path):
     for path in ("modules/ephys.toml", "modules/extra.toml", "modules/other.toml"):
         ours_file = next(project_path(ours).glob(f"actions/*/rec-1/{path}"))
         assert tomllib.loads(ours_file.read_text()) == tomllib.loads((ephys.parent.parent / path).read_text())
+
+
+def test_status_shows_a_merge_stopped_on_conflicts(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    path = project_path(ours)
+    assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
+    code, out, _ = run_cli(path, "status", capsys=capsys)
+    assert code == 0 and "clean" not in out
+    assert out.startswith("a merge of ")
+    assert "(merge theirs/main) is stopped: 2 conflicts unresolved, 0 resolved" in out
+    assert "expipe-git conflicts" in out and "merge --abort" in out
+    assert run_cli(path, "merge", "--abort", capsys=capsys)[0] == 0
+    assert run_cli(path, "status", capsys=capsys)[1] == "clean: no hand edits since the last commit\n"
