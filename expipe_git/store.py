@@ -1298,7 +1298,18 @@ class Store:
 
     def _reflog_identity(self) -> tuple[str, str]:
         if self._identity is None:
-            name, email = self.git_identity()
+            # git writes its reflog as the committer: environment, then config.
+            config = self.git_identity()
+            name = (
+                os.environ.get("GIT_COMMITTER_NAME")
+                or config.get("committer.name")
+                or config.get("user.name")
+            )
+            email = (
+                os.environ.get("GIT_COMMITTER_EMAIL")
+                or config.get("committer.email")
+                or config.get("user.email")
+            )
             self._identity = (name or "expipe_git", email or "")
         return self._identity
 

@@ -35,6 +35,12 @@ def lab(expipe):
     return expipe.require_project("lab")
 
 
+def without_git_identity():
+    # A rig set up for expipe 0.6 alone: no git identity, so expipe's username names
+    # the user (with one, git's identity comes first; see message_user_with_a_git_identity).
+    (pathlib.Path.home() / ".gitconfig").unlink(missing_ok=True)
+
+
 def config_username_and_location(expipe):
     # plugin, every registration: user = user or project.config.get("username")
     project = lab(expipe)
@@ -71,6 +77,7 @@ def settings_at_import(expipe):
 def settings_edited_in_memory(expipe):
     # a script that sets the user for what follows: expipe.settings["username"] = ...
     expipe.settings["username"] = "Peter"
+    without_git_identity()
     project = lab(expipe)
     return project.require_action("a").create_message(text="hi", datetime=WHEN).user, project.config[
         "username"
@@ -279,6 +286,7 @@ def message_by_datetime_key(expipe):
 
 
 def message_default_user_is_the_settings_username(expipe):
+    without_git_identity()
     message = lab(expipe).require_action("a").create_message(text="hi", datetime=WHEN)
     return message.user, message.contents["text"]
 

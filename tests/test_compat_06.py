@@ -30,7 +30,7 @@ import compat06_patterns
 import numpy as np
 import pytest
 import quantities as pq
-from compat06_patterns import FIXTURE_06, SETTINGS_YAML, WHEN, lab
+from compat06_patterns import FIXTURE_06, SETTINGS_YAML, WHEN, lab, without_git_identity
 from conftest import GIT_EMAIL, GIT_NAME, assert_clean
 
 import expipe_git
@@ -208,10 +208,16 @@ def unset_list_attribute(expipe):
 def settings_file_edited_after_import(expipe):
     path = pathlib.Path.home() / ".config" / "expipe" / "config.yaml"
     path.write_text("username: Peter\nemail: peter@lab.org\n")
+    without_git_identity()
     project = lab(expipe)
     return project.config.get("username"), project.require_action("a").create_message(
         "hi", datetime=WHEN
     ).user
+
+
+def message_user_with_a_git_identity(expipe):
+    # a lab machine where git knows the user too: the same identity as the commit's author
+    return lab(expipe).require_action("a").create_message("hi", datetime=WHEN).user
 
 
 def settings_after_reload(expipe):
@@ -286,6 +292,12 @@ DIFFERENCES = [
         ("value", ("Mary", "Mary")),
         ("value", ("Peter", "Peter")),
         "the settings file edited after `import expipe`",
+    ),
+    (
+        message_user_with_a_git_identity,
+        ("value", "Mary"),
+        ("value", GIT_NAME),
+        "a message's default `user`",
     ),
     (
         settings_after_reload,
