@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dateutil.parser
+from dulwich.objects import parse_tree
 
 from . import commitgraph, history, layout, values
 from .errors import CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
@@ -380,11 +381,15 @@ def _parse(data: bytes) -> Any:
     return values.parse(data, what="record")
 
 
-def _record(store: Store, blob: bytes | None, path: str) -> Any:
+def _record(store: Store, blob: bytes | None, path: str, shared: bool) -> Any:
     if blob is None:
         return None
     try:
-        return values.decode(store.parsed(blob, _parse), what=path)  # type: ignore[arg-type]
+        if shared:
+            raw = store.parsed(blob, _parse)
+        else:
+            raw = _parse(store.read_blob(blob))
+        return values.decode(raw, what=path)  # type: ignore[arg-type]
     except CorruptFileError:
         return None  # a damaged file matches no criterion; reading the object says why
 
@@ -395,7 +400,7 @@ def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
     found = store.lookup(tree, attributes_path)
     if found is None or stat.S_ISDIR(found[0]):
         return None
-    attributes = _record(store, found[1], attributes_path)
+    attributes = _record(store, found[1], attributes_path, True)
     folder = layout.modules_dir((kind, name))
     modules = {}
     entry = store.lookup(tree, folder)
@@ -403,8 +408,46 @@ def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
         for filename, (mode, blob) in store.tree_entries(entry[1]).items():
             stem = layout.strip_suffix(filename)
             if stem and not stat.S_ISDIR(mode):
-                modules[stem] = _record(store, blob, f"{folder}/{filename}")
+                modules[stem] = _record(store, blob, f"{folder}/{filename}", True)
     return facts_of(attributes, modules)
+
+
+def _entries(store: Store, sha: bytes) -> Iterator[tuple[str, int, bytes]]:
+    for name, mode, child in parse_tree(store.tree_bytes(sha), 20):
+        yield name.decode("utf-8", "surrogateescape"), mode, child
+
+
+def every_object(store: Store, tree: bytes, kind: str) -> Iterator[tuple[str, Facts]]:
+    """Yield (name, facts) of every action (or entity) at ``tree``, for building the index.
+
+    Trees and records are read without the store's caches: they would hold
+    every object of the project, and the next process would spend seconds
+    loading them.
+    """
+    folder = store.lookup(tree, layout.FOLDER_KINDS[kind])
+    if folder is None or not stat.S_ISDIR(folder[0]):
+        return
+    for shard, mode, shard_tree in _entries(store, folder[1]):
+        if not stat.S_ISDIR(mode):
+            continue
+        for name, object_mode, object_tree in _entries(store, shard_tree):
+            if not stat.S_ISDIR(object_mode) or layout.shard(name) != shard:
+                continue
+            files = {
+                entry_name: (entry_mode, sha) for entry_name, entry_mode, sha in _entries(store, object_tree)
+            }
+            found = files.get("attributes" + layout.SUFFIX)
+            if found is None or stat.S_ISDIR(found[0]):
+                continue
+            attributes = _record(store, found[1], layout.attributes_path(kind, name), False)
+            modules = {}
+            module_folder = files.get("modules")
+            if module_folder is not None and stat.S_ISDIR(module_folder[0]):
+                for filename, module_mode, blob in _entries(store, module_folder[1]):
+                    stem = layout.strip_suffix(filename)
+                    if stem and not stat.S_ISDIR(module_mode):
+                        modules[stem] = _record(store, blob, filename, False)
+            yield name, facts_of(attributes, modules)
 
 
 def all_objects(store: Store, tree: bytes | None, kind: str) -> Iterator[str]:
@@ -555,12 +598,18 @@ class QueryIndex:
                     return
                 store = self.store
                 if not built:
-                    targets: Iterable[tuple[str, str]] = [
-                        (kind, name) for kind in CRITERIA for name in all_objects(store, tree, kind)
-                    ]
+                    found: Iterable[tuple[str, str, Facts | None]] = (
+                        (kind, name, facts)
+                        for kind in CRITERIA
+                        if tree is not None
+                        for name, facts in every_object(store, tree, kind)
+                    )
                 else:
-                    targets = sorted(changed_objects(store, indexed, tree))
-                self._reindex(db, tree, targets, fresh=not built)
+                    found = (
+                        (kind, name, None if tree is None else read_facts(store, tree, kind, name))
+                        for kind, name in sorted(changed_objects(store, indexed, tree))
+                    )
+                self._reindex(db, found, fresh=not built)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('tree', ?)", (tree or b"",))
                 db.execute("COMMIT")
             except sqlite3.OperationalError:
@@ -574,22 +623,22 @@ class QueryIndex:
             if not built:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ANALYZE")
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _reindex(
-        self, db: sqlite3.Connection, tree: bytes | None, targets: Iterable[tuple[str, str]], fresh: bool
+        self, db: sqlite3.Connection, found: Iterable[tuple[str, str, Facts | None]], fresh: bool
     ) -> None:
-        store = self.store
+        """Replace the rows of each (kind, name) by its facts (None: it is gone)."""
         path_ids = dict(db.execute("SELECT path, id FROM paths"))
         objects, terms, leaves = [], [], []
         next_id = (db.execute("SELECT max(id) FROM objects").fetchone()[0] or 0) + 1
-        for kind, name in targets:
+        for kind, name, facts in found:
             if not fresh:
                 row = db.execute("SELECT id FROM objects WHERE kind=? AND name=?", (kind, name)).fetchone()
                 if row is not None:
                     db.execute("DELETE FROM terms WHERE object=?", row)
                     db.execute("DELETE FROM leaves WHERE object=?", row)
                     db.execute("DELETE FROM objects WHERE id=?", row)
-            facts = None if tree is None else read_facts(store, tree, kind, name)
             if facts is None:
                 continue
             object_id, next_id = next_id, next_id + 1

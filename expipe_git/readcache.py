@@ -28,6 +28,10 @@ FORMAT = 1
 # Writing the file costs ~10 ms per 10,000 records: only worth it after real work.
 _MIN_NEW_TO_SAVE = 500
 _MAX_ENTRIES = 400_000
+# Objects a process parses itself before it loads the file: loading a cache
+# of 100,000 records takes seconds, and a process that opens a project to
+# read a few records (a query, one action) is done sooner without it.
+_LOAD_AFTER_MISSES = 64
 
 
 def _freeze(value: Any) -> Any:
@@ -66,6 +70,7 @@ class ReadCache:
         self.path = path
         self._lock = threading.Lock()
         self._loaded = False
+        self._misses = 0
         self._saved_trees: dict = {}
         self._saved_records: dict = {}
         self._new_trees: dict = {}
@@ -89,15 +94,24 @@ class ReadCache:
         except (OSError, EOFError, ValueError, TypeError, KeyError):
             pass  # absent or unreadable: start afresh, and overwrite it later
 
-    def tree(self, sha: bytes) -> dict | None:
+    def _ready(self) -> bool:
+        """Whether the file is loaded, loading it once this process has missed enough."""
         if not self._loaded:
+            self._misses += 1
+            if self._misses <= _LOAD_AFTER_MISSES:
+                return False
             self._load()
+        return True
+
+    def tree(self, sha: bytes) -> dict | None:
+        if not self._ready():
+            return None
         return self._saved_trees.get(sha)
 
     def record(self, sha: bytes) -> Any:
         """Return the parsed record of a blob, or None if it is not cached."""
-        if not self._loaded:
-            self._load()
+        if not self._ready():
+            return None
         frozen = self._saved_records.get(sha)
         if frozen is None:
             return None
