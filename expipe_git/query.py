@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import dateutil.parser
 from dulwich.objects import parse_tree
 
-from . import commitgraph, history, layout, values
+from . import commitgraph, display, history, layout, tables, values
 from .errors import CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import ReadMapping
 
@@ -784,6 +784,26 @@ class Selection(ReadMapping):
         if name not in self._set:
             raise NotFoundError(f"{self.kind} {name!r} is not among the {len(self._found)} found")
         return self._handle(name)
+
+    def to_dataframe(self, modules: Iterable[str] | None = None) -> Any:
+        """Return a pandas DataFrame, one row per object (see :mod:`expipe_git.tables`)."""
+        return table(self, modules)
+
+    def to_csv(self, modules: Iterable[str] | None = None) -> str:
+        """Return the same table as CSV text (no pandas needed)."""
+        names = tables.check_modules(modules)
+        return tables.csv_text(*tables.object_rows(self.values(), names))
+
+    def _repr_html_(self) -> str:
+        columns, rows = tables.object_rows(self.values())
+        return display.rows_html(columns, rows, display.kind_title(self.kind, len(rows)))
+
+
+def table(objects: Mapping[str, Any], modules: Iterable[str] | None) -> Any:
+    """Return the DataFrame of a mapping of actions or entities, indexed by name."""
+    names = tables.check_modules(modules)
+    tables.require_pandas()  # before reading anything
+    return tables.dataframe(*tables.object_rows(objects.values(), names), index="name")
 
 
 def where(store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:
