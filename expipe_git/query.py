@@ -39,7 +39,7 @@ import dateutil.parser
 from dulwich.objects import parse_tree
 
 from . import commitgraph, display, history, layout, tables, values
-from .errors import CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from .errors import CorruptFileError, ExpipeError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import ReadMapping
 
 if TYPE_CHECKING:
@@ -598,6 +598,8 @@ class QueryIndex:
                     return
                 store = self.store
                 if not built:
+                    for table in ("objects", "terms", "leaves", "paths"):
+                        db.execute(f"DELETE FROM {table}")
                     found: Iterable[tuple[str, str, Facts | None]] = (
                         (kind, name, facts)
                         for kind in CRITERIA
@@ -673,21 +675,25 @@ class QueryIndex:
                 and snap.commit == store.head()
                 and tree == store.commit_tree(snap.commit)
             )
-            changed = None
-            if not built or (indexed != tree and is_head):
-                changed = None if not built else changed_objects(store, indexed, tree)
-                if changed is None or len(changed) > _MOVE_AFTER:
-                    self.move_to(tree if is_head or not built else indexed)
-                    built, indexed = self._indexed_tree(db)
-                    changed = None
+            changed: set[tuple[str, str]] = set()
+            if built:
+                try:
+                    changed = changed_objects(store, indexed, tree)
+                except (KeyError, ExpipeError):
+                    # The indexed tree is gone (``git gc`` after a reset dropped it): start again.
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("DELETE FROM meta WHERE key='tree'")
+                    built = False
+            if not built or (is_head and len(changed) > _MOVE_AFTER):
+                self.move_to(tree)
+                built, indexed = self._indexed_tree(db)
+                changed = changed_objects(store, indexed, tree) if built else set()
             if not built:  # it could not be written: answer from the records
                 return sorted(
                     name
                     for name in all_objects(store, tree, criteria.kind)
                     if _meets(store, tree, criteria, name)
                 )
-            if changed is None:
-                changed = changed_objects(store, indexed, tree)
             names = {name for kind, name in changed if kind == criteria.kind}
             found = set(self._select(db, criteria)) - names
         found.update(name for name in names if _meets(store, tree, criteria, name))
