@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import __version__, history, layout, tables
+from . import __version__, history, layout
 from .errors import ExpipeError, InvalidValueError, NotFoundError
 from .model import Project, create_project, get_project
 
@@ -253,7 +253,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.kind in ("actions", "entities") and (criteria or args.csv):
         found = getattr(project, args.kind).where(**criteria)
         if args.csv:
-            sys.stdout.write(tables.csv_text(*tables.object_rows(found.values(), args.module or ())))
+            sys.stdout.write(found.to_csv(args.module))
             return 0
         mapping: Any = found
     else:

@@ -178,8 +178,7 @@ class Browser:
         return Browser(self.project, modules=self.modules, **criteria)
 
     def rows(self) -> tuple[list[str], list[dict]]:
-        found = self.project.actions.where(**self.criteria)
-        return tables.object_rows(found.values(), self.modules)
+        return self.project.actions.where(**self.criteria).rows(self.modules)
 
     def to_csv(self) -> str:
         return tables.csv_text(*self.rows())

@@ -555,8 +555,13 @@ class ObjectMap(ReadMapping):
             ValueError: a value that cannot be read, such as a date.
         """
         project = self._project
-        names = query.where(project.store, project._snap(), self._kind, criteria)
-        return query.Selection(names, lambda name: project._handle(self._kind, name), self._kind)
+        return query.select(
+            project.store,
+            project._snap(),
+            self._kind,
+            criteria,
+            lambda name: project._handle(self._kind, name),
+        )
 
     def to_dataframe(self, modules: list[str] | None = None) -> Any:
         """Return a pandas DataFrame, one row per object, indexed by name.
@@ -564,11 +569,10 @@ class ObjectMap(ReadMapping):
         ``modules``: module names whose keys become columns, e.g.
         ``electrophysiology.probe.depth [um]`` (see docs/queries.md).
         """
-        return query.table(self, modules)
+        return self.where().to_dataframe(modules)
 
     def _repr_html_(self) -> str:
-        columns, rows = tables.object_rows(self.values())
-        return display.rows_html(columns, rows, display.kind_title(self._kind, len(rows)))
+        return self.where()._repr_html_()
 
 
 class TemplateMap(ReadMapping):

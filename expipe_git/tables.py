@@ -69,22 +69,22 @@ def _cell(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def object_rows(objects: Iterable[Any], modules: Sequence[str] = ()) -> tuple[list[str], list[dict]]:
-    """Return (columns, one dict per object) for actions or entities."""
+def object_rows(
+    records: Iterable[tuple[str, dict, dict]], modules: Sequence[str] = ()
+) -> tuple[list[str], list[dict]]:
+    """Return (columns, one dict per object) from (name, attributes, {module: contents}) of each."""
     rows: list[dict] = []
     attribute_keys: set[str] = set()
     module_columns: dict[str, None] = {}
-    for obj in objects:
-        attributes = obj.attributes
-        row: dict[str, Any] = {"name": obj.name}
+    for name, attributes, contents in records:
+        row: dict[str, Any] = {"name": name}
         for key, value in attributes.items():
             attribute_keys.add(key)
             row[key] = _cell(value)[0] if not isinstance(value, dict) else value
-        present = obj.modules
         for module in modules:
-            if module not in present:
+            if contents.get(module) is None:
                 continue
-            for key, value in history.leaves(present[module].contents):
+            for key, value in history.leaves(contents[module]):
                 cell, unit = _cell(value)
                 column = ".".join(str(part) for part in (module, *key))
                 if unit is not None:

@@ -282,3 +282,19 @@ def test_cli_list_mistakes_are_one_error_line(lab, capsys, monkeypatch, argv, wo
     code, out, err = run(capsys, *argv)
     assert code != 0 and out == ""
     assert_one_error_line(err, *words)
+
+
+def test_tables_from_the_index_follow_every_change(lab):
+    modules = ["electrophysiology"]
+    column = "electrophysiology.probe_0.depth [um]"
+    before = lab.get_commit().id
+    assert lab.actions.to_dataframe(modules=modules).loc["rec-1", column] == 3.5  # read from the index
+    lab.actions["rec-1"].modules["electrophysiology"]["probe_0"]["depth"] = 9 * pq.um
+    lab.actions["rec-2"].tags = ["renamed"]
+    frame = lab.actions.to_dataframe(modules=modules)
+    assert frame.loc["rec-1", column] == 9.0 and frame.loc["rec-2", "tags"] == ["renamed"]
+    assert expipe.get_project(lab.path).actions.where(type="recording").to_csv(modules).count("9.0") == 1
+    old = lab.at(before).actions.to_dataframe(modules=modules)
+    assert old.loc["rec-1", column] == 3.5 and old.loc["rec-2", "tags"] == ["familiar"]
+    lab.delete_action("rec-2")
+    assert list(lab.actions.to_dataframe().index) == ["rec-1", "surgery-1"]
