@@ -22,10 +22,10 @@ project (the interpreter's start and the imports are reported apart):
   ``project.actions`` (``--loop-reps`` times; slow), checked equal;
 - ``where(type="recording").to_dataframe(modules=["electrophysiology"])``
   (the 10 % with a module);
-- a mutation (``action.tags.append``), ``--mutations`` times in one
-  process, with no index on disk and then with the index built: keeping the
-  index costs a mutation nothing, as the index is brought up to date by the
-  next query; that query's cost after one mutation is reported too;
+- a mutation (``action.tags.append``), ``2 × --mutations`` times in one
+  process, alternately with the index's files moved away and in place
+  (a mutation does no work for the index: the next query checks the
+  change); then a query right after each of ``--mutations`` mutations;
 - the index's size on disk.
 
 Medians and p90. Generated data lives in a temporary folder, removed at the end.
@@ -182,8 +182,11 @@ for name, action in project.actions.items():
 result = {'names': names}
 """
 FRAME = """
+started = time.perf_counter()
+import pandas
+pandas_import = time.perf_counter() - started
 frame = project.actions.where(type="recording").to_dataframe(modules=["electrophysiology"])
-result = {'rows': len(frame), 'columns': list(frame.columns)}
+result = {'rows': len(frame), 'columns': list(frame.columns), 'pandas_import': pandas_import}
 """
 
 
@@ -197,26 +200,46 @@ def summary(samples: list[float]) -> str:
     return f"median {median:8.1f} ms   p90 {high:8.1f} ms   (n={len(samples)})"
 
 
-def mutations(
-    root: pathlib.Path, count: int, seed: int, actions: int, query_after: bool
-) -> tuple[list, list]:
+def index_files(root: pathlib.Path) -> list[pathlib.Path]:
+    return sorted((root / ".git" / "expipe-git").glob(query.INDEX_FILE + "*"))
+
+
+def mutations(root: pathlib.Path, count: int, seed: int, actions: int) -> tuple[list, list]:
+    """Time ``tags.append`` with the index on disk and without it, alternately (so load hits both alike)."""
     project = expipe_git.get_project(root)
     rng = random.Random(seed)
-    handles = [project.actions[f"rec-{rng.randrange(actions):06d}"] for _ in range(count + 2)]
-    times, queries = [], []
+    handles = [project.actions[f"rec-{rng.randrange(actions):06d}"] for _ in range(2 * count + 4)]
+    away = root.parent / "index-away"
+    away.mkdir(exist_ok=True)
+    without, with_index = [], []
     for i, action in enumerate(handles):
+        keep = i % 2 == 1
+        for path in index_files(root) if not keep else sorted(away.iterdir()):
+            path.rename((away if not keep else root / ".git" / "expipe-git") / path.name)
         start = time.perf_counter()
         action.tags.append(f"bench-{seed}-{i}")
         elapsed = time.perf_counter() - start
-        if i >= 2:
-            times.append(elapsed)
-        if query_after:
-            start = time.perf_counter()
-            found = list(project.actions.where(tags=f"bench-{seed}-{i}"))
-            queries.append(time.perf_counter() - start)
-            assert found == [action.name], found
+        if i >= 4:  # the first are warm-ups
+            (with_index if keep else without).append(elapsed)
+    for path in sorted(away.iterdir()):
+        path.rename(root / ".git" / "expipe-git" / path.name)
     project.close()
-    return times, queries
+    return without, with_index
+
+
+def queries_after_mutations(root: pathlib.Path, count: int, actions: int) -> list[float]:
+    project = expipe_git.get_project(root)
+    rng = random.Random(3)
+    times = []
+    for i in range(count):
+        action = project.actions[f"rec-{rng.randrange(actions):06d}"]
+        action.tags.append(f"after-{i}")
+        start = time.perf_counter()
+        found = list(project.actions.where(tags=f"after-{i}"))
+        times.append(time.perf_counter() - start)
+        assert found == [action.name], found
+    project.close()
+    return times
 
 
 def main() -> int:
@@ -227,6 +250,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--loop-reps", type=int, default=2)
     parser.add_argument("--mutations", type=int, default=30)
+    parser.add_argument("--frame-reps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tmpdir", default=None)
     args = parser.parse_args()
@@ -236,10 +260,6 @@ def main() -> int:
         root = tmp / "project"
         print(f"building {args.actions:,} actions ...", flush=True)
         print(f"  built in {build(root, env, args.actions, args.seed):.1f} s", flush=True)
-
-        print("mutations before any index (tags.append, in one process):", flush=True)
-        before, _ = mutations(root, args.mutations, 1, args.actions, query_after=False)
-        print("  " + summary(before), flush=True)
 
         first = in_fresh_process(env, root, WHERE)
         print(
@@ -262,21 +282,26 @@ def main() -> int:
         print(f"Python loop, fresh process: {summary([q['seconds'] for q in loops])}", flush=True)
         print(f"  where() is {loop_median / query_median:.0f}x faster", flush=True)
 
-        frames = [in_fresh_process(env, root, FRAME) for _ in range(3)]
+        frames = [in_fresh_process(env, root, FRAME) for _ in range(args.frame_reps)]
         print(
             f"to_dataframe of {frames[0]['rows']:,} actions with one module "
             f"({len(frames[0]['columns'])} columns), fresh process:",
             flush=True,
         )
         print("  " + summary([f["seconds"] for f in frames]), flush=True)
+        print(
+            "  without importing pandas: " + summary([f["seconds"] - f["pandas_import"] for f in frames]),
+            flush=True,
+        )
 
-        print("mutations with the index built (tags.append, in one process):", flush=True)
-        after, _ = mutations(root, args.mutations, 2, args.actions, query_after=False)
-        print("  " + summary(after), flush=True)
-        ratio = statistics.median(after) / statistics.median(before)
-        print(f"  after / before: {ratio:.2f}", flush=True)
-        _, then = mutations(root, args.mutations, 3, args.actions, query_after=True)
-        print("a query right after each mutation (the change checked in Python):", flush=True)
+        without, with_index = mutations(root, args.mutations, 2, args.actions)
+        print("a mutation (tags.append), without the index on disk and with it, alternately:", flush=True)
+        print("  without: " + summary(without), flush=True)
+        print("  with:    " + summary(with_index), flush=True)
+        ratio = statistics.median(with_index) / statistics.median(without)
+        print(f"  with / without: {ratio:.2f}", flush=True)
+        then = queries_after_mutations(root, args.mutations, args.actions)
+        print("a query right after each mutation (the change checked in Python), same process:", flush=True)
         print("  " + summary(then), flush=True)
         print(f"index size at the end: {index_bytes(root) / 1e6:.1f} MB", flush=True)
     finally:
