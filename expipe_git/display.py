@@ -80,10 +80,10 @@ def object_html(obj: Any) -> str:
     return "".join(parts)
 
 
-def rows_html(columns: Sequence[str], rows: list[dict], title: str) -> str:
-    """HTML of table rows (from :mod:`expipe_git.tables`), the first MAX_ROWS of them."""
+def rows_html(columns: Sequence[str], rows: list[dict], title: str, total: int | None = None) -> str:
+    """HTML of table rows (from :mod:`expipe_git.tables`), the first MAX_ROWS of ``total``."""
     shown = [[row.get(column) for column in columns] for row in rows[:MAX_ROWS]]
-    more = len(rows) - len(shown)
+    more = (len(rows) if total is None else total) - len(shown)
     note = f"<p>… and {more} more</p>" if more > 0 else ""
     return f"<div><p>{esc(title)}</p>{_table(columns, shown)}{note}</div>"
 

@@ -954,8 +954,11 @@ class Selection(ReadMapping):
         return tables.csv_text(*self.rows(modules))
 
     def _repr_html_(self) -> str:
-        columns, rows = self.rows()
-        return display.rows_html(columns, rows, display.kind_title(self.kind, len(rows)))
+        # Only the rows shown are read: a notebook showing 100,000 actions shows the first few.
+        shown = self._found[: display.MAX_ROWS]
+        columns, rows = tables.object_rows(self._fetch(shown, []))
+        title = display.kind_title(self.kind, len(self._found))
+        return display.rows_html(columns, rows, title, total=len(self._found))
 
 
 def where(store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:

@@ -298,3 +298,13 @@ def test_tables_from_the_index_follow_every_change(lab):
     assert old.loc["rec-1", column] == 3.5 and old.loc["rec-2", "tags"] == ["familiar"]
     lab.delete_action("rec-2")
     assert list(lab.actions.to_dataframe().index) == ["rec-1", "surgery-1"]
+
+
+def test_a_long_table_shows_its_first_rows_and_counts_the_rest(project, monkeypatch):
+    monkeypatch.setattr(expipe.display, "MAX_ROWS", 2)
+    with project.transaction("five"):
+        for i in range(5):
+            project.require_action(f"rec-{i}")
+    parsed = html_of(project.actions._repr_html_())
+    assert parsed.tags.count("tr") == 3
+    assert "5 actions" in parsed.all_text and "… and 3 more" in parsed.all_text
