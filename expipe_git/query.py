@@ -721,15 +721,8 @@ class QueryIndex:
         store, tree = self.store, snap.tree
         files: dict[str, tuple[bytes, dict[str, bytes]]] = {}
         raws: dict[bytes, Any] = {}
-        with self._lock:
-            db = self._connect()
-            built, indexed = self._indexed_tree(db)
-            try:
-                changed = (
-                    {n for k, n in changed_objects(store, indexed, tree) if k == kind} if built else None
-                )
-            except (KeyError, ExpipeError):
-                changed = None
+        with self._reading(snap) as (db, differing):
+            changed = None if differing is None else {n for k, n in differing if k == kind}
             if changed is not None:
                 from_index = [name for name in names if name not in changed]
                 for chunk in _chunks(from_index):
@@ -781,35 +774,59 @@ class QueryIndex:
 
     # -- answering ---------------------------------------------------------
 
-    def names(self, snap: Snapshot, criteria: Criteria) -> list[str]:
-        """Return the names of the objects at ``snap`` that meet ``criteria``, sorted."""
-        store = self.store
-        tree = snap.tree
+    def _prepare(self, db: sqlite3.Connection, snap: Snapshot) -> None:
+        """Build the index if there is none, or move it to HEAD if many objects changed since."""
+        store, tree = self.store, snap.tree
+        # Only HEAD's own tree is written to the index: not an old view's,
+        # nor a transaction's draft (its objects are in memory only).
+        is_head = (
+            store.pinned is None
+            and snap.commit is not None
+            and snap.commit == store.head()
+            and tree == store.commit_tree(snap.commit)
+        )
+        built, indexed = self._indexed_tree(db)
+        changed: set[tuple[str, str]] = set()
+        if built:
+            try:
+                changed = changed_objects(store, indexed, tree)
+            except (KeyError, ExpipeError):
+                # The indexed tree is gone (``git gc`` after a reset dropped it): start again.
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("DELETE FROM meta WHERE key='tree'")
+                built = False
+        if not built or (is_head and len(changed) > _MOVE_AFTER):
+            self.move_to(tree)
+
+    @contextlib.contextmanager
+    def _reading(self, snap: Snapshot) -> Iterator[tuple[sqlite3.Connection, set[tuple[str, str]] | None]]:
+        """Yield the database in one read transaction, and the objects changed since its tree.
+
+        One transaction, so that another process moving the index meanwhile
+        cannot pair one tree with another tree's rows. The changes are None
+        when there is no usable index (it could not be written, or its tree
+        is gone): then everything is read from the records.
+        """
         with self._lock:
             db = self._connect()
-            built, indexed = self._indexed_tree(db)
-            # Only HEAD's own tree is written to the index: not an old view's,
-            # nor a transaction's draft (its objects are in memory only).
-            is_head = (
-                store.pinned is None
-                and snap.commit is not None
-                and snap.commit == store.head()
-                and tree == store.commit_tree(snap.commit)
-            )
-            changed: set[tuple[str, str]] = set()
-            if built:
-                try:
-                    changed = changed_objects(store, indexed, tree)
-                except (KeyError, ExpipeError):
-                    # The indexed tree is gone (``git gc`` after a reset dropped it): start again.
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("DELETE FROM meta WHERE key='tree'")
-                    built = False
-            if not built or (is_head and len(changed) > _MOVE_AFTER):
-                self.move_to(tree)
+            self._prepare(db, snap)
+            db.execute("BEGIN")
+            try:
                 built, indexed = self._indexed_tree(db)
-                changed = changed_objects(store, indexed, tree) if built else set()
-            if not built:  # it could not be written: answer from the records
+                changed = None
+                if built:
+                    with contextlib.suppress(KeyError, ExpipeError):
+                        changed = changed_objects(self.store, indexed, snap.tree)
+                yield db, changed
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("COMMIT")
+
+    def names(self, snap: Snapshot, criteria: Criteria) -> list[str]:
+        """Return the names of the objects at ``snap`` that meet ``criteria``, sorted."""
+        store, tree = self.store, snap.tree
+        with self._reading(snap) as (db, changed):
+            if changed is None:
                 return sorted(
                     name
                     for name in all_objects(store, tree, criteria.kind)

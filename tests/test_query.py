@@ -448,3 +448,39 @@ def test_where_agrees_with_the_python_loop(first, later, queries, move_after, mo
             assert names(old.actions.where(**criteria)) == loop(old, criteria)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+WORKER = """
+import sys
+import expipe_git
+from expipe_git import query
+query._MOVE_AFTER = 0  # every query after a change moves the shared index
+project = expipe_git.get_project(sys.argv[1])
+me = sys.argv[2]
+for i in range(15):
+    project.require_action(f"{me}-{i}").tags = [me, f"n{i}"]
+    found = list(project.actions.where(tags=me))
+    expected = [f"{me}-{j}" for j in range(i + 1)]
+    assert sorted(found) == sorted(expected), (found, expected)
+"""
+
+
+def test_processes_querying_and_writing_at_once_agree(project, tmp_path):
+    import subprocess
+    import sys
+
+    assert names(project.actions.where()) == []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(project.path), me], env=env, stderr=subprocess.PIPE
+        )
+        for me in ("ann", "bob", "cid")
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err.decode()
+    for me in ("ann", "bob", "cid"):
+        assert len(project.actions.where(tags=me)) == 15
+    assert len(expipe.get_project(project.path).actions.where(tags="n3")) == 3
+    assert_clean(project.path)
