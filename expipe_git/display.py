@@ -37,7 +37,7 @@ def esc(value: Any) -> str:
     return html.escape(text(value), quote=True)
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, escaped: bool = False) -> str:
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, escaped: bool = False) -> str:
     """Return an HTML table; cells are escaped unless ``escaped`` says they are HTML already."""
     cell = (lambda v: v) if escaped else esc
     head = "".join(f"<th>{esc(h)}</th>" for h in header)

@@ -672,7 +672,11 @@ class QueryIndex:
     ) -> None:
         """Replace the rows of each (kind, name) by what it stores (None: it is gone)."""
         path_ids = dict(db.execute("SELECT path, id FROM paths"))
-        objects, terms, leaves, modules, records = [], [], [], [], {}
+        objects: list[tuple] = []
+        terms: list[tuple[str, str, int]] = []
+        leaves: list[tuple[Any, str, int]] = []
+        modules: list[tuple[int, str, bytes]] = []
+        records: dict[bytes, Any] = {}
         next_id = (db.execute("SELECT max(id) FROM objects").fetchone()[0] or 0) + 1
         for kind, name, stored in found:
             if not fresh:
