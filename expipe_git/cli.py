@@ -242,6 +242,8 @@ def _list_criteria(args: argparse.Namespace) -> dict:
         raise CliError("filters, --module and --csv apply to 'list actions' or 'list entities'")
     if args.csv and args.json:
         raise CliError("choose one of --json and --csv")
+    if args.entity and args.kind == "entities":
+        raise CliError("--entity finds actions by their entities; entities have none")
     if args.module and not args.csv:
         raise CliError("--module adds module columns to --csv; add --csv")
     return criteria

@@ -274,7 +274,7 @@ def test_cli_list_csv(lab, capsys, monkeypatch):
         (["list", "templates", "--tag", "x"], ["list actions"]),
         (["list", "actions", "--csv", "--json"], ["--json", "--csv"]),
         (["list", "actions", "--module", "m"], ["--csv"]),
-        (["list", "entities", "--entity", "rat1"], ["entities"]),
+        (["list", "entities", "--entity", "rat1"], ["--entity", "actions"]),
     ],
 )
 def test_cli_list_mistakes_are_one_error_line(lab, capsys, monkeypatch, argv, words):
