@@ -484,3 +484,18 @@ def test_processes_querying_and_writing_at_once_agree(project, tmp_path):
         assert len(project.actions.where(tags=me)) == 15
     assert len(expipe.get_project(project.path).actions.where(tags="n3")) == 3
     assert_clean(project.path)
+
+
+def test_a_damaged_file_committed_by_hand_matches_no_criterion(lab):
+    path = lab.path
+    attributes = next((path / "actions").glob("*/rec-2/attributes.toml"))
+    attributes.write_text("tags = [ this is not toml\n")
+    git(path, "commit", "-qam", "break rec-2")
+    for fresh in (False, True):  # checked in Python after a change, and read into a new index
+        if fresh:
+            for stale in (path / ".git" / "expipe-git").glob("query-index.sqlite*"):
+                stale.unlink()
+        project = expipe.get_project(path)
+        assert names(project.actions.where(tags="place cell")) == ["rec-1"]
+        assert "rec-2" in project.actions.where()
+        assert "rec-2" in project.actions.to_dataframe().index
