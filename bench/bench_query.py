@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO))
 import quantities as pq  # noqa: E402
 
 import expipe_git  # noqa: E402
-from expipe_git import layout, query, values  # noqa: E402
+from expipe_git import layout, queryindex, values  # noqa: E402
 
 START = dt.datetime(2025, 1, 1, 8, 0, 0)
 TAGS = [f"tag-{i:02d}" for i in range(50)]
@@ -192,7 +192,7 @@ result = {'rows': len(frame), 'columns': list(frame.columns), 'pandas_import': p
 
 def index_bytes(root: pathlib.Path) -> int:
     state = root / ".git" / "expipe-git"
-    return sum(p.stat().st_size for p in state.glob(query.INDEX_FILE + "*"))
+    return sum(p.stat().st_size for p in state.glob(queryindex.INDEX_FILE + "*"))
 
 
 def summary(samples: list[float]) -> str:
@@ -201,7 +201,7 @@ def summary(samples: list[float]) -> str:
 
 
 def index_files(root: pathlib.Path) -> list[pathlib.Path]:
-    return sorted((root / ".git" / "expipe-git").glob(query.INDEX_FILE + "*"))
+    return sorted((root / ".git" / "expipe-git").glob(queryindex.INDEX_FILE + "*"))
 
 
 def mutations(root: pathlib.Path, count: int, seed: int, actions: int) -> tuple[list, list]:

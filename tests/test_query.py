@@ -15,7 +15,7 @@ from conftest import assert_clean, commits, git
 from hypothesis import HealthCheck, given, settings
 
 import expipe_git as expipe
-from expipe_git import query
+from expipe_git import queryindex
 
 UTC = dt.timezone.utc
 OSLO_SUMMER = dt.timezone(dt.timedelta(hours=2))
@@ -84,7 +84,7 @@ def test_each_criterion_alone_and_combined(lab):
 
 @pytest.mark.parametrize("move_after", [0, 1000], ids=["index-moved", "changes-checked-in-python"])
 def test_dates_are_inclusive_and_a_bare_until_date_is_the_whole_day(lab, move_after, monkeypatch):
-    monkeypatch.setattr(query, "_MOVE_AFTER", move_after)
+    monkeypatch.setattr(queryindex, "_MOVE_AFTER", move_after)
     actions = lab.actions
     assert names(actions.where(since=dt.datetime(2026, 5, 3, 10))) == ["rec-1", "rec-3"]
     assert names(actions.where(until=dt.datetime(2026, 5, 3, 10))) == ["rec-1", "rec-2"]
@@ -102,7 +102,7 @@ def test_dates_are_inclusive_and_a_bare_until_date_is_the_whole_day(lab, move_af
 
 @pytest.mark.parametrize("move_after", [0, 1000], ids=["index-moved", "changes-checked-in-python"])
 def test_time_zones_compare_as_instants(project, move_after, monkeypatch):
-    monkeypatch.setattr(query, "_MOVE_AFTER", move_after)
+    monkeypatch.setattr(queryindex, "_MOVE_AFTER", move_after)
     assert names(project.actions.where()) == []  # the index is built before the actions come
     early = project.require_action("early")
     early.datetime = dt.datetime(2026, 6, 1, 1, 0, tzinfo=OSLO_SUMMER)  # 2026-05-31 23:00 UTC
@@ -258,7 +258,7 @@ def test_pulls_and_merges_are_seen(lab, tmp_path):
 
 
 def test_an_index_whose_tree_was_collected_by_git_gc_is_rebuilt(lab, monkeypatch):
-    monkeypatch.setattr(query, "_MOVE_AFTER", 0)  # every query moves the index to HEAD
+    monkeypatch.setattr(queryindex, "_MOVE_AFTER", 0)  # every query moves the index to HEAD
     path = lab.path
     lab.actions["rec-2"].tags = ["grid cell"]
     assert names(lab.actions.where(tags="grid cell")) == ["rec-2", "rec-3"]
@@ -428,7 +428,7 @@ def test_where_agrees_with_the_python_loop(first, later, queries, move_after, mo
     # With 0, every query moves the index to HEAD and SQLite answers; with
     # 1000, the index stays where it was first built (an empty project) and
     # every changed object is checked in Python.
-    monkeypatch.setattr(query, "_MOVE_AFTER", move_after)
+    monkeypatch.setattr(queryindex, "_MOVE_AFTER", move_after)
     folder = tempfile.mkdtemp()
     try:
         project = expipe.require_project(f"{folder}/p")
@@ -453,8 +453,8 @@ def test_where_agrees_with_the_python_loop(first, later, queries, move_after, mo
 WORKER = """
 import sys
 import expipe_git
-from expipe_git import query
-query._MOVE_AFTER = 0  # every query after a change moves the shared index
+from expipe_git import queryindex
+queryindex._MOVE_AFTER = 0  # every query after a change moves the shared index
 project = expipe_git.get_project(sys.argv[1])
 me = sys.argv[2]
 for i in range(15):
