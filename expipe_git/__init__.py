@@ -6,6 +6,7 @@ project is a git repository and every change is one commit.
 
 from . import config, core, errors
 from .config import settings
+from .display import Browser
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "AlreadyExistsError",
+    "Browser",
     "Change",
     "Commit",
     "CorruptFileError",

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, tomltext, values
+from . import checks, display, history, layout, merge, query, tables, tomltext, values
 from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
@@ -261,6 +261,9 @@ class Project:
 
     def __repr__(self) -> str:
         return f"<expipe_git Project {self.id!r} at {str(self.path)!r}>"
+
+    def _repr_html_(self) -> str:
+        return display.project_html(self)
 
     def close(self) -> None:
         """Release the files the repository keeps open (pack files)."""
@@ -519,7 +522,7 @@ class Project:
             author: a regular expression matched against "Name <email>".
             limit: at most this many commits.
         """
-        return history.log(self, path=path, since=since, until=until, author=author, limit=limit)
+        return CommitLog(history.log(self, path=path, since=since, until=until, author=author, limit=limit))
 
     def get_commit(self, revision: Any = "HEAD") -> history.Commit:
         """Return the commit a revision names: an id, HEAD~2, a branch, a tag or a datetime."""
@@ -780,6 +783,41 @@ class ObjectMap(ReadMapping):
         return {name: self[name].attributes for name in self}
 
 
+    def where(self, **criteria: Any) -> query.Selection:
+        """Return the actions (or entities) that meet every criterion, by name, in name order.
+
+        Criteria: ``tags`` (a str, or a list: has all), ``any_tags`` (a list:
+        has at least one), ``type``, ``location``, ``users`` and, for actions,
+        ``entities`` (a str or a list: has all), ``since`` and ``until``
+        (on the object's ``datetime``; inclusive; a bare date as ``until``
+        means through that day), and ``modules`` (a dict of
+        ``"module.key.subkey"`` -> value; see docs/queries.md).
+
+        Raises:
+            TypeError: an unknown criterion, or a value of the wrong type.
+            ValueError: a value that cannot be read, such as a date.
+        """
+        project = self._project
+        return query.select(
+            project.store,
+            project._snap(),
+            self._kind,
+            criteria,
+            lambda name: project._handle(self._kind, name),
+        )
+
+    def to_dataframe(self, modules: list[str] | None = None) -> Any:
+        """Return a pandas DataFrame, one row per object, indexed by name.
+
+        ``modules``: module names whose keys become columns, e.g.
+        ``electrophysiology.probe.depth [um]`` (see docs/queries.md).
+        """
+        return self.where().to_dataframe(modules)
+
+    def _repr_html_(self) -> str:
+        return self.where()._repr_html_()
+
+
 class ActionMap(ObjectMap):
     """``project.actions`` (expipe 0.6's ``expipe.core.Actions``)."""
 
@@ -840,3 +878,14 @@ class TemplateMap(ReadMapping):
         data = values.dumps(dict(contents), what=f"template {name!r}").encode()
         operation = "replace" if name in self else "create"
         self._project._commit(("template", name), operation, lambda snap: {path: data})
+
+class CommitLog(list):
+    """The commits ``project.log()`` returns, newest first: a list, with a table and HTML."""
+
+    def to_dataframe(self) -> Any:
+        """Return one row per key-level change: commit, author, datetime, object, key, old, new."""
+        tables.require_pandas()
+        return tables.dataframe(tables.LOG_COLUMNS, tables.log_rows(self))
+
+    def _repr_html_(self) -> str:
+        return display.log_html(self)
