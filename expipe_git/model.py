@@ -782,7 +782,6 @@ class ObjectMap(ReadMapping):
         """Every action's (or entity's) attributes by name."""
         return {name: self[name].attributes for name in self}
 
-
     def where(self, **criteria: Any) -> query.Selection:
         """Return the actions (or entities) that meet every criterion, by name, in name order.
 
@@ -878,6 +877,7 @@ class TemplateMap(ReadMapping):
         data = values.dumps(dict(contents), what=f"template {name!r}").encode()
         operation = "replace" if name in self else "create"
         self._project._commit(("template", name), operation, lambda snap: {path: data})
+
 
 class CommitLog(list):
     """The commits ``project.log()`` returns, newest first: a list, with a table and HTML."""
