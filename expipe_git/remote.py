@@ -33,7 +33,6 @@ are not run: that would be a git subprocess.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shlex
@@ -64,7 +63,7 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import commitgraph, layout, merge, outgoing, packs
+from . import fetchcheck, layout, merge, outgoing, packs
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -74,8 +73,7 @@ from .errors import (
     RemoteError,
     UnsafeRemoteError,
 )
-from .store import BRANCH, FILE_MODE, TREE_MODE, CommitInfo, Store
-from .treediff import TreeDiff
+from .store import BRANCH, CommitInfo, Store
 
 if TYPE_CHECKING:
     from .model import Project
@@ -84,9 +82,7 @@ USERNAME_ENV = "EXPIPE_GIT_USERNAME"
 PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
 CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_COMMIT_TYPE, _TREE_TYPE, _BLOB_TYPE = 1, 2, 3
 _REF_DELTA_TYPE = 7
-_MODE_NAMES = {0o120000: "a symbolic link", 0o160000: "a submodule", 0o100755: "an executable file"}
 
 Progress = Callable[[str], None]
 
@@ -484,15 +480,19 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
                     progress=transfer.progress,
                 )
         tip = wanted.get("tip")
-        if tip is None or tip in store.repo.object_store:
+        if tip is None:
+            return None
+        if tip in store.repo.object_store:
+            # Nothing new came, but a main naming one of our trees or blobs is still refused.
+            fetchcheck.HistoryCheck(store, {}, set(), location.public, transfer.say).check_tip(tip)
             return tip
         if os.path.getsize(incoming) == 0:
             raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
         received = _index_pack(store, incoming, transfer)
-        checker = _Checker(store, received, transfer)
-        checker.check_history(tip)
+        check = fetchcheck.HistoryCheck(store, received.kept, received.objects, location.public, transfer.say)
+        check.check_history(tip)
         received.move_into(os.path.join(store.git_dir, "objects", "pack"))
-        checker.index_history()
+        check.index_history()
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
@@ -556,10 +556,31 @@ def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
             return None
         if tip in store.repo.object_store:
             return tip
+        kind = _object_type(repo, tip, path)
+        if kind != fetchcheck.COMMIT_TYPE:
+            raise UnsafeRemoteError(
+                f"refused {path}: its main names a {fetchcheck.TYPE_NAMES.get(kind, 'foreign object')}, "
+                "not a commit; nothing was changed. Fix the remote's main with git"
+            )
         shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
-        count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared)
+        try:
+            count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared, shown=path)
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+            # A commit our walk cannot read (no tree line, a parent that is no commit):
+            # what git's fsck refuses, said as the check of a server's pack says it.
+            raise UnsafeRemoteError(
+                f"refused {path}: its history holds a commit that is not valid in git; nothing was "
+                "changed. Fix the remote's history with git ('git fsck' there names what is wrong)"
+            ) from None
         write_pack_data(out.write, objects, store.repo.object_format, num_records=count)
         return tip
+
+
+def _object_type(repo: Repo, sha: bytes, shown: str) -> int:
+    try:
+        return repo.object_store.get_raw(sha)[0]
+    except KeyError:
+        raise RemoteError(f"git object {sha.decode()} in {shown} is missing; run 'git fsck' there") from None
 
 
 @dataclass
@@ -585,13 +606,15 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
 
     :func:`expipe_git.packs.index_pack` reads each object once (dulwich's
     ``PackIndexer`` took three times as long, and its ``add_pack`` inflates
-    every object twice more); the commits and trees it keeps are all the
-    check needs.
+    every object twice more); the commits, trees and tags it keeps are all
+    the check needs (what else the pack holds is blobs).
     """
     object_format = store.repo.object_format
     try:
         indexed = packs.index_pack(
-            path, keep=(_COMMIT_TYPE, _TREE_TYPE), external_base=store.repo.object_store.get_raw
+            path,
+            keep=(fetchcheck.COMMIT_TYPE, fetchcheck.TREE_TYPE, fetchcheck.TAG_TYPE),
+            external_base=store.repo.object_store.get_raw,
         )
         entries, checksum = indexed.entries, indexed.checksum
         if indexed.external:  # a thin pack: copy in the bases it deltas against, as git does
@@ -608,157 +631,6 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
     with open(index, "wb") as f:
         write_pack_index(f, entries, checksum)
     return _Received(path, index, f"pack-{checksum.hex()}", indexed.kept, {e[0] for e in entries})
-
-
-class _Checker:
-    """Check the commits of a fetch that are new to us, before anything moves."""
-
-    def __init__(self, store: Store, received: _Received, transfer: _Transfer):
-        self.store = store
-        self.received = received
-        self.transfer = transfer
-        self.where = transfer.location.public
-        self.known = store.repo.object_store
-        self.trees = TreeDiff(
-            lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
-            lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
-        )
-        # The files each new commit changed against its only parent, found
-        # while checking it: handed to the history index once the fetch
-        # stands, so history after a clone diffs nothing. (Merge commits are
-        # left to the history index to diff against each parent.)
-        self.changes: dict[bytes, tuple[CommitInfo, list[tuple[str, bytes | None, bytes | None]]]] = {}
-        self._commits: dict[bytes, CommitInfo] = {}
-
-    def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
-        found = self.received.kept.get(sha)
-        if found is None:
-            try:
-                found = self.known.get_raw(sha)
-            except KeyError:
-                raise UnsafeRemoteError(
-                    f"{self.where} sent an incomplete history: {what} is missing"
-                ) from None
-        if found[0] != kind:
-            raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
-        return found[1]
-
-    def _commit(self, sha: bytes) -> CommitInfo:
-        # Each commit is read as a child and again as its child's parent: parse it once.
-        found = self._commits.get(sha)
-        if found is None:
-            found = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
-            self._commits[sha] = found
-        return found
-
-    def _is_new(self, sha: bytes) -> bool:
-        return sha in self.received.kept or sha not in self.known
-
-    def check_history(self, tip: bytes) -> None:
-        todo = [tip]
-        seen: set[bytes] = set()
-        count = 0
-        while todo:
-            sha = todo.pop()
-            if sha in seen or not self._is_new(sha):
-                continue
-            seen.add(sha)
-            info = self._commit(sha)
-            base = self._commit(info.parents[0]).tree if info.parents else None
-            files: list[tuple[str, bytes | None, bytes | None]] | None = None
-            if len(info.parents) <= 1:
-                files = []
-                self.changes[sha] = (info, files)
-            self._check_tree(info.tree, base, "", sha, files)
-            todo.extend(info.parents)
-            count += 1
-            if count % 1000 == 0:
-                self.transfer.say(f"Checking new commits: {count}\r")
-        if count:
-            self.transfer.say(f"Checking new commits: {count}, done.\n")
-
-    def _check_tree(
-        self, tree: bytes, base: bytes | None, prefix: str, commit: bytes, files: list | None = None
-    ) -> None:
-        if tree == base:
-            return
-        changed, whole = self.trees.changed(tree, base)
-        if whole:
-            names = [name for name, _, _ in self.trees.entries(tree)]
-            if len(set(names)) != len(names):
-                twice = next(name for name in names if names.count(name) > 1)
-                self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
-            if files is not None and base is not None:
-                present = set(names)
-                for old_name, mode, sha in self.trees.entries(base):
-                    if old_name not in present:
-                        self._gone(prefix + old_name.decode("utf-8", "surrogateescape"), mode, sha, files)
-        for raw_name, mode, sha, previous in changed:
-            try:
-                name = raw_name.decode("utf-8")
-            except UnicodeDecodeError:
-                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "its name is not UTF-8")
-            path = prefix + name
-            if files is not None and previous is not None and previous[0] != mode:
-                self._gone(path, previous[0], previous[1], files)  # a file became a folder, or back
-                previous = None
-            if mode == TREE_MODE:
-                if not _folder_in_layout(path):
-                    self._refuse(commit, path, "it is a folder outside expipe_git's layout")
-                inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
-                self._check_tree(sha, inner_base, path + "/", commit, files)
-            elif mode == FILE_MODE:
-                if path != layout.IGNORE_FILE and layout.place_of(path) is None:
-                    self._refuse(commit, path, "it is a file outside expipe_git's layout")
-                if bytes.fromhex(sha.decode()) not in self.received.objects and sha not in self.known:
-                    raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
-                if files is not None:
-                    files.append((path, previous[1] if previous else None, sha))
-            else:
-                kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
-                self._refuse(commit, path, f"it is {kind}; only regular files and folders are accepted")
-
-    def _gone(self, path: str, mode: int, sha: bytes, files: list) -> None:
-        """Record the files of an entry the new version no longer has."""
-        if mode == TREE_MODE:
-            for name, inner_mode, inner in self.trees.entries(sha):
-                self._gone(f"{path}/{name.decode('utf-8', 'surrogateescape')}", inner_mode, inner, files)
-        elif mode == FILE_MODE:
-            files.append((path, sha, None))
-
-    def index_history(self) -> None:
-        """Hand the files each checked commit changed to the history index."""
-        graph = commitgraph.of(self.store)
-        for sha, (info, files) in self.changes.items():
-            graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files, save=False)
-        graph.save()
-
-    def _refuse(self, commit: bytes, path: str, why: str) -> None:
-        raise UnsafeRemoteError(
-            f"refused {self.where}: {ascii(path)} in commit {commit.decode()[:12]} is unsafe or not "
-            f"part of an expipe_git project ({why}); nothing was changed. Fix the remote's history "
-            "with git, or fetch from another remote"
-        )
-
-
-@functools.lru_cache(maxsize=65536)  # the same folders come back in every commit
-def _folder_in_layout(path: str) -> bool:
-    """Whether ``path`` is a folder that the documented layout can hold."""
-    parts = path.split("/")
-    if parts[0] in ("templates", "modules"):
-        return len(parts) == 1
-    if parts[0] not in layout.KIND_OF_FOLDER or len(parts) > 4:
-        return False
-    if len(parts) == 1:
-        return True
-    if not re.fullmatch(r"[0-9a-f]{2}", parts[1]):
-        return False
-    if len(parts) == 2:
-        return True
-    name = parts[2]
-    if layout._name_problem(name) or layout.shard(name) != parts[1]:
-        return False
-    return len(parts) == 3 or parts[3] in ("modules", "messages")
 
 
 # ---------------------------------------------------------------------------
