@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
 from dulwich.config import ConfigFile
@@ -110,22 +110,27 @@ class Location:
 def parse_location(url: str) -> Location:
     """Split ``url`` into its kind, its public form and its credentials.
 
+    No error quotes the URL: a password that does not parse as one (a ``/``,
+    ``?`` or ``#`` in it not percent-encoded) would be quoted with it.
+
     Raises:
-        InvalidValueError: the URL is empty or of a kind we cannot reach.
+        InvalidValueError: the URL is empty, of a kind we cannot reach, or
+            may hold a secret we could not keep out of ``.git/config``.
     """
     if not isinstance(url, (str, os.PathLike)) or not os.fspath(url):
         raise InvalidValueError("a remote needs a URL or path, e.g. /srv/lab.git or https://host/lab.git")
     url = os.fspath(url)
     if "://" in url:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        scheme = url.partition("://")[0].lower()
         kind = {"http": "http", "https": "http", "git": "git", "ssh": "ssh", "git+ssh": "ssh"}.get(scheme)
         if scheme == "file":
-            return Location("local", os.path.abspath(unquote(parts.path)))
+            return Location("local", os.path.abspath(unquote(urlsplit(url).path)))
         if kind is None:
+            shown = repr(scheme) if re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) else "of this URL"
             raise InvalidValueError(
-                f"cannot use a remote of scheme {scheme!r}; use a path, file://, git://, http(s):// or ssh://"
+                f"cannot use a remote of scheme {shown}; use a path, file://, git://, http(s):// or ssh://"
             )
+        parts = _split_url(url)
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
@@ -136,15 +141,47 @@ def parse_location(url: str) -> Location:
             raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
         if kind == "ssh" and username:
             netloc = f"{quote(username, safe='')}@{netloc}"
-        public = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        public = urlunsplit((scheme, netloc, parts.path, "", ""))
         return Location(kind, public, username, password)
     if _is_scp_style(url):
-        user_host, _, path = url.partition(":")
-        user, at, host = user_host.rpartition("@")
-        if ":" in user:
-            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
+        if _SCP_WITH_PASSWORD.fullmatch(url):
+            raise InvalidValueError(
+                "an ssh remote cannot carry a password (user:password@host:path); use an ssh key"
+            )
+        user = url.partition(":")[0].rpartition("@")[0]
         return Location("ssh", url, user or None)
     return Location("local", os.path.abspath(url))
+
+
+# user:password@host:path, the password holding anything (an "@" or ":" too).
+_SCP_WITH_PASSWORD = re.compile(r"[^@/:]+:.*@(?:[^@/:\[\]]+|\[[^\]]*\]):.*", re.DOTALL)
+
+
+def _split_url(url: str) -> SplitResult:
+    """``urlsplit`` for a remote, refusing what would leave part of a password in the URL shown."""
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    after = rest[len(authority) :]
+    if "@" in after:
+        raise InvalidValueError(
+            "a remote URL has an '@' after its host name: a password (or token) holding '/', '?' or '#' "
+            "must be percent-encoded (%2F, %3F, %23), and an '@' in a path written %40; "
+            "or leave the password out of the URL and set EXPIPE_GIT_PASSWORD"
+        )
+    if "?" in after.partition("#")[0]:
+        raise InvalidValueError(
+            "a remote URL cannot carry a query ('?...'), which often holds a token: give a token as the "
+            "password (https://USER:TOKEN@host/path), or set EXPIPE_GIT_USERNAME and EXPIPE_GIT_PASSWORD"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is no number
+    except ValueError:
+        raise InvalidValueError(
+            "a remote URL's host part does not parse (a port that is no number, or a password holding "
+            "'/', '?' or '#' not percent-encoded as %2F, %3F, %23)"
+        ) from None
+    return parts
 
 
 def _is_scp_style(url: str) -> bool:
@@ -164,9 +201,15 @@ def _shown(url: str) -> str:
     try:
         return public_url(url)
     except InvalidValueError:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) if parts.scheme else url
+        scheme, found, rest = url.partition("://")
+        if not found:
+            return "(a URL that cannot be used, not shown: it may hold a password)"
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if "@" in rest[len(authority) :]:
+            return f"{scheme}://(not shown: it may hold a password)"
+        host = authority.rpartition("@")[2]
+        path = re.split(r"[?#]", rest[len(authority) :], maxsplit=1)[0]
+        return f"{scheme}://{host}{path}"
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

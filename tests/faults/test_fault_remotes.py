@@ -194,3 +194,79 @@ def test_a_hostile_remote_changes_nothing(tmp_path, served, case, over):
     assert cli.main(["clone", url, str(empty)]) == 1
     assert list(empty.iterdir()) == []
     report(f"hostile remote: {case} over {over}", refused=3, changed=0)
+
+
+# ---------------------------------------------------------------------------
+# Secrets in every shape of URL
+
+FIRST, SECRET = "Zq9w", "Pa55-w0rd-XYZ"  # a password's parts before and after a special character
+SHAPES = {
+    "https with a password": "https://alice:{p}@127.0.0.1:{port}/lab.git",
+    "a token as the user name": "https://{p}@127.0.0.1:{port}/lab.git",
+    "a password holding '@' and ':'": "https://alice:{p}@x:y@127.0.0.1:{port}/lab.git",
+    "scp-style with a password": "alice:{p}@127.0.0.1:srv/lab.git",
+    "scp-style, '/' in the password": "alice:" + FIRST + "/{p}@127.0.0.1:srv/lab.git",
+    "a token in the query": "https://127.0.0.1:{port}/lab.git?access_token={p}",
+    "a token in the query of git://": "git://127.0.0.1:{port}/lab.git?token={p}",
+    "unencoded '/' in a password": "https://alice:" + FIRST + "/{p}@127.0.0.1:{port}/lab.git",
+    "unencoded '#' in a password": "https://alice:" + FIRST + "#{p}@127.0.0.1:{port}/lab.git",
+    "unencoded '?' in a password": "https://alice:" + FIRST + "?{p}@127.0.0.1:{port}/lab.git",
+    "digits, then '/' in a password": "https://alice:1234/{p}@127.0.0.1:{port}/lab.git",
+    "unencoded '/' in an ssh password": "ssh://alice:" + FIRST + "/{p}@127.0.0.1/srv/lab.git",
+    "git:// with a password": "git://alice:{p}@127.0.0.1:{port}/lab.git",
+}
+
+
+def everything_under_git(path: pathlib.Path) -> str:
+    """Every file of .git but the credentials file (objects inflated), and the whole log."""
+    import zlib
+
+    texts = []
+    for item in (path / ".git").rglob("*"):
+        if not item.is_file() or item.name == "credentials":
+            continue
+        data = item.read_bytes()
+        if "objects" in item.parts and len(item.parent.name) == 2:
+            data = zlib.decompress(data)
+        texts.append(data.decode("utf-8", "replace"))
+    texts.append(git(path, "log", "--all", "--format=%B%n%an%n%ae"))
+    texts.append(git(path, "reflog", "--all", check=False))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_no_secret_of_any_url_shape_is_stored_or_shown(tmp_path, shape, capsys):
+    from gitservers import free_port
+
+    url = SHAPES[shape].format(p=SECRET, port=free_port())  # nothing listens there
+    project = expipe_git.require_project(tmp_path / "p")
+    project.require_action("rec-1")
+    said = []
+    try:
+        project.add_remote("lab", url)
+    except expipe_git.ExpipeError as exc:
+        assert isinstance(exc, expipe_git.InvalidValueError), exc
+        said.append(str(exc))
+    else:
+        said.append(repr(project.remotes))
+        for attempt in (project.fetch, project.push, project.pull):
+            with pytest.raises(expipe_git.RemoteError) as caught:
+                attempt("lab")
+            said.append(str(caught.value))
+    codes = [
+        cli.main(["-C", str(project.path), "remote", "add", "lab2", url]),
+        cli.main(["-C", str(project.path), "remote", "list"]),
+        cli.main(["-C", str(project.path), "fetch", "lab2"]),
+        cli.main(["clone", url, str(tmp_path / "c")]),
+    ]
+    out = capsys.readouterr()
+    said += [out.out, out.err]
+    assert codes[3] == 1 and not (tmp_path / "c").exists()
+    assert "Traceback" not in out.err
+    written = everything_under_git(pathlib.Path(project.path))
+    git(project.path, "remote", "add", "by-hand", url)  # stock git stores anything: we must not show it
+    said.append(repr(project.remotes))
+    for text in [*said, written]:
+        assert SECRET not in text and FIRST not in text, (shape, text)
+    assert_clean(project.path)
+    report(f"url shape: {shape}", secrets_shown=0)
