@@ -63,12 +63,13 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import fetchcheck, layout, merge, outgoing, packs
+from . import fetchcheck, layout, merge, outgoing, packs, reflocks
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
     InvalidValueError,
     NotFoundError,
+    ProjectBusyError,
     PushRejectedError,
     RemoteError,
     UnsafeRemoteError,
@@ -81,6 +82,8 @@ if TYPE_CHECKING:
 USERNAME_ENV = "EXPIPE_GIT_USERNAME"
 PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
 CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
+REFS_MUTEX = "refs-mutex"  # in .git/expipe-git/: held while a remote-tracking ref moves (reflocks)
+PUSH_MUTEX = "expipe-git-push"  # in a folder remote: held while a push is received there (reflocks)
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _REF_DELTA_TYPE = 7
 
@@ -454,9 +457,12 @@ class _Transfer:
             raise RemoteError(f"{where} asks for a user name and password: {hint}") from None
         except NotGitRepository:
             raise RemoteError(f"{where} is not a git repository") from None
-        except FileLocked:
+        except FileLocked as exc:
+            # A folder remote's ref locked by a git command running there (a
+            # lock left by a push of ours that was killed is removed first).
             raise PushRejectedError(
-                f"{where}: another push was updating main at the same moment; pull and push again"
+                f"{where}: {os.fsdecode(exc.lockfilename)} is held by another program, a git command "
+                "running there; try again in a moment (if none is running, a crash left the file: delete it)"
             ) from None
         except (HangupException, GitProtocolError, OSError) as exc:
             said = "; ".join(self.server_said[-3:])
@@ -489,10 +495,30 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
     tip = _fetch_main(store, location, progress)
     if tip is not None:
         ref = tracking_ref(remote)
-        old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
-        if old != tip:
-            store.repo.refs.set_if_equals(ref, old, tip, message=b"fetch: " + location.public.encode())
+        with _tracking_refs(store, remote):
+            old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
+            if old != tip:
+                try:
+                    store.repo.refs.set_if_equals(
+                        ref, old, tip, message=b"fetch: " + location.public.encode()
+                    )
+                except FileLocked as exc:
+                    raise ProjectBusyError(
+                        f"{os.fsdecode(exc.lockfilename)} is held by another program (a git fetch?); "
+                        "wait for it to finish and try again (if none is running, a crash left it: delete it)"
+                    ) from None
     return tip
+
+
+def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManager[None]:
+    """Update ``refs/remotes/<remote>/main`` so that a process killed meanwhile blocks nobody."""
+    lock = os.path.join(store.git_dir, *tracking_ref(remote).decode().split("/")) + ".lock"
+    os.makedirs(store.state_dir, exist_ok=True)
+    return reflocks.updating(
+        os.path.join(store.state_dir, REFS_MUTEX),
+        [lock],
+        lambda: ProjectBusyError(f"another fetch or push of {store.root} is updating {lock}; try again"),
+    )
 
 
 def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
@@ -721,7 +747,7 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         transfer.say(f"Sending {count} objects\n")
         return count, objects
 
-    with transfer.errors():
+    with transfer.errors(), _receiving(location):
         result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
     if state.get("behind"):
         raise PushRejectedError(
@@ -743,8 +769,27 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
     return head
 
 
+def _receiving(location: Location) -> contextlib.AbstractContextManager[None]:
+    """Receive a push into a folder remote so that a pusher killed meanwhile blocks nobody.
+
+    A git server receives a push in its own process; into a folder, this
+    process writes the objects and moves ``main`` itself.
+    """
+    if location.kind != "local":
+        return contextlib.nullcontext()
+    return reflocks.updating(
+        os.path.join(location.public, PUSH_MUTEX),
+        [os.path.join(location.public, "refs", "heads", "main.lock")],
+        lambda: PushRejectedError(
+            f"{location.public}: another push into it has been running for over a minute; try again later"
+        ),
+    )
+
+
 def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
-    store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
+    with _tracking_refs(store, remote), contextlib.suppress(FileLocked):
+        # The push landed; if a git command holds the ref, its next fetch sets it.
+        store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
 
 
 def pull(
@@ -800,7 +845,8 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
             )
         if store.lookup(store.commit_tree(tip), layout.CONFIG_FILE) is None:
             raise RemoteError(f"{location.public} is a git repository but not an expipe_git project")
-        store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
+        with _tracking_refs(store, "origin"):
+            store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
         if progress is not None:
             progress("Checking out files...\r")
         store.fast_forward(tip, f"clone: from {location.public}", into_empty=True)
