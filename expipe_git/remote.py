@@ -736,6 +736,12 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         if theirs == head:
             return {}
         known = theirs is None or theirs in store.repo.object_store
+        kind = store.object_type(theirs) if theirs is not None and known else "commit"
+        if kind != "commit":
+            raise UnsafeRemoteError(
+                f"refused {location.public}: its main names a {kind}, not a commit; nothing was sent. "
+                "Fix the remote's main with git"
+            )
         if not known or (theirs is not None and not store.is_ancestor(theirs, head)):
             state["behind"] = True
             return {}

@@ -193,6 +193,14 @@ def test_a_hostile_remote_changes_nothing(tmp_path, served, case, over):
     empty.mkdir()
     assert cli.main(["clone", url, str(empty)]) == 1
     assert list(empty.iterdir()) == []
+    if case.startswith("main names"):  # a push from a project that has that tree or blob
+        alice.remove_remote("origin")
+        alice.add_remote("origin", url)
+        alice.require_action("rec-2")
+        main = plumb(bare, "rev-parse", "refs/heads/main")
+        with pytest.raises(expipe_git.UnsafeRemoteError, match="not a commit"):
+            alice.push()
+        assert plumb(bare, "rev-parse", "refs/heads/main") == main
     report(f"hostile remote: {case} over {over}", refused=3, changed=0)
 
 
