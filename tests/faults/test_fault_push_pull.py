@@ -141,6 +141,30 @@ def test_a_live_git_lock_in_the_remote_is_never_broken(tmp_path):
     assert alice.push() is not None
 
 
+def test_a_git_lock_taken_just_after_a_dead_pusher_is_kept(tmp_path):
+    """A dead pusher's record names main.lock, but the main.lock there now is a live git's: it stays."""
+    import threading
+
+    bare, alice, bob = shared(tmp_path)
+    lock = bare / "refs" / "heads" / "main.lock"
+    (bare / "expipe-git-push").write_text(f"999999\n{lock}\n")  # what a killed pusher leaves
+    lock.write_text("")  # a git push that took the lock a moment ago
+    seen = []
+
+    def git_finishes() -> None:
+        time.sleep(0.5)
+        seen.append(lock.exists())
+        lock.unlink()
+
+    finisher = threading.Thread(target=git_finishes)
+    finisher.start()
+    alice.require_action("rec-1")
+    assert alice.push() is not None
+    finisher.join()
+    assert seen == [True]
+    assert (bare / "expipe-git-push").read_text() == ""
+
+
 def reaches(bare: pathlib.Path, tip: str, commit: str) -> bool:
     done = subprocess.run(["git", "merge-base", "--is-ancestor", commit, tip], cwd=bare, capture_output=True)
     return done.returncode == 0
