@@ -24,7 +24,7 @@ import time
 import pytest
 from conftest import assert_clean, git
 from faultkit import budget, report, rng
-from gitservers import make_bare
+from gitservers import GitDaemon, make_bare
 
 import expipe_git
 
@@ -80,13 +80,16 @@ def child(
     )
 
 
-def shared(tmp_path: pathlib.Path) -> tuple[pathlib.Path, expipe_git.Project, expipe_git.Project]:
+def shared(
+    tmp_path: pathlib.Path, url: str | None = None
+) -> tuple[pathlib.Path, expipe_git.Project, expipe_git.Project]:
+    """A shared repository ``lab.git`` in ``tmp_path`` (reached at ``url``), and two clones of it."""
     bare = make_bare(tmp_path, "lab.git")
     alice = expipe_git.require_project(tmp_path / "alice")
     alice.require_action("rec-0").tags = ["start"]
-    alice.add_remote("origin", str(bare))
+    alice.add_remote("origin", url or str(bare))
     alice.push()
-    bob = expipe_git.clone(str(bare), tmp_path / "bob")
+    bob = expipe_git.clone(url or str(bare), tmp_path / "bob")
     return bare, alice, bob
 
 
@@ -170,10 +173,10 @@ def reaches(bare: pathlib.Path, tip: str, commit: str) -> bool:
     return done.returncode == 0
 
 
-def _kill_loop(tmp_path: pathlib.Path, what: str, rounds: int, name: str) -> dict:
+def _kill_loop(tmp_path: pathlib.Path, what: str, rounds: int, name: str, url: str | None = None) -> dict:
     """Start a pushing (or pulling) child, kill it at a random moment, then push from elsewhere; repeat."""
     random = rng(name)
-    bare, alice, bob = shared(tmp_path)
+    bare, alice, bob = shared(tmp_path, url)
     acknowledged: list[str] = []
     spurious: list[str] = []
     kills = 0
@@ -203,7 +206,10 @@ def _kill_loop(tmp_path: pathlib.Path, what: str, rounds: int, name: str) -> dic
     lost = [sha for sha in acknowledged if not reaches(bare, final, sha)]
     git(bare, "fsck", "--strict", "--no-dangling")
     for project in (alice, bob):
-        project.pull()
+        try:
+            project.pull()
+        except Exception as exc:
+            spurious.append(f"{type(exc).__name__}: {exc}")
         assert_clean(project.path)
     figures = {
         "kills": kills,
@@ -218,6 +224,14 @@ def _kill_loop(tmp_path: pathlib.Path, what: str, rounds: int, name: str) -> dic
 
 def test_pushes_killed_at_random_moments(tmp_path):
     _kill_loop(tmp_path, "push", budget(12), "kill loop: push to a folder remote")
+
+
+def test_pushes_over_git_daemon_killed_at_random_moments(tmp_path):
+    daemon = GitDaemon(tmp_path)
+    try:
+        _kill_loop(tmp_path, "push", budget(6), "kill loop: push over git://", daemon.url("lab.git"))
+    finally:
+        daemon.stop()
 
 
 def test_pulls_killed_at_random_moments(tmp_path):
