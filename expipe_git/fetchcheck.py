@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from typing import Any
 
 from . import commitgraph, layout
 from .errors import UnsafeRemoteError
@@ -83,8 +84,10 @@ def tree_problem(entries: list[Entry]) -> str | None:
     names = {name for name, _, _ in entries}
     if len(names) != len(entries):
         seen: set[bytes] = set()
-        twice = next(name for name, _, _ in entries if name in seen or seen.add(name))
-        return f"{ascii(twice.decode('utf-8', 'replace'))} appears twice"
+        for name, _, _ in entries:
+            if name in seen:
+                return f"{ascii(name.decode('utf-8', 'replace'))} appears twice"
+            seen.add(name)
     return None
 
 
@@ -110,7 +113,7 @@ class HistoryCheck:
         self.received = received
         self.where = where
         self.say = say
-        self.known = store.repo.object_store
+        self.known: Any = store.repo.object_store  # dulwich's store, which types ids more narrowly
         self.trees = TreeDiff(
             lambda sha: self._raw(sha, TREE_TYPE),
             lambda sha: self._unsafe(f"tree {sha.decode()} is not a valid git tree"),

@@ -412,11 +412,11 @@ def _resolve(
                 external.add(base_id)
                 found = True
             if not found:
-                named = ", ".join(sorted(base_id.hex() for base_id in missing))
+                listed = ", ".join(sorted(base_id.hex() for base_id in missing))
                 raise ValueError(
-                    f"a delta's base {named} is missing"
+                    f"a delta's base {listed} is missing"
                     if len(missing) == 1
-                    else f"deltas' bases are missing (one of {named})"
+                    else f"deltas' bases are missing (one of {listed})"
                 )
         pending = waiting
     entries = sorted((sha, offset, scanned[offset][3]) for sha, offset in ids.items())
