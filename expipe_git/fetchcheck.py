@@ -42,8 +42,10 @@ _IDENT = rb"[^<>\n]* <[^<>\n]*> (?:0|[1-9][0-9]{0,18}) [+-][0-9]{4}\n"
 _COMMIT_HEADER = re.compile(
     rb"tree [0-9a-f]{40}\n(?:parent [0-9a-f]{40}\n)*author " + _IDENT + b"committer " + _IDENT
 )
-_TAG_HEADER = re.compile(
-    rb"object [0-9a-f]{40}\ntype (?:commit|tree|blob|tag)\ntag [^\n]+\n(?:tagger " + _IDENT + b")?"
+_TAG_HEADER = re.compile(  # a tagger line is optional (old tags have none), a bad one is not
+    rb"object [0-9a-f]{40}\ntype (?:commit|tree|blob|tag)\ntag [^\n]+\n(?:tagger "
+    + _IDENT
+    + rb"|(?!tagger ))"
 )
 
 Files = list[tuple[str, "bytes | None", "bytes | None"]]  # (path, old blob, new blob) a commit changed

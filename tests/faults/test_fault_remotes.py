@@ -278,3 +278,54 @@ def test_no_secret_of_any_url_shape_is_stored_or_shown(tmp_path, shape, capsys):
         assert SECRET not in text and FIRST not in text, (shape, text)
     assert_clean(project.path)
     report(f"url shape: {shape}", secrets_shown=0)
+
+
+# ---------------------------------------------------------------------------
+# The header checks agree with git's fsck, both ways
+
+DATE = "1700000000 +0000"
+COMMITS = {
+    "as git writes it": "tree {t}\nauthor A U <a@x> 1700000000 +0100\ncommitter C <c@x> 17 -0230\n\nm\n",
+    "no message": "tree {t}\nauthor A <a@x> {d}\ncommitter C <c@x> {d}\n",
+    "an encoding and a signature": (
+        "tree {t}\nauthor A <a@x> {d}\ncommitter C <c@x> {d}\n"
+        "encoding ISO-8859-1\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n abc\n"
+        " -----END PGP SIGNATURE-----\n\nm\n"
+    ),
+    "an empty name and email": "tree {t}\nauthor  <> 0 +0000\ncommitter  <> 0 +0000\n\nm\n",
+    "no space before the email": "tree {t}\nauthor A<a@x> {d}\ncommitter C <c@x> {d}\n\nm\n",
+    "no committer": "tree {t}\nauthor A <a@x> {d}\n\nm\n",
+    "two authors": ("tree {t}\nauthor A <a@x> {d}\nauthor B <b@x> {d}\ncommitter C <c@x> {d}\n\nm\n"),
+    "a short time zone": "tree {t}\nauthor A <a@x> 1700000000 +00\ncommitter C <c@x> {d}\n\nm\n",
+    "a zero-padded date": "tree {t}\nauthor A <a@x> 01700000000 +0000\ncommitter C <c@x> {d}\n\nm\n",
+    "a '>' in the email": "tree {t}\nauthor A <a>x> {d}\ncommitter C <c@x> {d}\n\nm\n",
+    "no tree": "author A <a@x> {d}\ncommitter C <c@x> {d}\n\nm\n",
+    "an unterminated header": "tree {t}\nauthor A <a@x> {d}\ncommitter C <c@x> {d}",
+    "a NUL in the header": "tree {t}\nauthor A <a@x> {d}\ncommitter C <c@x> {d}\nx \0\n\nm\n",
+}
+TAGS = {
+    "as git writes it": "object {c}\ntype commit\ntag v1\ntagger T <t@x> {d}\n\nmsg\n",
+    "no tagger": "object {c}\ntype commit\ntag v1\n\nmsg\n",
+    "no type": "object {c}\ntag v1\ntagger T <t@x> {d}\n\nmsg\n",
+    "a bad tagger": "object {c}\ntype commit\ntag v1\ntagger T<t@x> {d}\n\nmsg\n",
+    "an unknown type": "object {c}\ntype thing\ntag v1\ntagger T <t@x> {d}\n\nmsg\n",
+}
+
+
+def test_commit_and_tag_checks_agree_with_git_fsck(tmp_path):
+    from expipe_git.fetchcheck import commit_problem, tag_problem
+
+    disagree = []
+    for kind, cases, check in (("commit", COMMITS, commit_problem), ("tag", TAGS, tag_problem)):
+        for case, body in cases.items():
+            repo = tmp_path / f"{kind}-{len(disagree)}-{abs(hash(case))}"
+            subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+            tree = plumb(repo, "mktree", stdin=b"")
+            good = literal(repo, "commit", COMMITS["as git writes it"].format(t=tree, d=DATE).encode())
+            raw = body.format(t=tree, c=good, d=DATE).encode()
+            sha = literal(repo, kind, raw)
+            fsck = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True)
+            git_refuses = sha.encode() in fsck.stderr + fsck.stdout and fsck.returncode != 0
+            if git_refuses != (check(raw) is not None):
+                disagree.append((kind, case, git_refuses, check(raw), fsck.stderr.decode()[-200:]))
+    assert disagree == []
