@@ -73,14 +73,10 @@ def _header_problem(raw: bytes, pattern: re.Pattern[bytes], expected: str) -> st
     return None
 
 
-def _sort_key(entry: Entry) -> bytes:
-    # git orders a folder as if its name ended in "/".
-    return entry[0] + b"/" if entry[1] == TREE_MODE else entry[0]
-
-
 def tree_problem(entries: list[Entry]) -> str | None:
     """Why git's fsck would refuse a tree of these entries (order, names), or None."""
-    keys = [_sort_key(entry) for entry in entries]
+    # git orders a folder as if its name ended in "/"; inline, as this runs for every folder a fetch grows
+    keys = [name + b"/" if mode == TREE_MODE else name for name, mode, _ in entries]
     if keys != sorted(keys):
         return "its entries are not in git's order"
     names = {name for name, _, _ in entries}
