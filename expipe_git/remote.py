@@ -8,17 +8,18 @@ through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
 
 Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
 sends is written and indexed in a temporary object folder that reads our
-objects as an alternate, every commit new to us is checked there, and only then
-is the pack moved into ``.git/objects/pack`` and ``refs/remotes/<remote>/main``
-moved. A remote whose history holds anything but regular files and folders in
-the documented layout (:func:`layout.place_of`) is refused before a ref or a
-file changes. Each new commit is compared with its first parent, so only the
-folders it changed are opened: the check costs the size of the new history,
-never the size of the project.
+objects as an alternate, every object new to us is checked there (git's
+``transfer.fsckObjects`` checks and the layout: :mod:`expipe_git.fetchcheck`),
+and only then is the pack moved into ``.git/objects/pack`` and
+``refs/remotes/<remote>/main`` moved. Refs this process writes (a folder
+remote's ``main``, our remote-tracking refs) are moved so that a process
+killed meanwhile blocks nobody (:mod:`expipe_git.reflocks`).
 
 Credentials never reach ``.git/config``, an error, a progress line or a
 commit: a URL is stored and shown without its user name and password (see
-:func:`public_url`); a password given in a URL is kept in
+:func:`public_url`), and one whose secret could not be kept out (an ssh
+password, a query, a password with ``/``, ``?`` or ``#`` not
+percent-encoded) is refused without being quoted; a password given in a URL is kept in
 ``.git/expipe-git/credentials`` (mode 0600, git's credential-store format),
 which the project's config names as that host's ``credential.helper = store
 --file=…`` so that stock git finds it too.
