@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -32,15 +33,19 @@ WAIT_SECONDS = 60.0  # how long to wait for another updater (a push sending its 
 
 
 @contextlib.contextmanager
-def updating(mutex: str, lock_files: Sequence[str], busy: Callable[[], Exception]) -> Iterator[None]:
+def updating(
+    git_dir: str, mutex: str, lock_files: Sequence[str], busy: Callable[[], Exception]
+) -> Iterator[None]:
     """Hold ``mutex`` while refs are updated; first clean up after a holder that died.
 
-    ``lock_files``: the git lock files this update may create (recorded, so
-    that they are removed if this process dies holding them); ``busy()``:
-    the error raised when another updater holds the mutex for too long.
+    ``git_dir``: the repository (``.git``, or a bare one); ``mutex``: the
+    mutex file's path in it; ``lock_files``: the git lock files this update
+    may create, as paths in it (``refs/heads/main.lock``), recorded so that
+    they are removed if this process dies holding them; ``busy()``: the
+    error raised when another updater holds the mutex for too long.
     """
     try:
-        fd = os.open(mutex, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(os.path.join(git_dir, mutex), os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
         yield
         return
@@ -51,7 +56,9 @@ def updating(mutex: str, lock_files: Sequence[str], busy: Callable[[], Exception
         try:
             left = os.pread(fd, 65536, 0).decode("utf-8", "replace").splitlines()[1:]
             for lock in left:
-                _remove_when_old(lock)
+                # The file may be shared (a folder remote): remove nothing but a ref's lock.
+                if _REF_LOCK.fullmatch(lock):
+                    _remove_when_old(os.path.join(git_dir, *lock.split("/")))
             os.ftruncate(fd, 0)
             os.pwrite(fd, "\n".join([str(os.getpid()), *lock_files]).encode() + b"\n", 0)
             yield
@@ -59,6 +66,9 @@ def updating(mutex: str, lock_files: Sequence[str], busy: Callable[[], Exception
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing releases the flock
+
+
+_REF_LOCK = re.compile(r"refs(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)+\.lock")
 
 
 def _lock(fd: int, busy: Callable[[], Exception]) -> bool:

@@ -513,10 +513,11 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
 
 def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManager[None]:
     """Update ``refs/remotes/<remote>/main`` so that a process killed meanwhile blocks nobody."""
-    lock = os.path.join(store.git_dir, *tracking_ref(remote).decode().split("/")) + ".lock"
+    lock = tracking_ref(remote).decode() + ".lock"
     os.makedirs(store.state_dir, exist_ok=True)
     return reflocks.updating(
-        os.path.join(store.state_dir, REFS_MUTEX),
+        store.git_dir,
+        os.path.relpath(os.path.join(store.state_dir, REFS_MUTEX), store.git_dir),
         [lock],
         lambda: ProjectBusyError(f"another fetch or push of {store.root} is updating {lock}; try again"),
     )
@@ -785,8 +786,9 @@ def _receiving(location: Location) -> contextlib.AbstractContextManager[None]:
     if location.kind != "local":
         return contextlib.nullcontext()
     return reflocks.updating(
-        os.path.join(location.public, PUSH_MUTEX),
-        [os.path.join(location.public, "refs", "heads", "main.lock")],
+        location.public,
+        PUSH_MUTEX,
+        ["refs/heads/main.lock"],
         lambda: PushRejectedError(
             f"{location.public}: another push into it has been running for over a minute; try again later"
         ),

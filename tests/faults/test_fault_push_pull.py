@@ -161,7 +161,7 @@ def test_a_git_lock_taken_just_after_a_dead_pusher_is_kept(tmp_path):
 
     bare, alice, bob = shared(tmp_path)
     lock = bare / "refs" / "heads" / "main.lock"
-    (bare / "expipe-git-push").write_text(f"999999\n{lock}\n")  # what a killed pusher leaves
+    (bare / "expipe-git-push").write_text("999999\nrefs/heads/main.lock\n")  # what a killed pusher leaves
     lock.write_text("")  # a git push that took the lock a moment ago
     seen = []
 
@@ -177,6 +177,20 @@ def test_a_git_lock_taken_just_after_a_dead_pusher_is_kept(tmp_path):
     finisher.join()
     assert seen == [True]
     assert (bare / "expipe-git-push").read_text() == ""
+
+
+def test_a_planted_record_in_the_shared_repository_removes_nothing_else(tmp_path):
+    """The push mutex of a folder remote is writable by all who push: it may name only ref locks."""
+    bare, alice, bob = shared(tmp_path)
+    victim = tmp_path / "thesis.lock"
+    victim.write_text("years of work")
+    os.utime(victim, (0, 0))
+    inside = bare / "config"
+    planted = [str(victim), "../thesis.lock", "refs/../config", "config", str(inside)]
+    (bare / "expipe-git-push").write_text("\n".join(["999999", *planted]) + "\n")
+    alice.require_action("rec-1")
+    assert alice.push() is not None
+    assert victim.read_text() == "years of work" and inside.exists()
 
 
 def reaches(bare: pathlib.Path, tip: str, commit: str) -> bool:
