@@ -56,18 +56,25 @@ def objects_to_send(
     wanted: list[bytes],
     remote_has: set[bytes],
     say: Callable[[str], None] | None = None,
+    shown: str | None = None,
 ) -> tuple[int, Iterator[UnpackedObject]]:
     """Return how many objects the remote lacks, and those objects packed, in the order made.
 
     ``wanted``: the commits to send; ``remote_has``: commits the remote has;
-    ``say``: shown progress of the walk (a line ending in ``\r``, then ``\n``).
+    ``say``: shown progress of the walk (a line ending in ``\r``, then ``\n``);
+    ``shown``: the repository as errors name it, when it is not ours.
     The objects are given as dulwich's pack writer takes them: each one
     already packed, one chunk (header, delta base id, zlib data), so it is
     written as is.
     """
     trees = TreeDiff(  # not strict: what git only warns about is the server's to judge
         source.read_blob,
-        lambda sha: RemoteError(f"tree {sha.decode()} is damaged; run 'git fsck'"),
+        lambda sha: RemoteError(
+            f"tree {sha.decode()} is damaged; run 'git fsck'"
+            if shown is None
+            else f"tree {sha.decode()} in {shown} is damaged or not a tree; nothing was changed. "
+            "Run 'git fsck' there"
+        ),
         strict=False,
     )
     commits = new_commits(source, wanted, remote_has)

@@ -476,12 +476,23 @@ def _resolve(
             missing = {m for m in named if isinstance(m, bytes) and m not in ids and m not in outside}
             if not missing or external_base is None:
                 raise ValueError(f"{len(waiting)} deltas have no base in the pack")
-            for base_id in missing:
+            # A base named by id may be in the pack, itself a delta not yet
+            # resolved (a chain onto an outside base): go on while any is found.
+            found = False
+            for base_id in sorted(missing):
                 try:
                     outside[base_id] = external_base(base_id.hex().encode("ascii"))
                 except KeyError:
-                    raise ValueError(f"a delta's base {base_id.hex()} is missing") from None
+                    continue
                 external.add(base_id)
+                found = True
+            if not found:
+                listed = ", ".join(sorted(base_id.hex() for base_id in missing))
+                raise ValueError(
+                    f"a delta's base {listed} is missing"
+                    if len(missing) == 1
+                    else f"deltas' bases are missing (one of {listed})"
+                )
         pending = waiting
     entries = sorted((sha, offset, scanned[offset][3]) for sha, offset in ids.items())
     kept = {sha.hex().encode("ascii"): full[offset] for sha, offset in ids.items() if full[offset][0] in keep}

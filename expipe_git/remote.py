@@ -8,17 +8,18 @@ through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
 
 Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
 sends is written and indexed in a temporary object folder that reads our
-objects as an alternate, every commit new to us is checked there, and only then
-is the pack moved into ``.git/objects/pack`` and ``refs/remotes/<remote>/main``
-moved. A remote whose history holds anything but regular files and folders in
-the documented layout (:func:`layout.place_of`) is refused before a ref or a
-file changes. Each new commit is compared with its first parent, so only the
-folders it changed are opened: the check costs the size of the new history,
-never the size of the project.
+objects as an alternate, every object new to us is checked there (git's
+``transfer.fsckObjects`` checks and the layout: :mod:`expipe_git.fetchcheck`),
+and only then is the pack moved into ``.git/objects/pack`` and
+``refs/remotes/<remote>/main`` moved. Refs this process writes (a folder
+remote's ``main``, our remote-tracking refs) are moved so that a process
+killed meanwhile blocks nobody (:mod:`expipe_git.reflocks`).
 
 Credentials never reach ``.git/config``, an error, a progress line or a
 commit: a URL is stored and shown without its user name and password (see
-:func:`public_url`); a password given in a URL is kept in
+:func:`public_url`), and one whose secret could not be kept out (an ssh
+password, a query, a password with ``/``, ``?`` or ``#`` not
+percent-encoded) is refused without being quoted; a password given in a URL is kept in
 ``.git/expipe-git/credentials`` (mode 0600, git's credential-store format),
 which the project's config names as that host's ``credential.helper = store
 --file=…`` so that stock git finds it too.
@@ -33,7 +34,6 @@ are not run: that would be a git subprocess.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shlex
@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from dulwich import client as git_client
 from dulwich.config import ConfigFile
@@ -65,18 +65,18 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import commitgraph, layout, merge, outgoing, packs
+from . import fetchcheck, layout, merge, outgoing, packs, reflocks
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
     InvalidValueError,
     NotFoundError,
+    ProjectBusyError,
     PushRejectedError,
     RemoteError,
     UnsafeRemoteError,
 )
-from .store import BRANCH, FILE_MODE, TREE_MODE, CommitInfo, Store
-from .treediff import TreeDiff
+from .store import BRANCH, CommitInfo, Store
 
 if TYPE_CHECKING:
     from .model import Project
@@ -84,10 +84,10 @@ if TYPE_CHECKING:
 USERNAME_ENV = "EXPIPE_GIT_USERNAME"
 PASSWORD_ENV = "EXPIPE_GIT_PASSWORD"
 CREDENTIALS_FILE = "credentials"  # in .git/expipe-git/
+REFS_MUTEX = "refs-mutex"  # in .git/expipe-git/: held while a remote-tracking ref moves (reflocks)
+PUSH_MUTEX = "expipe-git-push"  # in a folder remote: held while a push is received there (reflocks)
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_COMMIT_TYPE, _TREE_TYPE, _BLOB_TYPE = 1, 2, 3
 _REF_DELTA_TYPE = 7
-_MODE_NAMES = {0o120000: "a symbolic link", 0o160000: "a submodule", 0o100755: "an executable file"}
 
 Progress = Callable[[str], None]
 
@@ -115,22 +115,27 @@ class Location:
 def parse_location(url: str) -> Location:
     """Split ``url`` into its kind, its public form and its credentials.
 
+    No error quotes the URL: a password that does not parse as one (a ``/``,
+    ``?`` or ``#`` in it not percent-encoded) would be quoted with it.
+
     Raises:
-        InvalidValueError: the URL is empty or of a kind we cannot reach.
+        InvalidValueError: the URL is empty, of a kind we cannot reach, or
+            may hold a secret we could not keep out of ``.git/config``.
     """
     if not isinstance(url, (str, os.PathLike)) or not os.fspath(url):
         raise InvalidValueError("a remote needs a URL or path, e.g. /srv/lab.git or https://host/lab.git")
     url = os.fspath(url)
     if "://" in url:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        scheme = url.partition("://")[0].lower()
         kind = {"http": "http", "https": "http", "git": "git", "ssh": "ssh", "git+ssh": "ssh"}.get(scheme)
         if scheme == "file":
-            return Location("local", os.path.abspath(unquote(parts.path)))
+            return Location("local", os.path.abspath(unquote(urlsplit(url).path)))
         if kind is None:
+            shown = repr(scheme) if re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) else "of this URL"
             raise InvalidValueError(
-                f"cannot use a remote of scheme {scheme!r}; use a path, file://, git://, http(s):// or ssh://"
+                f"cannot use a remote of scheme {shown}; use a path, file://, git://, http(s):// or ssh://"
             )
+        parts = _split_url(url)
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
@@ -141,15 +146,47 @@ def parse_location(url: str) -> Location:
             raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
         if kind == "ssh" and username:
             netloc = f"{quote(username, safe='')}@{netloc}"
-        public = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        public = urlunsplit((scheme, netloc, parts.path, "", ""))
         return Location(kind, public, username, password)
     if _is_scp_style(url):
-        user_host, _, path = url.partition(":")
-        user, at, host = user_host.rpartition("@")
-        if ":" in user:
-            raise InvalidValueError("an ssh remote cannot carry a password; use an ssh key")
+        if _SCP_WITH_PASSWORD.fullmatch(url):
+            raise InvalidValueError(
+                "an ssh remote cannot carry a password (user:password@host:path); use an ssh key"
+            )
+        user = url.partition(":")[0].rpartition("@")[0]
         return Location("ssh", url, user or None)
     return Location("local", os.path.abspath(url))
+
+
+# user:password@host:path, the password holding anything (an "@" or ":" too).
+_SCP_WITH_PASSWORD = re.compile(r"[^@/:]+:.*@(?:[^@/:\[\]]+|\[[^\]]*\]):.*", re.DOTALL)
+
+
+def _split_url(url: str) -> SplitResult:
+    """``urlsplit`` for a remote, refusing what would leave part of a password in the URL shown."""
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    after = rest[len(authority) :]
+    if "@" in after:
+        raise InvalidValueError(
+            "a remote URL has an '@' after its host name: a password (or token) holding '/', '?' or '#' "
+            "must be percent-encoded (%2F, %3F, %23), and an '@' in a path written %40; "
+            "or leave the password out of the URL and set EXPIPE_GIT_PASSWORD"
+        )
+    if "?" in after.partition("#")[0]:
+        raise InvalidValueError(
+            "a remote URL cannot carry a query ('?...'), which often holds a token: give a token as the "
+            "password (https://USER:TOKEN@host/path), or set EXPIPE_GIT_USERNAME and EXPIPE_GIT_PASSWORD"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is no number
+    except ValueError:
+        raise InvalidValueError(
+            "a remote URL's host part does not parse (a port that is no number, or a password holding "
+            "'/', '?' or '#' not percent-encoded as %2F, %3F, %23)"
+        ) from None
+    return parts
 
 
 def _is_scp_style(url: str) -> bool:
@@ -169,9 +206,15 @@ def _shown(url: str) -> str:
     try:
         return public_url(url)
     except InvalidValueError:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")) if parts.scheme else url
+        scheme, found, rest = url.partition("://")
+        if not found:
+            return "(a URL that cannot be used, not shown: it may hold a password)"
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if "@" in rest[len(authority) :]:
+            return f"{scheme}://(not shown: it may hold a password)"
+        host = authority.rpartition("@")[2]
+        path = re.split(r"[?#]", rest[len(authority) :], maxsplit=1)[0]
+        return f"{scheme}://{host}{path}"
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -432,9 +475,12 @@ class _Transfer:
             raise RemoteError(f"{where} asks for a user name and password: {hint}") from None
         except NotGitRepository:
             raise RemoteError(f"{where} is not a git repository") from None
-        except FileLocked:
+        except FileLocked as exc:
+            # A folder remote's ref locked by a git command running there (a
+            # lock left by a push of ours that was killed is removed first).
             raise PushRejectedError(
-                f"{where}: another push was updating main at the same moment; pull and push again"
+                f"{where}: {os.fsdecode(exc.lockfilename)} is held by another program, a git command "
+                "running there; try again in a moment (if none is running, a crash left the file: delete it)"
             ) from None
         except (HangupException, GitProtocolError, OSError) as exc:
             said = "; ".join(self.server_said[-3:])
@@ -467,10 +513,31 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
     tip = _fetch_main(store, location, progress)
     if tip is not None:
         ref = tracking_ref(remote)
-        old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
-        if old != tip:
-            store.repo.refs.set_if_equals(ref, old, tip, message=b"fetch: " + location.public.encode())
+        with _tracking_refs(store, remote):
+            old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
+            if old != tip:
+                try:
+                    store.repo.refs.set_if_equals(
+                        ref, old, tip, message=b"fetch: " + location.public.encode()
+                    )
+                except FileLocked as exc:
+                    raise ProjectBusyError(
+                        f"{os.fsdecode(exc.lockfilename)} is held by another program (a git fetch?); "
+                        "wait for it to finish and try again (if none is running, a crash left it: delete it)"
+                    ) from None
     return tip
+
+
+def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManager[None]:
+    """Update ``refs/remotes/<remote>/main`` so that a process killed meanwhile blocks nobody."""
+    lock = tracking_ref(remote).decode() + ".lock"
+    os.makedirs(store.state_dir, exist_ok=True)
+    return reflocks.updating(
+        store.git_dir,
+        os.path.relpath(os.path.join(store.state_dir, REFS_MUTEX), store.git_dir),
+        [lock],
+        lambda: ProjectBusyError(f"another fetch or push of {store.root} is updating {lock}; try again"),
+    )
 
 
 def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
@@ -501,15 +568,19 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
                     progress=transfer.progress,
                 )
         tip = wanted.get("tip")
-        if tip is None or tip in store.repo.object_store:
+        if tip is None:
+            return None
+        if tip in store.repo.object_store:
+            # Nothing new came, but a main naming one of our trees or blobs is still refused.
+            fetchcheck.HistoryCheck(store, {}, set(), location.public, transfer.say).check_tip(tip)
             return tip
         if os.path.getsize(incoming) == 0:
             raise RemoteError(f"{location.public} did not send commit {tip.decode()} of its main")
         received = _index_pack(store, incoming, transfer)
-        checker = _Checker(store, received, transfer)
-        checker.check_history(tip)
+        check = fetchcheck.HistoryCheck(store, received.kept, received.objects, location.public, transfer.say)
+        check.check_history(tip)
         received.move_into(os.path.join(store.git_dir, "objects", "pack"))
-        checker.index_history()
+        check.index_history()
         return tip
     finally:
         shutil.rmtree(quarantine, ignore_errors=True)
@@ -573,10 +644,31 @@ def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
             return None
         if tip in store.repo.object_store:
             return tip
+        kind = _object_type(repo, tip, path)
+        if kind != fetchcheck.COMMIT_TYPE:
+            raise UnsafeRemoteError(
+                f"refused {path}: its main names a {fetchcheck.TYPE_NAMES.get(kind, 'foreign object')}, "
+                "not a commit; nothing was changed. Fix the remote's main with git"
+            )
         shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
-        count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared)
+        try:
+            count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared, shown=path)
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+            # A commit our walk cannot read (no tree line, a parent that is no commit):
+            # what git's fsck refuses, said as the check of a server's pack says it.
+            raise UnsafeRemoteError(
+                f"refused {path}: its history holds a commit that is not valid in git; nothing was "
+                "changed. Fix the remote's history with git ('git fsck' there names what is wrong)"
+            ) from None
         write_pack_data(out.write, objects, store.repo.object_format, num_records=count)
         return tip
+
+
+def _object_type(repo: Repo, sha: bytes, shown: str) -> int:
+    try:
+        return repo.object_store.get_raw(sha)[0]
+    except KeyError:
+        raise RemoteError(f"git object {sha.decode()} in {shown} is missing; run 'git fsck' there") from None
 
 
 @dataclass
@@ -602,13 +694,15 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
 
     :func:`expipe_git.packs.index_pack` reads each object once (dulwich's
     ``PackIndexer`` took three times as long, and its ``add_pack`` inflates
-    every object twice more); the commits and trees it keeps are all the
-    check needs.
+    every object twice more); the commits, trees and tags it keeps are all
+    the check needs (what else the pack holds is blobs).
     """
     object_format = store.repo.object_format
     try:
         indexed = packs.index_pack(
-            path, keep=(_COMMIT_TYPE, _TREE_TYPE), external_base=store.repo.object_store.get_raw
+            path,
+            keep=(fetchcheck.COMMIT_TYPE, fetchcheck.TREE_TYPE, fetchcheck.TAG_TYPE),
+            external_base=store.repo.object_store.get_raw,
         )
         entries, checksum = indexed.entries, indexed.checksum
         if indexed.external:  # a thin pack: copy in the bases it deltas against, as git does
@@ -625,157 +719,6 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
     with open(index, "wb") as f:
         write_pack_index(f, entries, checksum)
     return _Received(path, index, f"pack-{checksum.hex()}", indexed.kept, {e[0] for e in entries})
-
-
-class _Checker:
-    """Check the commits of a fetch that are new to us, before anything moves."""
-
-    def __init__(self, store: Store, received: _Received, transfer: _Transfer):
-        self.store = store
-        self.received = received
-        self.transfer = transfer
-        self.where = transfer.location.public
-        self.known = store.repo.object_store
-        self.trees = TreeDiff(
-            lambda sha: self._raw(sha, _TREE_TYPE, f"tree {sha.decode()}"),
-            lambda sha: UnsafeRemoteError(f"{self.where}: tree {sha.decode()} is not a valid git tree"),
-        )
-        # The files each new commit changed against its only parent, found
-        # while checking it: handed to the history index once the fetch
-        # stands, so history after a clone diffs nothing. (Merge commits are
-        # left to the history index to diff against each parent.)
-        self.changes: dict[bytes, tuple[CommitInfo, list[tuple[str, bytes | None, bytes | None]]]] = {}
-        self._commits: dict[bytes, CommitInfo] = {}
-
-    def _raw(self, sha: bytes, kind: int, what: str) -> bytes:
-        found = self.received.kept.get(sha)
-        if found is None:
-            try:
-                found = self.known.get_raw(sha)
-            except KeyError:
-                raise UnsafeRemoteError(
-                    f"{self.where} sent an incomplete history: {what} is missing"
-                ) from None
-        if found[0] != kind:
-            raise UnsafeRemoteError(f"{self.where}: {what} is not a {'commit' if kind == 1 else 'tree'}")
-        return found[1]
-
-    def _commit(self, sha: bytes) -> CommitInfo:
-        # Each commit is read as a child and again as its child's parent: parse it once.
-        found = self._commits.get(sha)
-        if found is None:
-            found = CommitInfo.parse(sha, self._raw(sha, _COMMIT_TYPE, f"commit {sha.decode()}"))
-            self._commits[sha] = found
-        return found
-
-    def _is_new(self, sha: bytes) -> bool:
-        return sha in self.received.kept or sha not in self.known
-
-    def check_history(self, tip: bytes) -> None:
-        todo = [tip]
-        seen: set[bytes] = set()
-        count = 0
-        while todo:
-            sha = todo.pop()
-            if sha in seen or not self._is_new(sha):
-                continue
-            seen.add(sha)
-            info = self._commit(sha)
-            base = self._commit(info.parents[0]).tree if info.parents else None
-            files: list[tuple[str, bytes | None, bytes | None]] | None = None
-            if len(info.parents) <= 1:
-                files = []
-                self.changes[sha] = (info, files)
-            self._check_tree(info.tree, base, "", sha, files)
-            todo.extend(info.parents)
-            count += 1
-            if count % 1000 == 0:
-                self.transfer.say(f"Checking new commits: {count}\r")
-        if count:
-            self.transfer.say(f"Checking new commits: {count}, done.\n")
-
-    def _check_tree(
-        self, tree: bytes, base: bytes | None, prefix: str, commit: bytes, files: list | None = None
-    ) -> None:
-        if tree == base:
-            return
-        changed, whole = self.trees.changed(tree, base)
-        if whole:
-            names = [name for name, _, _ in self.trees.entries(tree)]
-            if len(set(names)) != len(names):
-                twice = next(name for name in names if names.count(name) > 1)
-                self._refuse(commit, prefix + twice.decode("utf-8", "replace"), "it appears twice")
-            if files is not None and base is not None:
-                present = set(names)
-                for old_name, mode, sha in self.trees.entries(base):
-                    if old_name not in present:
-                        self._gone(prefix + old_name.decode("utf-8", "surrogateescape"), mode, sha, files)
-        for raw_name, mode, sha, previous in changed:
-            try:
-                name = raw_name.decode("utf-8")
-            except UnicodeDecodeError:
-                self._refuse(commit, prefix + raw_name.decode("utf-8", "replace"), "its name is not UTF-8")
-            path = prefix + name
-            if files is not None and previous is not None and previous[0] != mode:
-                self._gone(path, previous[0], previous[1], files)  # a file became a folder, or back
-                previous = None
-            if mode == TREE_MODE:
-                if not _folder_in_layout(path):
-                    self._refuse(commit, path, "it is a folder outside expipe_git's layout")
-                inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
-                self._check_tree(sha, inner_base, path + "/", commit, files)
-            elif mode == FILE_MODE:
-                if path != layout.IGNORE_FILE and layout.place_of(path) is None:
-                    self._refuse(commit, path, "it is a file outside expipe_git's layout")
-                if bytes.fromhex(sha.decode()) not in self.received.objects and sha not in self.known:
-                    raise UnsafeRemoteError(f"{self.where} sent an incomplete history: {path} is missing")
-                if files is not None:
-                    files.append((path, previous[1] if previous else None, sha))
-            else:
-                kind = _MODE_NAMES.get(mode, f"an entry of mode {mode:o}")
-                self._refuse(commit, path, f"it is {kind}; only regular files and folders are accepted")
-
-    def _gone(self, path: str, mode: int, sha: bytes, files: list) -> None:
-        """Record the files of an entry the new version no longer has."""
-        if mode == TREE_MODE:
-            for name, inner_mode, inner in self.trees.entries(sha):
-                self._gone(f"{path}/{name.decode('utf-8', 'surrogateescape')}", inner_mode, inner, files)
-        elif mode == FILE_MODE:
-            files.append((path, sha, None))
-
-    def index_history(self) -> None:
-        """Hand the files each checked commit changed to the history index."""
-        graph = commitgraph.of(self.store)
-        for sha, (info, files) in self.changes.items():
-            graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files, save=False)
-        graph.save()
-
-    def _refuse(self, commit: bytes, path: str, why: str) -> None:
-        raise UnsafeRemoteError(
-            f"refused {self.where}: {ascii(path)} in commit {commit.decode()[:12]} is unsafe or not "
-            f"part of an expipe_git project ({why}); nothing was changed. Fix the remote's history "
-            "with git, or fetch from another remote"
-        )
-
-
-@functools.lru_cache(maxsize=65536)  # the same folders come back in every commit
-def _folder_in_layout(path: str) -> bool:
-    """Whether ``path`` is a folder that the documented layout can hold."""
-    parts = path.split("/")
-    if parts[0] in ("templates", "modules"):
-        return len(parts) == 1
-    if parts[0] not in layout.KIND_OF_FOLDER or len(parts) > 4:
-        return False
-    if len(parts) == 1:
-        return True
-    if not re.fullmatch(r"[0-9a-f]{2}", parts[1]):
-        return False
-    if len(parts) == 2:
-        return True
-    name = parts[2]
-    if layout._name_problem(name) or layout.shard(name) != parts[1]:
-        return False
-    return len(parts) == 3 or parts[3] in ("modules", "messages")
 
 
 # ---------------------------------------------------------------------------
@@ -812,6 +755,12 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         if theirs == head:
             return {}
         known = theirs is None or theirs in store.repo.object_store
+        kind = store.object_type(theirs) if theirs is not None and known else "commit"
+        if kind != "commit":
+            raise UnsafeRemoteError(
+                f"refused {location.public}: its main names a {kind}, not a commit; nothing was sent. "
+                "Fix the remote's main with git"
+            )
         if not known or (theirs is not None and not store.is_ancestor(theirs, head)):
             state["behind"] = True
             return {}
@@ -823,7 +772,7 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         transfer.say(f"Sending {count} objects\n")
         return count, objects
 
-    with transfer.errors():
+    with transfer.errors(), _receiving(location):
         result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
     if state.get("behind"):
         raise PushRejectedError(
@@ -845,8 +794,28 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
     return head
 
 
+def _receiving(location: Location) -> contextlib.AbstractContextManager[None]:
+    """Receive a push into a folder remote so that a pusher killed meanwhile blocks nobody.
+
+    A git server receives a push in its own process; into a folder, this
+    process writes the objects and moves ``main`` itself.
+    """
+    if location.kind != "local":
+        return contextlib.nullcontext()
+    return reflocks.updating(
+        location.public,
+        PUSH_MUTEX,
+        ["refs/heads/main.lock"],
+        lambda: PushRejectedError(
+            f"{location.public}: another push into it has been running for over a minute; try again later"
+        ),
+    )
+
+
 def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
-    store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
+    with _tracking_refs(store, remote), contextlib.suppress(FileLocked):
+        # The push landed; if a git command holds the ref, its next fetch sets it.
+        store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
 
 
 def pull(
@@ -902,7 +871,8 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
             )
         if store.lookup(store.commit_tree(tip), layout.CONFIG_FILE) is None:
             raise RemoteError(f"{location.public} is a git repository but not an expipe_git project")
-        store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
+        with _tracking_refs(store, "origin"):
+            store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
         if progress is not None:
             progress("Checking out files...\r")
         store.fast_forward(tip, f"clone: from {location.public}", into_empty=True)

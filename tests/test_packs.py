@@ -237,3 +237,33 @@ def test_opposite_deltas_in_two_packs_are_sent_on_without_a_cycle(tmp_path):
     write_pack(receiver / "objects" / "pack" / "sent.pack", [entry.packed for entry in stored])
     git(receiver, "index-pack", "--strict", str(receiver / "objects" / "pack" / "sent.pack"))
     assert all_objects(receiver) == {ids["a"]: (3, a), ids["b"]: (3, b)}
+
+
+def test_a_thin_pack_whose_deltas_chain_onto_an_outside_base(tmp_path):
+    """outside A <- B (in the pack, a delta of A) <- C (a delta of B): git sends such chains."""
+    from dulwich.pack import create_delta
+
+    from expipe_git.packs import index_pack, object_header
+
+    def sha(kind: bytes, data: bytes) -> bytes:
+        return hashlib.sha1(b"%s %d\0" % (kind, len(data)) + data).digest()
+
+    a = b"first version of a folder listing, long enough to delta against\n" * 4
+    b = a + b"one more entry\n"
+    c = b + b"and another\n"
+
+    def ref_delta(base: bytes, target: bytes) -> bytes:
+        delta = b"".join(create_delta(base, target))
+        return object_header(7, len(delta)) + sha(b"blob", base) + zlib.compress(delta)
+
+    pack = tmp_path / "chain.pack"
+    for order in ([ref_delta(b, c), ref_delta(a, b)], [ref_delta(a, b), ref_delta(b, c)]):
+        write_pack(pack, order)
+        outside = {sha(b"blob", a).hex().encode(): (3, a)}
+        indexed = index_pack(str(pack), keep=(3,), external_base=outside.__getitem__)
+        assert indexed.external == {sha(b"blob", a)}
+        assert {key.decode() for key in indexed.kept} == {sha(b"blob", b).hex(), sha(b"blob", c).hex()}
+        with pytest.raises(
+            ValueError, match=f"missing.*{sha(b'blob', a).hex()}|{sha(b'blob', a).hex()} is missing"
+        ):
+            index_pack(str(pack), external_base={}.__getitem__)
