@@ -56,7 +56,7 @@ project = as_user("ana")
 project.require_module("settings", contents={"lab_name": "Grid cell lab", "room_temperature": 21.5 * pq.degC})
 dated(1, 11)
 project.require_template("hardware_daq", contents={"model": "NI USB-6008", "sample_rate": 10000 * pq.Hz, "channels": 8})
-dated(2, 10)
+dated(1, 12)
 with project.transaction("register subjects"):
     for i, sex in ((1, "female"), (2, "male"), (3, "female")):
         rat = project.require_entity("rat%d" % i)
@@ -64,7 +64,7 @@ with project.transaction("register subjects"):
         rat.tags = ["rat", "Long Evans"]
         rat.users = ["ana"]
         rat.require_module("subject", contents={"sex": sex, "weight": (310 + 12 * i) * pq.g, "birthday": dt.date(2025, 9, i)})
-dated(2, 14)
+dated(1, 14)
 probe_commits = []
 for i in range(1, 13):
     who = "ana" if i % 3 else "ben"
@@ -83,12 +83,12 @@ for i in range(1, 13):
             "channels": [1, 2, 3, 4]})
         action.create_message("Session went well, rat calm." if i % 2 else "Noise on channel 3 after 20 min.",
                               user=who, datetime=dt.datetime(2026, 1, i, 11, 30))
-    commit = dated(i, 10 + i % 5)
+    commit = dated(i, 16 + i % 5)
     if i == 1:
         probe_commits.append(commit)
 project = as_user("ben")
 project.actions["rec-01"].modules["probe"]["depth"] = 3.5 * pq.um
-probe_commits.append(dated(12, 16))
+probe_commits.append(dated(12, 21))
 project = as_user("carol")
 action = project.require_action("rec-hostile")
 dated(13, 9)
@@ -98,7 +98,9 @@ action.create_message(hostile[0], user=hostile[1], datetime=dt.datetime(2026, 1,
 dated(13, 11)
 action.require_module("notes & checks", contents={hostile[1]: hostile[0]})
 dated(13, 12)
-project.require_action("rec-deleted").tags = ["mistake"]
+doomed = project.require_action("rec-deleted")
+dated(14, 8)
+doomed.tags = ["mistake"]
 dated(14, 9)
 project.delete_action("rec-deleted")
 dated(14, 10)

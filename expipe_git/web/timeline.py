@@ -18,6 +18,8 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 OTHERS_COLOUR = "#9a9a9a"
 WIDTH, HEIGHT = 960, 170
 _LEFT, _RIGHT, _TOP, _BOTTOM = 34, 8, 10, 28
+# A lone day in a short span is a bar, not a wall.
+_MAX_BAR_WIDTH = 28
 # Beyond this many days, a bar is a week.
 _MAX_DAILY_BARS = 180
 
@@ -68,7 +70,8 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
     tallest = max(sum(c.values()) for c in counts.values())
     plot_w = WIDTH - _LEFT - _RIGHT
     plot_h = HEIGHT - _TOP - _BOTTOM
-    bar_w = plot_w / buckets
+    slot = plot_w / buckets
+    bar_w = min(slot, _MAX_BAR_WIDTH)
     gap = 1 if bar_w > 3 else 0
     unit = "day" if step == 1 else "week"
     parts = [
@@ -81,7 +84,7 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
     for bucket in sorted(counts):
         start = first + dt.timedelta(days=bucket * step)
         span = start.isoformat() if step == 1 else f"week of {start.isoformat()}"
-        x = _LEFT + bucket * bar_w
+        x = _LEFT + bucket * slot + (slot - bar_w) / 2
         y = _TOP + plot_h
         total = sum(counts[bucket].values())
         who = ", ".join(f"{author} {n}" for author, n in counts[bucket].most_common())
@@ -95,12 +98,12 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
                 f'height="{h:.1f}" fill="{palette[author]}"/>'
             )
         parts.append("</a>")
-    parts.extend(_date_ticks(first, last, step, bar_w))
+    parts.extend(_date_ticks(first, last, step, slot))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _date_ticks(first: dt.date, last: dt.date, step: int, bar_w: float) -> list[str]:
+def _date_ticks(first: dt.date, last: dt.date, step: int, slot: float) -> list[str]:
     """Labels under the axis: month starts, or a few evenly spread days over a short span."""
     span = (last - first).days + 1
     if span <= 31:
@@ -120,8 +123,8 @@ def _date_ticks(first: dt.date, last: dt.date, step: int, bar_w: float) -> list[
         fmt = "%b %Y"
     out = []
     for mark in marks:
-        x = _LEFT + ((mark - first).days / step) * bar_w
-        out.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 10}">{mark.strftime(fmt)}</text>')
+        x = _LEFT + ((mark - first).days / step) * slot + slot / 2
+        out.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{mark.strftime(fmt)}</text>')
     return out
 
 
