@@ -127,9 +127,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def create_app(project: Project) -> Starlette:
+def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlette:
     """Return the ASGI application serving ``project`` read-only."""
-    snapshots = Snapshots(project)
+    snapshots = snapshots or Snapshots(project)
     templates = _environment()
     project_name = project.id
 
@@ -353,8 +353,22 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _server(project: Project) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(project), log_level="warning", access_log=False, lifespan="off")
+    snapshots = Snapshots(project)
+    config = uvicorn.Config(create_app(project, snapshots), log_level="warning", access_log=False, lifespan="off")
+    # Read the actions table and index the history while the person opens the page: the
+    # first read of a big project is the slow one (see docs/performance.md).
+    threading.Thread(target=_warm_up, args=(snapshots,), daemon=True).start()
     return uvicorn.Server(config)
+
+
+def _warm_up(snapshots: Snapshots) -> None:
+    with snapshots.lock:
+        try:
+            head = snapshots.head()
+            snapshots.view(head).log()
+            snapshots.action_table(head)
+        except Exception:  # the page that needs it will meet the same problem and show it
+            _log.debug("warming up failed", exc_info=True)
 
 
 def serve(project: Project, host: str, port: int, announce: Callable[[str], None] = print) -> None:
