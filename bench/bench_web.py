@@ -155,7 +155,9 @@ def ask(url: str) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--actions", type=int, default=10_000)
     parser.add_argument("--commits", type=int, default=1000, help="commits of the one object followed")
     parser.add_argument("--reps", type=int, default=15)
@@ -204,7 +206,9 @@ def main() -> int:
             # last one updated by what changed (project.diff), not read again.
             writer = expipe_git.get_project(root)
             print(f"\n{'after one commit (a new snapshot)':<48} {'first':>9}")
-            for i, (label, path) in enumerate((("actions", "/actions"), ("home", "/"), ("action", f"/action/{TARGET}"))):
+            for i, (label, path) in enumerate(
+                (("actions", "/actions"), ("home", "/"), ("action", f"/action/{TARGET}"))
+            ):
                 writer.actions[f"rec-{i:06d}"].tags = ["changed", f"round {i}"]
                 first, _, _ = ask(server.url + path.lstrip("/"))
                 print(f"{label:<48} {first:>7.0f}ms", flush=True)

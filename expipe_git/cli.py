@@ -820,12 +820,17 @@ def add_serve_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
         epilog="Needs the web extra: pip install 'expipe_git[web]'. Only GET requests are answered; "
         "nothing a browser does changes the project.",
     )
-    p.add_argument("dir", nargs="?", metavar="DIR", help="the project folder (default: as -C, or the current one)")
-    p.add_argument("--port", type=int, default=8000, help="the port to listen on (default: 8000; 0 picks a free one)")
+    p.add_argument(
+        "dir", nargs="?", metavar="DIR", help="the project folder (default: as -C, or the current one)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8000, help="the port to listen on (default: 8000; 0 picks a free one)"
+    )
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)",
+        help="the address to listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 opens it to the network)",
     )
 
 

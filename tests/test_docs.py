@@ -60,6 +60,8 @@ def test_imports_point_one_way_down_the_code_map():
                 continue
             # `from . import x` names a sibling; `from .. import x`, in a subpackage, a top-level module.
             prefix = folder if node.level == 1 else ""
-            imported = [prefix + node.module] if node.module else [prefix + alias.name for alias in node.names]
+            imported = (
+                [prefix + node.module] if node.module else [prefix + alias.name for alias in node.names]
+            )
             upward += [f"{name} imports {other}" for other in imported if rank.get(other, -1) > row]
     assert upward == []

@@ -125,8 +125,15 @@ def test_no_path_outside_the_project_is_read(lab, raw_path):
 
 
 def test_hostile_strings_are_escaped_everywhere(lab):
-    for path in ("/", "/actions", "/actions?tags=" + urllib.parse.quote(HOSTILE), "/action/rec-hostile",
-                 "/action/rec-hostile/history", "/history", "/entity/rat1"):
+    for path in (
+        "/",
+        "/actions",
+        "/actions?tags=" + urllib.parse.quote(HOSTILE),
+        "/action/rec-hostile",
+        "/action/rec-hostile/history",
+        "/history",
+        "/entity/rat1",
+    ):
         text = webkit.get(lab.url + path.lstrip("/")).text
         assert "<script" not in text.lower(), path
         assert "<img" not in text.lower(), path
@@ -177,7 +184,11 @@ def test_time_travel_by_revision_and_by_date(lab):
 
 def test_history_page_shows_key_changes_with_units_and_blame(lab):
     text = webkit.get(lab.url + "action/rec-01/module/probe/history").text
-    assert re.search(r'<span class="v">2.0</span> <span class="unit">um</span>.*?→.*?<span class="v">3.5</span>', text, re.S)
+    assert re.search(
+        r'<span class="v">2.0</span> <span class="unit">um</span>.*?→.*?<span class="v">3.5</span>',
+        text,
+        re.S,
+    )
     assert "Who set each key" in text
     for commit in lab.probe_commits:
         assert f'href="/commit/{commit}">{commit[:7]}</a>' in text
@@ -213,8 +224,12 @@ def test_each_request_reads_one_snapshot_while_the_project_is_written(tmp_path):
             for r in rows:  # every row as it is at that commit, not later
                 assert r["tags"] == "; ".join(webkit.tags_at(project_dir, commit, r["name"]))
             home = webkit.get(server.url)
-            count = re.search(r'<span class="count">([\d,]+)</span><span class="what">actions</span>', home.text)
-            assert int(count.group(1).replace(",", "")) == len(webkit.action_names(project_dir, home.headers["x-expipe-commit"]))
+            count = re.search(
+                r'<span class="count">([\d,]+)</span><span class="what">actions</span>', home.text
+            )
+            assert int(count.group(1).replace(",", "")) == len(
+                webkit.action_names(project_dir, home.headers["x-expipe-commit"])
+            )
             seen.add(commit)
         out, err = writer.communicate(timeout=60)
         assert writer.returncode == 0, err
@@ -233,7 +248,9 @@ def test_a_missing_web_extra_is_one_error_line(tmp_path):
         "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
         "from expipe_git import cli; sys.exit(cli.main(['serve', sys.argv[1], '--port', '0']))"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(project_dir)], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(project_dir)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == (
@@ -253,7 +270,9 @@ def test_a_port_in_use_is_one_error_line(lab, tmp_path):
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("expipe-git: error: cannot listen on 127.0.0.1:"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("expipe-git: error: cannot listen on 127.0.0.1:"), (
+        result.stderr
+    )
     assert "--port" in lines[0]
 
 
@@ -261,10 +280,16 @@ def test_serve_outside_a_project_is_one_error_line(tmp_path):
     env = webkit.isolated_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "expipe_git", "serve", str(tmp_path), "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("expipe-git: error: no expipe_git project in") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith("expipe-git: error: no expipe_git project in")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_head_requests_answer_like_get(lab):

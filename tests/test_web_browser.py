@@ -30,7 +30,10 @@ CHROMEDRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("EXPIPE_GIT_REQUIRE_BROWSER"):
         raise RuntimeError("EXPIPE_GIT_REQUIRE_BROWSER is set but chromium or chromedriver is missing")
-    pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+    pytest.skip(
+        "headless Chromium is not installed (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +49,15 @@ def lab(tmp_path_factory):
 def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1360,900", "--force-device-scale-factor=1", "--no-first-run"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1360,900",
+        "--force-device-scale-factor=1",
+        "--no-first-run",
+    ):
         options.add_argument(argument)
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
     driver = webdriver.Chrome(service=service, options=options)
@@ -79,7 +89,7 @@ def screenshot(driver, folder: pathlib.Path, name: str) -> pathlib.Path:
 
 def no_alert(driver) -> bool:
     try:
-        driver.switch_to.alert
+        _ = driver.switch_to.alert
     except NoAlertPresentException:
         return True
     return False

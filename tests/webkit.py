@@ -47,15 +47,18 @@ def dated(day, hour):
     env = dict(os.environ, GIT_COMMITTER_DATE=stamp)
     subprocess.run(["git", "commit", "-q", "--amend", "--no-edit", "--allow-empty", "--date", stamp],
                    cwd=root, env=env, check=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    return head.stdout.strip()
 
 as_user("ana", False)
 expipe_git.create_project(root, name="grid-cells-2026").close()
 dated(1, 9)
 project = as_user("ana")
-project.require_module("settings", contents={"lab_name": "Grid cell lab", "room_temperature": 21.5 * pq.degC})
+settings = {"lab_name": "Grid cell lab", "room_temperature": 21.5 * pq.degC}
+project.require_module("settings", contents=settings)
 dated(1, 11)
-project.require_template("hardware_daq", contents={"model": "NI USB-6008", "sample_rate": 10000 * pq.Hz, "channels": 8})
+daq = {"model": "NI USB-6008", "sample_rate": 10000 * pq.Hz, "channels": 8}
+project.require_template("hardware_daq", contents=daq)
 dated(1, 12)
 with project.transaction("register subjects"):
     for i, sex in ((1, "female"), (2, "male"), (3, "female")):
@@ -63,7 +66,8 @@ with project.transaction("register subjects"):
         rat.type = "subject"
         rat.tags = ["rat", "Long Evans"]
         rat.users = ["ana"]
-        rat.require_module("subject", contents={"sex": sex, "weight": (310 + 12 * i) * pq.g, "birthday": dt.date(2025, 9, i)})
+        subject = {"sex": sex, "weight": (310 + 12 * i) * pq.g, "birthday": dt.date(2025, 9, i)}
+        rat.require_module("subject", contents=subject)
 dated(1, 14)
 probe_commits = []
 for i in range(1, 13):
@@ -265,7 +269,11 @@ def tags_at(project_dir: pathlib.Path, commit: str, name: str) -> list[str]:
 
 
 def names_with(project_dir: pathlib.Path, key: str, value: str, commit: str = "HEAD") -> list[str]:
-    return [n for n in action_names(project_dir, commit) if value in attributes_at(project_dir, commit, n).get(key, [])]
+    return [
+        n
+        for n in action_names(project_dir, commit)
+        if value in attributes_at(project_dir, commit, n).get(key, [])
+    ]
 
 
 def names_with_tag(project_dir: pathlib.Path, tag: str) -> list[str]:

@@ -162,7 +162,9 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
                 except Exception:  # a bug: say so on the page, the traceback goes to the server's log
                     traceback.print_exc(file=sys.stderr)
                     response = error_page(
-                        500, "Internal error", "This is a bug in expipe_git; the server's output has the details."
+                        500,
+                        "Internal error",
+                        "This is a bug in expipe_git; the server's output has the details.",
                     )
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
             return response
@@ -354,7 +356,9 @@ def url_of(sock: socket.socket) -> str:
 
 def _server(project: Project) -> uvicorn.Server:
     snapshots = Snapshots(project)
-    config = uvicorn.Config(create_app(project, snapshots), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(project, snapshots), log_level="warning", access_log=False, lifespan="off"
+    )
     # Read the actions table and index the history while the person opens the page: the
     # first read of a big project is the slow one (see docs/performance.md).
     threading.Thread(target=_warm_up, args=(snapshots,), daemon=True).start()
@@ -395,7 +399,9 @@ class ServerThread:
         self._sock = bind(host, port)
         self.url = url_of(self._sock)
         self._server = _server(project)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
         self._thread.start()
         while not self._server.started:
             time.sleep(0.01)

@@ -136,7 +136,9 @@ class CommitView:
     changes: tuple[ChangeView, ...]
 
 
-def commit_view(commit: history.Commit, only: tuple[str, ...] | None = None, with_changes: bool = True) -> CommitView:
+def commit_view(
+    commit: history.Commit, only: tuple[str, ...] | None = None, with_changes: bool = True
+) -> CommitView:
     """A commit for a page; ``only`` keeps the changes of that object (and what it holds)."""
     changes: Sequence[history.Change] = commit.changes if with_changes else ()
     if only is not None:
@@ -224,7 +226,11 @@ def listing(view: Project, kind: str) -> dict:
         for name in view.modules:
             contents = view.modules[name].contents
             rows.append(
-                {"name": name, "address": f"module/{name}", "keys": len(contents) if isinstance(contents, dict) else 0}
+                {
+                    "name": name,
+                    "address": f"module/{name}",
+                    "keys": len(contents) if isinstance(contents, dict) else 0,
+                }
             )
     return {"kind": kind, "rows": rows}
 
@@ -253,7 +259,9 @@ def object_page(view: Project, obj: tuple[str, ...], rows: dict[str, ActionRow])
         page["other"] = display.show(attributes) if attributes else None
         page["modules"] = [(name, display.show(found.modules[name].contents)) for name in found.modules]
         messages = found.messages
-        page["messages"] = [_message(obj, message_id, messages[message_id].contents) for message_id in messages]
+        page["messages"] = [
+            _message(obj, message_id, messages[message_id].contents) for message_id in messages
+        ]
         if obj[0] == "entity":
             page["used_by"] = sorted(name for name, row in rows.items() if obj[1] in row.entities)
         return page
@@ -298,7 +306,9 @@ def history_page(view: Project, obj: tuple[str, ...], page: int, link: Callable[
     blame = []
     if exists and len(obj) in _BLAMED_PARTS and "message" not in obj:
         for key, value, commit in history.blame_rows(view, obj):
-            blame.append((display.key_text(key), display.show(value), commit_view(commit, with_changes=False)))
+            blame.append(
+                (display.key_text(key), display.show(value), commit_view(commit, with_changes=False))
+            )
     return {
         "obj": obj,
         "address": layout.address(obj),

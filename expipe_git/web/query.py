@@ -163,7 +163,13 @@ def sort_rows(rows: list[ActionRow], sort: str) -> list[ActionRow]:
 
 def choices(rows: Sequence[ActionRow]) -> Mapping[str, list[str]]:
     """Every value of each filterable field in use, sorted (for the form's suggestions)."""
-    found: dict[str, set[str]] = {"tags": set(), "type": set(), "location": set(), "users": set(), "entities": set()}
+    found: dict[str, set[str]] = {
+        "tags": set(),
+        "type": set(),
+        "location": set(),
+        "users": set(),
+        "entities": set(),
+    }
     for row in rows:
         found["tags"].update(row.tags)
         found["users"].update(row.users)

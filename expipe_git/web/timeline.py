@@ -61,7 +61,7 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
     buckets = (span_days + step - 1) // step
     counts: dict[int, Counter] = defaultdict(Counter)
     newest: dict[int, Event] = {}
-    for event, day in zip(events, days):
+    for event, day in zip(events, days, strict=True):
         bucket = (day - first).days // step
         counts[bucket][event.author] += 1
         if bucket not in newest or event.when > newest[bucket].when:
@@ -88,7 +88,9 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
         y = _TOP + plot_h
         total = sum(counts[bucket].values())
         who = ", ".join(f"{author} {n}" for author, n in counts[bucket].most_common())
-        title = f"{span}: {total} {label} ({who}); click to see the state after {newest[bucket].commit_id[:7]}"
+        title = (
+            f"{span}: {total} {label} ({who}); click to see the state after {newest[bucket].commit_id[:7]}"
+        )
         parts.append(f'<a href="{_esc(link(newest[bucket].commit_id))}"><title>{_esc(title)}</title>')
         for author, n in sorted(counts[bucket].items(), key=lambda item: -item[1]):
             h = max(plot_h * n / tallest, 1.5)
@@ -124,7 +126,8 @@ def _date_ticks(first: dt.date, last: dt.date, step: int, slot: float) -> list[s
     out = []
     for mark in marks:
         x = _LEFT + ((mark - first).days / step) * slot + slot / 2
-        out.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{mark.strftime(fmt)}</text>')
+        label = mark.strftime(fmt)
+        out.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{label}</text>')
     return out
 
 
