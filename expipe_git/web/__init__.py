@@ -3,7 +3,7 @@
 Needs the ``web`` extra (Starlette, Jinja2, uvicorn); :func:`load_app`
 says how to install it when it is missing. The modules of this package:
 
-- ``query``: which actions the actions table shows (its filter, sort and pages);
+- ``table``: the actions table: its rows, filter, sort and pages;
 - ``display``: stored values as text with units, nested tables;
 - ``timeline``: the activity picture, an SVG drawn on the server;
 - ``pages``: what each page shows, read from one snapshot through the public API;

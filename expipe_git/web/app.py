@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import layout
 from ..errors import ExpipeError, InvalidTypeError, InvalidValueError, NotFoundError
 from ..model import Project
-from . import display, pages, query
+from . import display, pages, table
 
 READ_METHODS = ("GET", "HEAD")
 # The only files served from the package: name -> media type. No path from a request reaches the disk.
@@ -53,7 +53,7 @@ class Snapshots:
         self.project = project
         self.lock = threading.Lock()  # one request reads at a time: the store is not made for threads
         self._views: collections.OrderedDict[str, Project] = collections.OrderedDict()
-        self._tables: collections.OrderedDict[str, dict[str, query.ActionRow]] = collections.OrderedDict()
+        self._tables: collections.OrderedDict[str, dict[str, table.ActionRow]] = collections.OrderedDict()
 
     def head(self) -> str:
         return self.project.get_commit("HEAD").id
@@ -67,24 +67,24 @@ class Snapshots:
         self._views.move_to_end(commit_id)
         return view
 
-    def action_table(self, commit_id: str) -> dict[str, query.ActionRow]:
+    def action_table(self, commit_id: str) -> dict[str, table.ActionRow]:
         """Name -> row of every action at a commit; built from the last table by what changed since."""
-        table = self._tables.get(commit_id)
-        if table is None:
+        rows = self._tables.get(commit_id)
+        if rows is None:
             view = self.view(commit_id)
             if self._tables:
                 base_id, base = next(reversed(self._tables.items()))
                 changed = pages.changed_actions(self.project, base_id, commit_id)
                 fresh = pages.action_rows(view, changed)
-                table = {name: row for name, row in base.items() if name not in changed}
-                table.update(fresh)
+                rows = {name: row for name, row in base.items() if name not in changed}
+                rows.update(fresh)
             else:
-                table = pages.action_rows(view)
-            self._tables[commit_id] = table
+                rows = pages.action_rows(view)
+            self._tables[commit_id] = rows
             while len(self._tables) > _KEPT_TABLES:
                 self._tables.popitem(last=False)
         self._tables.move_to_end(commit_id)
-        return table
+        return rows
 
 
 class Context:
@@ -175,34 +175,34 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
         data = pages.home(ctx.view, lambda commit_id: ctx.url("/", keep_at=False, at=commit_id))
         return render(ctx, "home.html", home=data)
 
-    def table(ctx: Context) -> tuple[query.Criteria, list[query.ActionRow], dict[str, query.ActionRow]]:
+    def chosen_rows(ctx: Context) -> tuple[table.Criteria, list[table.ActionRow], dict[str, table.ActionRow]]:
         params = ctx.request.query_params
-        criteria = query.Criteria.from_query(params)
+        criteria = table.Criteria.from_query(params)
         rows = ctx.snapshots.action_table(ctx.commit_id)
-        chosen = query.select_actions(list(rows.values()), criteria)
-        return criteria, query.sort_rows(chosen, params.get("sort", "name")), rows
+        chosen = table.select_actions(list(rows.values()), criteria)
+        return criteria, table.sort_rows(chosen, params.get("sort", "name")), rows
 
     def actions(ctx: Context) -> Response:
-        criteria, chosen, rows = table(ctx)
-        number, last, start = pages.pages_of(len(chosen), query.PAGE_SIZE, _int(ctx.request, "page", 1))
+        criteria, chosen, rows = chosen_rows(ctx)
+        number, last, start = pages.pages_of(len(chosen), table.PAGE_SIZE, _int(ctx.request, "page", 1))
         return render(
             ctx,
             "actions.html",
             criteria=criteria,
             filter_params=dict(criteria.query_items()),
             sort=ctx.request.query_params.get("sort", "name"),
-            rows=chosen[start : start + query.PAGE_SIZE],
+            rows=chosen[start : start + table.PAGE_SIZE],
             matched=len(chosen),
             total=len(rows),
             page=number,
             last_page=last,
             first_shown=start + 1,
-            choices=query.choices(rows.values()),
+            choices=table.choices(rows.values()),
             when=display.when_text,
         )
 
     def actions_csv(ctx: Context) -> Response:
-        _, chosen, _ = table(ctx)
+        _, chosen, _ = chosen_rows(ctx)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["name", "datetime", "type", "location", "users", "entities", "tags", "registered"])

@@ -17,7 +17,7 @@ from .. import history, layout
 from ..errors import ExpipeError, InvalidValueError, NotFoundError
 from ..model import Project
 from . import display, timeline
-from .query import ActionRow
+from .table import ActionRow
 
 HISTORY_PAGE_SIZE = 100
 LOG_PAGE_SIZE = 100
