@@ -17,7 +17,7 @@ import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, settings, values
+from . import checks, history, layout, merge, query, settings, values
 from . import remote as _remote
 from .errors import (
     AlreadyExistsError,
@@ -536,6 +536,24 @@ class ObjectMap(ReadMapping):
         if name not in self:
             raise NotFoundError(f"{self._kind} {name!r} does not exist in project {self._project.id!r}")
         return self._project._handle(self._kind, name)
+
+    def where(self, **criteria: Any) -> query.Selection:
+        """Return the actions (or entities) that meet every criterion, by name, in name order.
+
+        Criteria: ``tags`` (a str, or a list: has all), ``any_tags`` (a list:
+        has at least one), ``type``, ``location``, ``users`` and, for actions,
+        ``entities`` (a str or a list: has all), ``since`` and ``until``
+        (on the object's ``datetime``; inclusive; a bare date as ``until``
+        means through that day), and ``modules`` (a dict of
+        ``"module.key.subkey"`` -> value; see docs/queries.md).
+
+        Raises:
+            TypeError: an unknown criterion, or a value of the wrong type.
+            ValueError: a value that cannot be read, such as a date.
+        """
+        project = self._project
+        names = query.where(project.store, project._snap(), self._kind, criteria)
+        return query.Selection(names, lambda name: project._handle(self._kind, name), self._kind)
 
 
 class TemplateMap(ReadMapping):

@@ -1,0 +1,743 @@
+"""Finding actions and entities by criteria, from an index that is right for any commit.
+
+``project.actions.where(tags="place cell", since="2026-05-01")`` must not
+read 100,000 attribute files. The attributes that criteria ask about (type,
+location, datetime, tags, users, entities and the leaf values of modules)
+are kept in an SQLite database, ``.git/expipe-git/query-index.sqlite``,
+together with the root tree it was built from. A query for any tree (HEAD,
+an old commit under ``project.at``, a transaction's draft) diffs the
+indexed tree against it (:meth:`CommitGraph.diff_trees`: only folders that
+differ are opened), asks SQLite about the objects that did not change, and
+checks the few changed objects in Python, from their records at that tree.
+So mutations pay nothing, and commits made by hand, pulls, merges or a
+``git reset`` are seen like the API's own. When the target is HEAD and
+many objects changed, the index is moved to HEAD first (one SQLite
+transaction).
+
+The database is a cache: deleting it loses nothing, one that does not open
+is rebuilt, and where it cannot be written (a read-only ``.git``) a
+private in-memory one is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import re
+import sqlite3
+import stat
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dateutil.parser
+
+from . import commitgraph, history, layout, values
+from .errors import CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from .records import ReadMapping
+
+if TYPE_CHECKING:
+    from .store import Snapshot, Store
+
+FORMAT = 1
+INDEX_FILE = "query-index.sqlite"
+# Objects changed since the indexed tree above which a query at HEAD moves
+# the index to HEAD (below it, they are checked in Python, which costs less
+# than a write).
+_MOVE_AFTER = 64
+
+LIST_CRITERIA = ("tags", "users", "entities")
+CRITERIA = {
+    "action": ("tags", "any_tags", "type", "location", "users", "entities", "since", "until", "modules"),
+    "entity": ("tags", "any_tags", "type", "location", "users", "since", "until", "modules"),
+}
+
+
+# ---------------------------------------------------------------------------
+# Criteria
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One end of a date range: an instant, and the same as local wall-clock time.
+
+    An aware stored datetime is compared as an instant; a naive one (most
+    are: ``datetime.now()``) is local time, as ``log --since`` takes it, so
+    it is compared with the bound's local wall-clock time. Both are kept as
+    microseconds (the wall clock counted as if it were UTC).
+    """
+
+    instant: int
+    wall: int
+    exclusive: bool  # ``until`` given as a bare date: before the next midnight
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Validated criteria of one ``where`` call, combined with AND."""
+
+    kind: str
+    tags: tuple[str, ...] = ()
+    any_tags: tuple[str, ...] | None = None
+    type: str | None = None
+    location: str | None = None
+    users: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
+    since: Bound | None = None
+    until: Bound | None = None
+    modules: tuple[tuple[str, str], ...] = ()  # (key path as JSON text, value as key text)
+
+
+def parse_criteria(kind: str, criteria: Mapping[str, Any]) -> Criteria:
+    """Check ``where``'s keyword arguments and return them as :class:`Criteria`.
+
+    Raises:
+        InvalidTypeError (a TypeError): an unknown criterion, or a value of the wrong type.
+        InvalidValueError (a ValueError): a value that cannot be read, such as a date.
+    """
+    known = CRITERIA[kind]
+    unknown = sorted(set(criteria) - set(known))
+    if unknown:
+        raise InvalidTypeError(
+            f"{layout.FOLDER_KINDS[kind]}.where() got unknown criteria {', '.join(unknown)}; "
+            f"use {', '.join(known)}"
+        )
+    found: dict[str, Any] = {}
+    for name in LIST_CRITERIA:
+        if criteria.get(name) is not None:
+            found[name] = _strings(criteria[name], name)
+    if criteria.get("any_tags") is not None:
+        any_tags = criteria["any_tags"]
+        if isinstance(any_tags, str):
+            raise InvalidTypeError("any_tags: expected a list of str (any_tags=['a', 'b']), got a str")
+        found["any_tags"] = _strings(any_tags, "any_tags")
+    for name in ("type", "location"):
+        if criteria.get(name) is not None:
+            if not isinstance(criteria[name], str):
+                raise InvalidTypeError(f"{name}: expected a str, got {type(criteria[name]).__name__}")
+            found[name] = criteria[name]
+    if criteria.get("since") is not None:
+        found["since"] = _bound(criteria["since"], "since", end_of_day=False)
+    if criteria.get("until") is not None:
+        found["until"] = _bound(criteria["until"], "until", end_of_day=True)
+    if criteria.get("modules") is not None:
+        found["modules"] = _module_criteria(criteria["modules"])
+    return Criteria(kind, **found)
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidTypeError(f"{name}: expected a str or a list of str, got {type(value).__name__}")
+    items = tuple(value)
+    bad = [type(v).__name__ for v in items if not isinstance(v, str)]
+    if bad:
+        raise InvalidTypeError(f"{name}: expected a str or a list of str, got items of type {bad}")
+    return items
+
+
+_BARE_DAY = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}|today|yesterday)\s*$", re.IGNORECASE)
+
+
+def _bound(value: Any, name: str, *, end_of_day: bool) -> Bound:
+    day: dt.date | None = None
+    try:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            day = value
+        elif isinstance(value, str) and _BARE_DAY.match(value):
+            day = history.parse_when(value).date()
+        if day is not None and end_of_day:
+            when, exclusive = history.parse_when(day + dt.timedelta(days=1)), True
+        else:
+            when, exclusive = history.parse_when(value), False
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"{name}: {exc}") from None
+    except InvalidTypeError as exc:
+        raise InvalidTypeError(f"{name}: {exc}") from None
+    wall = when.astimezone().replace(tzinfo=None)
+    return Bound(_micros(when), _wall_micros(wall), exclusive)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _micros(when: dt.datetime) -> int:
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _wall_micros(when: dt.datetime) -> int:
+    return _micros(when.replace(tzinfo=dt.timezone.utc))
+
+
+def stored_time(value: Any) -> tuple[bool, int] | None:
+    """Return (naive?, microseconds) of a stored ``datetime`` attribute, or None if it is none.
+
+    Text is read as ISO 8601 (expipe 0.6 stored it so), as ``action.datetime`` reads it.
+    """
+    if isinstance(value, str):
+        try:
+            value = dateutil.parser.isoparse(value)
+        except (ValueError, OverflowError):
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        return True, _wall_micros(value)
+    return False, _micros(value)
+
+
+def _module_criteria(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(
+            "modules: expected a dict of key path -> value, e.g. "
+            "modules={'electrophysiology.probe.depth': 3 * pq.um}"
+        )
+    found = []
+    for path, wanted in value.items():
+        parts = _key_path(path)
+        if isinstance(wanted, Mapping):
+            raise InvalidTypeError(
+                f"modules: the value for {path!r} is a dict; name a leaf key (e.g. {path!r}.key) instead"
+            )
+        key = value_key(wanted)
+        if key is None:
+            raise InvalidTypeError(
+                f"modules: cannot compare {path!r} with {type(wanted).__name__} {wanted!r}; "
+                "use a str, number, bool, datetime, quantity or a list of them"
+            )
+        found.append((path_key(parts), key))
+    return tuple(found)
+
+
+def _key_path(path: Any) -> tuple:
+    if isinstance(path, str):
+        parts: tuple = tuple(path.split("."))
+    elif isinstance(path, tuple):
+        parts = path
+    else:
+        raise InvalidTypeError(
+            f"modules: a key path is 'module.key.subkey' or a tuple ('module', 'key'), got {path!r}"
+        )
+    if len(parts) < 2 or not all((isinstance(p, str) and p) or type(p) is int for p in parts):
+        raise InvalidValueError(
+            f"modules: the key path {path!r} must name a module and a key in it, e.g. 'tracking.box'"
+            " (a tuple when names hold dots)"
+        )
+    if not isinstance(parts[0], str):
+        raise InvalidValueError(f"modules: the key path {path!r} must start with a module name")
+    return parts
+
+
+def path_key(parts: tuple) -> str:
+    """Return the text that names a module key path (module first) in the index."""
+    return json.dumps(list(parts), ensure_ascii=False)
+
+
+def value_key(value: Any) -> str | None:
+    """Return the text two equal leaf values share, or None for a value criteria cannot compare.
+
+    Numbers compare by value (3 equals 3.0; nan equals nothing); quantities
+    by value and unit as stored (3 um, not 3000 nm); lists item by item;
+    datetimes as instants, naive ones as wall-clock time.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"b:{int(value)}"
+    if isinstance(value, str):
+        return "s:" + value
+    if hasattr(value, "dimensionality") and hasattr(value, "magnitude"):
+        import numpy
+
+        magnitude = numpy.asarray(value.magnitude)
+        if magnitude.dtype.kind not in "iuf":
+            return None
+        numbers = [_number(float(x)) for x in magnitude.ravel().tolist()]
+        if any(n is None for n in numbers):
+            return "nan"
+        shape = "x".join(map(str, magnitude.shape))
+        uncertainty = getattr(value, "uncertainty", None)
+        extra = "" if uncertainty is None else f"±{value_key(uncertainty)}"
+        return f"q:{shape}:{','.join(numbers)}:{value.dimensionality.string}{extra}"  # type: ignore[arg-type]
+    item = value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
+    if isinstance(item, bool):
+        return f"b:{int(item)}"
+    if isinstance(item, int):
+        return f"n:{item}"
+    if isinstance(item, float):
+        number = _number(item)
+        return "nan" if number is None else "n:" + number
+    if isinstance(value, dt.datetime):
+        found = stored_time(value)
+        return None if found is None else f"t:{int(found[0])}:{found[1]}"
+    if isinstance(value, (dt.date, dt.time)):
+        return f"{type(value).__name__}:{value.isoformat()}"
+    if isinstance(value, (list, tuple)):
+        items = [value_key(item) for item in value]
+        if any(item is None for item in items):
+            return None
+        return "l:" + json.dumps(items, ensure_ascii=False)
+    return None
+
+
+def _number(x: float) -> str | None:
+    """Return the text of a number as ``value_key`` compares it: 3.0 and 3 alike."""
+    if math.isnan(x):
+        return None
+    if x.is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    return repr(x)
+
+
+# ---------------------------------------------------------------------------
+# What one object offers to criteria
+
+
+@dataclass
+class Facts:
+    """What criteria look at in one action or entity."""
+
+    type: str | None
+    location: str | None
+    time: tuple[bool, int] | None
+    lists: dict[str, tuple[str, ...]]
+    module_values: dict[str, set[str]]  # key path -> the value key of its leaf
+
+
+def facts_of(attributes: Any, modules: Mapping[str, Any]) -> Facts:
+    """Return the facts of an object from its attributes record and module records."""
+    if not isinstance(attributes, dict):
+        attributes = {}
+    lists = {}
+    for name in LIST_CRITERIA:
+        items = attributes.get(name)
+        lists[name] = tuple(v for v in items if isinstance(v, str)) if isinstance(items, list) else ()
+    module_values: dict[str, set[str]] = {}
+    for module, record in modules.items():
+        if not isinstance(record, dict):
+            continue
+        for key, leaf in history.leaves(record):
+            if not key:
+                continue
+            found = value_key(leaf)
+            if found is not None and found != "nan":
+                module_values.setdefault(path_key((module, *key)), set()).add(found)
+    kind_type, location = attributes.get("type"), attributes.get("location")
+    return Facts(
+        kind_type if isinstance(kind_type, str) else None,
+        location if isinstance(location, str) else None,
+        stored_time(attributes.get("datetime")),
+        lists,
+        module_values,
+    )
+
+
+def _after(time: tuple[bool, int], bound: Bound) -> bool:
+    return time[1] >= (bound.wall if time[0] else bound.instant)
+
+
+def _before(time: tuple[bool, int], bound: Bound) -> bool:
+    limit = bound.wall if time[0] else bound.instant
+    return time[1] < limit if bound.exclusive else time[1] <= limit
+
+
+def matches(criteria: Criteria, facts: Facts) -> bool:
+    """Whether one object's facts meet every criterion."""
+    if criteria.type is not None and facts.type != criteria.type:
+        return False
+    if criteria.location is not None and facts.location != criteria.location:
+        return False
+    for name in LIST_CRITERIA:
+        wanted = getattr(criteria, name)
+        if wanted and not set(wanted) <= set(facts.lists[name]):
+            return False
+    if criteria.any_tags is not None and not set(criteria.any_tags) & set(facts.lists["tags"]):
+        return False
+    if criteria.since is not None or criteria.until is not None:
+        if facts.time is None:
+            return False
+        if criteria.since is not None and not _after(facts.time, criteria.since):
+            return False
+        if criteria.until is not None and not _before(facts.time, criteria.until):
+            return False
+    return all(value in facts.module_values.get(path, ()) for path, value in criteria.modules)
+
+
+# ---------------------------------------------------------------------------
+# Reading objects at a tree
+
+
+def _parse(data: bytes) -> Any:
+    # The store caches parsed records across processes by blob id: every
+    # caller must parse the same way (values.parse), whatever the message says.
+    return values.parse(data, what="record")
+
+
+def _record(store: Store, blob: bytes | None, path: str) -> Any:
+    if blob is None:
+        return None
+    try:
+        return values.decode(store.parsed(blob, _parse), what=path)  # type: ignore[arg-type]
+    except CorruptFileError:
+        return None  # a damaged file matches no criterion; reading the object says why
+
+
+def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
+    """Return the facts of an object at ``tree``; None if it does not exist there."""
+    attributes_path = layout.attributes_path(kind, name)
+    found = store.lookup(tree, attributes_path)
+    if found is None or stat.S_ISDIR(found[0]):
+        return None
+    attributes = _record(store, found[1], attributes_path)
+    folder = layout.modules_dir((kind, name))
+    modules = {}
+    entry = store.lookup(tree, folder)
+    if entry is not None and stat.S_ISDIR(entry[0]):
+        for filename, (mode, blob) in store.tree_entries(entry[1]).items():
+            stem = layout.strip_suffix(filename)
+            if stem and not stat.S_ISDIR(mode):
+                modules[stem] = _record(store, blob, f"{folder}/{filename}")
+    return facts_of(attributes, modules)
+
+
+def all_objects(store: Store, tree: bytes | None, kind: str) -> Iterator[str]:
+    """Yield the names of every action (or entity) at ``tree``."""
+    if tree is None:
+        return
+    folder = store.lookup(tree, layout.FOLDER_KINDS[kind])
+    if folder is None or not stat.S_ISDIR(folder[0]):
+        return
+    for shard, (mode, sha) in store.tree_entries(folder[1]).items():
+        if stat.S_ISDIR(mode):
+            for name, (inner_mode, _) in store.tree_entries(sha).items():
+                if stat.S_ISDIR(inner_mode) and layout.shard(name) == shard:
+                    yield name
+
+
+def changed_objects(store: Store, old: bytes | None, new: bytes | None) -> set[tuple[str, str]]:
+    """Return (kind, name) of every action and entity whose files differ between two trees."""
+    found: set[tuple[str, str]] = set()
+    if old == new:
+        return found
+    for path, _, _ in commitgraph.of(store).diff_trees(old, new):
+        parts = path.split("/", 3)
+        if len(parts) == 4 and parts[0] in layout.KIND_OF_FOLDER:
+            found.add((layout.KIND_OF_FOLDER[parts[0]], parts[2]))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# The index
+
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE objects(
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    type TEXT, location TEXT, naive INTEGER, time INTEGER, UNIQUE(kind, name));
+CREATE TABLE terms(
+    field TEXT NOT NULL, value TEXT NOT NULL, object INTEGER NOT NULL,
+    PRIMARY KEY(field, value, object)) WITHOUT ROWID;
+CREATE TABLE paths(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE leaves(
+    path INTEGER NOT NULL, value TEXT NOT NULL, object INTEGER NOT NULL,
+    PRIMARY KEY(path, value, object)) WITHOUT ROWID;
+CREATE INDEX objects_type ON objects(kind, type);
+CREATE INDEX objects_location ON objects(kind, location);
+CREATE INDEX objects_time ON objects(kind, naive, time);
+CREATE INDEX terms_object ON terms(object);
+CREATE INDEX leaves_object ON leaves(object);
+"""
+
+_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
+
+
+def index_of(store: Store) -> QueryIndex:
+    """Return the query index of ``store`` (one per store)."""
+    with _indexes_lock:
+        found = _indexes.get(store)
+        if found is None:
+            found = _indexes[store] = QueryIndex(store)
+        return found
+
+
+def _open(path: str) -> sqlite3.Connection:
+    if path != ":memory:":
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(path))
+    db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # A cache: losing the last transaction to a power cut costs a rebuild.
+        db.execute("PRAGMA synchronous=NORMAL")
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if found is None:
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+            db.execute("COMMIT")
+        version = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if version is None or version[0] != FORMAT:
+            raise sqlite3.DatabaseError(f"query index format {version!r}, not {FORMAT}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            os.unlink(path + suffix)
+
+
+class QueryIndex:
+    """The SQLite index of a project's actions and entities, and the queries on it."""
+
+    def __init__(self, store: Store):
+        self._store = weakref.ref(store)
+        self.path = os.path.join(store.state_dir, INDEX_FILE)
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def store(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise ReferenceError("the store of this query index was closed and collected")
+        return store
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._db = _open(self.path)
+            except (sqlite3.Error, OSError):
+                _remove(self.path)  # damaged, or of another format: it is only a cache
+                try:
+                    self._db = _open(self.path)
+                except (sqlite3.Error, OSError):
+                    self._db = _open(":memory:")
+            weakref.finalize(self, self._db.close)
+        return self._db
+
+    def _indexed_tree(self, db: sqlite3.Connection) -> tuple[bool, bytes | None]:
+        """Return (whether the index was ever built, the tree it was built from)."""
+        row = db.execute("SELECT value FROM meta WHERE key='tree'").fetchone()
+        if row is None:
+            return False, None
+        return True, row[0] or None
+
+    # -- moving the index to a tree -----------------------------------------
+
+    def move_to(self, tree: bytes | None) -> None:
+        """Bring the index to ``tree``: re-index every object whose files differ."""
+        with self._lock:
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return  # busy for long, or read-only: queries check the difference in Python
+            try:
+                built, indexed = self._indexed_tree(db)
+                if built and indexed == tree:
+                    db.execute("COMMIT")
+                    return
+                store = self.store
+                if not built:
+                    targets: Iterable[tuple[str, str]] = [
+                        (kind, name) for kind in CRITERIA for name in all_objects(store, tree, kind)
+                    ]
+                else:
+                    targets = sorted(changed_objects(store, indexed, tree))
+                self._reindex(db, tree, targets, fresh=not built)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('tree', ?)", (tree or b"",))
+                db.execute("COMMIT")
+            except sqlite3.OperationalError:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                return  # a full disk or a read-only file: queries check the difference in Python
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            if not built:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ANALYZE")
+
+    def _reindex(
+        self, db: sqlite3.Connection, tree: bytes | None, targets: Iterable[tuple[str, str]], fresh: bool
+    ) -> None:
+        store = self.store
+        path_ids = dict(db.execute("SELECT path, id FROM paths"))
+        objects, terms, leaves = [], [], []
+        next_id = (db.execute("SELECT max(id) FROM objects").fetchone()[0] or 0) + 1
+        for kind, name in targets:
+            if not fresh:
+                row = db.execute("SELECT id FROM objects WHERE kind=? AND name=?", (kind, name)).fetchone()
+                if row is not None:
+                    db.execute("DELETE FROM terms WHERE object=?", row)
+                    db.execute("DELETE FROM leaves WHERE object=?", row)
+                    db.execute("DELETE FROM objects WHERE id=?", row)
+            facts = None if tree is None else read_facts(store, tree, kind, name)
+            if facts is None:
+                continue
+            object_id, next_id = next_id, next_id + 1
+            naive, time = facts.time if facts.time is not None else (None, None)
+            objects.append((object_id, kind, name, facts.type, facts.location, naive, time))
+            terms.extend((field, value, object_id) for field, items in facts.lists.items() for value in items)
+            for path, keys in facts.module_values.items():
+                path_id = path_ids.get(path)
+                if path_id is None:
+                    path_id = path_ids[path] = db.execute(
+                        "INSERT INTO paths(path) VALUES (?)", (path,)
+                    ).lastrowid
+                leaves.extend((path_id, key, object_id) for key in keys)
+        db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?)", objects)
+        db.executemany("INSERT OR IGNORE INTO terms VALUES (?, ?, ?)", terms)
+        db.executemany("INSERT OR IGNORE INTO leaves VALUES (?, ?, ?)", leaves)
+
+    # -- answering ---------------------------------------------------------
+
+    def names(self, snap: Snapshot, criteria: Criteria) -> list[str]:
+        """Return the names of the objects at ``snap`` that meet ``criteria``, sorted."""
+        store = self.store
+        tree = snap.tree
+        with self._lock:
+            db = self._connect()
+            built, indexed = self._indexed_tree(db)
+            # Only HEAD's own tree is written to the index: not an old view's,
+            # nor a transaction's draft (its objects are in memory only).
+            is_head = (
+                store.pinned is None
+                and snap.commit is not None
+                and snap.commit == store.head()
+                and tree == store.commit_tree(snap.commit)
+            )
+            changed = None
+            if not built or (indexed != tree and is_head):
+                changed = None if not built else changed_objects(store, indexed, tree)
+                if changed is None or len(changed) > _MOVE_AFTER:
+                    self.move_to(tree if is_head or not built else indexed)
+                    built, indexed = self._indexed_tree(db)
+                    changed = None
+            if not built:  # it could not be written: answer from the records
+                return sorted(
+                    name
+                    for name in all_objects(store, tree, criteria.kind)
+                    if _meets(store, tree, criteria, name)
+                )
+            if changed is None:
+                changed = changed_objects(store, indexed, tree)
+            names = {name for kind, name in changed if kind == criteria.kind}
+            found = set(self._select(db, criteria)) - names
+        found.update(name for name in names if _meets(store, tree, criteria, name))
+        return sorted(found)
+
+    def _select(self, db: sqlite3.Connection, criteria: Criteria) -> list[str]:
+        sql, parameters = _sql(criteria)
+        return [name for (name,) in db.execute(sql, parameters)]
+
+
+def _meets(store: Store, tree: bytes | None, criteria: Criteria, name: str) -> bool:
+    if tree is None:
+        return False
+    facts = read_facts(store, tree, criteria.kind, name)
+    return facts is not None and matches(criteria, facts)
+
+
+def _sql(criteria: Criteria) -> tuple[str, list[Any]]:
+    """Return the SQL that selects the names meeting ``criteria`` in the index, and its parameters."""
+    where = ["o.kind = ?"]
+    parameters: list[Any] = [criteria.kind]
+    sets: list[tuple[str, list[Any]]] = []  # subqueries of object ids, all of which must hold
+    for field in LIST_CRITERIA:
+        for value in dict.fromkeys(getattr(criteria, field)):
+            sets.append(("SELECT object FROM terms WHERE field = ? AND value = ?", [field, value]))
+    if criteria.any_tags is not None:
+        marks = ", ".join("?" * len(criteria.any_tags))
+        sets.append(
+            (f"SELECT object FROM terms WHERE field = 'tags' AND value IN ({marks})", [*criteria.any_tags])
+        )
+    for path, value in criteria.modules:
+        sets.append(
+            (
+                "SELECT object FROM leaves WHERE path = (SELECT id FROM paths WHERE path = ?) AND value = ?",
+                [path, value],
+            )
+        )
+    for name in ("type", "location"):
+        if getattr(criteria, name) is not None:
+            where.append(f"o.{name} = ?")
+            parameters.append(getattr(criteria, name))
+    if criteria.since is not None or criteria.until is not None:
+        per_clock = []
+        for naive in (0, 1):
+            clock = ["o.naive = ?"]
+            clock_parameters: list[Any] = [naive]
+            if criteria.since is not None:
+                clock.append("o.time >= ?")
+                clock_parameters.append(criteria.since.wall if naive else criteria.since.instant)
+            if criteria.until is not None:
+                clock.append("o.time < ?" if criteria.until.exclusive else "o.time <= ?")
+                clock_parameters.append(criteria.until.wall if naive else criteria.until.instant)
+            per_clock.append("(" + " AND ".join(clock) + ")")
+            parameters.extend(clock_parameters)
+        where.append("(" + " OR ".join(per_clock) + ")")
+    if sets:
+        subquery = " INTERSECT ".join(sql for sql, _ in sets)
+        where.append(f"o.id IN ({subquery})")
+        for _, values_ in sets:
+            parameters.extend(values_)
+    return "SELECT o.name FROM objects o WHERE " + " AND ".join(where), parameters
+
+
+# ---------------------------------------------------------------------------
+# The answer
+
+
+class Selection(ReadMapping):
+    """The objects a ``where`` call found: name -> object, in name order, read-only.
+
+    The names are fixed when ``where`` runs; each object reads its
+    attributes when asked, like an item of ``project.actions``.
+    """
+
+    def __init__(self, names: list[str], handle: Callable[[str], Any], kind: str):
+        self._found = names
+        self._set = set(names)
+        self._handle = handle
+        self.kind = kind
+
+    def _names(self) -> list[str]:
+        return list(self._found)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._set
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._set:
+            raise NotFoundError(f"{self.kind} {name!r} is not among the {len(self._found)} found")
+        return self._handle(name)
+
+
+def where(store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:
+    """Return the sorted names of the objects of ``kind`` at ``snap`` meeting ``criteria``."""
+    parsed = parse_criteria(kind, criteria)
+    return index_of(store).names(snap, parsed)
