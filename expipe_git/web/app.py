@@ -179,7 +179,7 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
         params = ctx.request.query_params
         criteria = table.Criteria.from_query(params)
         rows = ctx.snapshots.action_table(ctx.commit_id)
-        chosen = table.select_actions(list(rows.values()), criteria)
+        chosen = table.select_actions(ctx.view, rows, criteria)
         return criteria, table.sort_rows(chosen, params.get("sort", "name")), rows
 
     def actions(ctx: Context) -> Response:

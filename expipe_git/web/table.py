@@ -1,9 +1,9 @@
-"""Which actions the actions table shows: the criteria of its form, and one selecting function.
+"""The actions table: one row per action, the filter of its form, sorting and pages.
 
-The form's fields are the arguments of ``project.actions.where(...)``: tags,
-type, location, users, entities and a date range (``since``/``until``, on
-each action's ``datetime``). :func:`select_actions` is the one place that
-applies them.
+The form's fields are the criteria of ``project.actions.where(...)`` (tags,
+type, location, users, entities, since, until), and :func:`select_actions`
+asks ``where`` itself, on the snapshot the page reads, so the table shows
+what a script calling ``where`` with the same criteria gets.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import history
 from ..errors import InvalidValueError
+from ..model import Project
 
 # Columns a person can sort the table by, as the ``sort`` parameter names them.
 SORT_KEYS = ("name", "datetime", "type", "location", "users", "entities", "tags", "registered")
@@ -83,61 +83,37 @@ class Criteria:
                 items.append((field.name, value))
         return items
 
+    def where_arguments(self) -> dict[str, Any]:
+        """The criteria as ``project.actions.where`` takes them (empty fields left out)."""
+        arguments: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value:
+                arguments[field.name] = list(value) if isinstance(value, tuple) else value
+        return arguments
+
     def __bool__(self) -> bool:
         return bool(self.query_items())
 
 
-def _moment(text: str, field: str) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return history.parse_when(text)
-    except (ValueError, OverflowError) as exc:
-        raise InvalidValueError(
-            f"{field} {text!r} is not a date: use e.g. 2026-11-01, '2026-11-01 14:00' or '3 days ago'"
-        ) from exc
-
-
 def _comparable(when: dt.datetime) -> float:
-    # Stored datetimes may be naive (local time) or aware; compare them as instants.
+    # Stored datetimes may be naive (local time) or aware; sort them as instants.
     return when.timestamp()
 
 
-def select_actions(rows: Sequence[ActionRow], criteria: Criteria) -> list[ActionRow]:
-    """Return the rows that match every criterion, in the order given.
-
-    Tags, users and entities: the action has every value listed. Type and
-    location: equal. since/until: the action's datetime lies in the span
-    (ends included); an action without a datetime is left out by a span.
+def select_actions(view: Project, rows: Mapping[str, ActionRow], criteria: Criteria) -> list[ActionRow]:
+    """Return the rows of the actions that ``view.actions.where(...)`` finds with these criteria.
 
     Raises:
-        InvalidValueError: since or until is not a date.
+        InvalidValueError: a criterion cannot be read (since or until is not a date).
     """
-    since = _moment(criteria.since, "since")
-    until = _moment(criteria.until, "until")
-    start = None if since is None else _comparable(since)
-    end = None if until is None else _comparable(until)
-    wanted = (
-        ("tags", set(criteria.tags)),
-        ("users", set(criteria.users)),
-        ("entities", set(criteria.entities)),
-    )
-    chosen = []
-    for row in rows:
-        if criteria.type and row.type != criteria.type:
-            continue
-        if criteria.location and row.location != criteria.location:
-            continue
-        if any(values and not values <= set(getattr(row, key)) for key, values in wanted):
-            continue
-        if start is not None or end is not None:
-            if row.datetime is None:
-                continue
-            moment = _comparable(row.datetime)
-            if (start is not None and moment < start) or (end is not None and moment > end):
-                continue
-        chosen.append(row)
-    return chosen
+    if not criteria:
+        return list(rows.values())
+    try:
+        found = view.actions.where(**criteria.where_arguments())
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"cannot filter the actions: {exc}") from None
+    return [rows[name] for name in found if name in rows]
 
 
 def sort_rows(rows: list[ActionRow], sort: str) -> list[ActionRow]:
