@@ -19,7 +19,7 @@ and the whole round trip as the client saw it. The first request of each page
 is reported apart ("first"): it fills the caches of a new snapshot. The server
 reads the actions table and indexes the history as it starts; the benchmark
 asks its first question at once, so the first requests wait for that work
-(the cold cost). Last, one commit is made through the API before each of three
+(the cold cost). Last, one commit is made through the API before each of four
 requests, each of which then reads a new snapshot.
 """
 
@@ -206,9 +206,13 @@ def main() -> int:
             # last one updated by what changed (project.diff), not read again.
             writer = expipe_git.get_project(root)
             print(f"\n{'after one commit (a new snapshot)':<48} {'first':>9}")
-            for i, (label, path) in enumerate(
-                (("actions", "/actions"), ("home", "/"), ("action", f"/action/{TARGET}"))
-            ):
+            after = (
+                ("actions", "/actions"),
+                ("actions filtered by tag", "/actions?tags=tag3"),
+                ("home", "/"),
+                ("action", f"/action/{TARGET}"),
+            )
+            for i, (label, path) in enumerate(after):
                 writer.actions[f"rec-{i:06d}"].tags = ["changed", f"round {i}"]
                 first, _, _ = ask(server.url + path.lstrip("/"))
                 print(f"{label:<48} {first:>7.0f}ms", flush=True)

@@ -359,8 +359,8 @@ def _server(project: Project) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(project, snapshots), log_level="warning", access_log=False, lifespan="off"
     )
-    # Read the actions table and index the history while the person opens the page: the
-    # first read of a big project is the slow one (see docs/performance.md).
+    # Read the actions table, index the history and where()'s criteria while the person
+    # opens the page: the first read of a big project is the slow one (docs/performance.md).
     threading.Thread(target=_warm_up, args=(snapshots,), daemon=True).start()
     return uvicorn.Server(config)
 
@@ -369,8 +369,10 @@ def _warm_up(snapshots: Snapshots) -> None:
     with snapshots.lock:
         try:
             head = snapshots.head()
-            snapshots.view(head).log()
+            view = snapshots.view(head)
+            view.log()
             snapshots.action_table(head)
+            view.actions.where()  # builds where()'s index, which the first filter would wait for
         except Exception:  # the page that needs it will meet the same problem and show it
             _log.debug("warming up failed", exc_info=True)
 
