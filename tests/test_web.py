@@ -7,6 +7,7 @@ listening on 127.0.0.1; the browser tests are in test_web_browser.py.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 import signal
@@ -330,3 +331,22 @@ def test_the_page_of_each_kind_of_object(lab):
         response = webkit.get(lab.url + path)
         assert response.status == 200, path
         assert expected in response.text, path
+
+
+def test_the_timeline_draws_weeks_over_long_spans_and_escapes_authors():
+    from expipe_git.web import timeline
+
+    start = dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc)
+    events = [
+        timeline.Event(start + dt.timedelta(days=3 * i), "<b>Eve</b>" if i % 2 else "Dan", f"{i:040x}")
+        for i in range(200)  # 600 days
+    ]
+    svg = timeline.draw(events, lambda commit_id: f"/?at={commit_id}")
+    assert 'aria-label="commits per week"' in svg
+    weeks = {(e.when.date() - start.date()).days // 7 for e in events}
+    assert len(re.findall(r"<a href=", svg)) == len(weeks)
+    assert "<b>" not in svg and "&lt;b&gt;Eve&lt;/b&gt;" in svg
+    assert f'href="/?at={events[-1].commit_id}"' in svg  # a bar leads to the state after its newest commit
+    short = timeline.draw(events[:5], lambda commit_id: "#")
+    assert 'aria-label="commits per day"' in short
+    assert "no commits" in timeline.draw([], lambda commit_id: "#")
