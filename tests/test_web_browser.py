@@ -203,6 +203,10 @@ def test_the_timeline_is_drawn_and_a_click_travels_in_time(lab, browser, shots):
     assert banner.startswith("Time travel")
     counts = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".card .count")]
     assert counts[:4] == ["1", "3", "1", "1"]  # actions, entities, templates, modules then
+    # The picture still shows every day up to now, the day shown shaded, to travel on from.
+    svg = browser.find_element(By.CSS_SELECTOR, "main svg.timeline")
+    assert len(svg.find_elements(By.CSS_SELECTOR, "a rect")) == len(bars)
+    assert len(svg.find_elements(By.CSS_SELECTOR, "rect.here")) == 1
     screenshot(browser, shots, "home-back-in-time")
 
 

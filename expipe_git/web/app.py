@@ -172,7 +172,9 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
         return endpoint
 
     def home(ctx: Context) -> Response:
-        data = pages.home(ctx.view, lambda commit_id: ctx.url("/", keep_at=False, at=commit_id))
+        # Back in time, the picture still shows every day up to now, so that a click can travel on.
+        now = ctx.snapshots.view(ctx.snapshots.head()) if ctx.at else None
+        data = pages.home(ctx.view, lambda commit_id: ctx.url("/", keep_at=False, at=commit_id), now)
         return render(ctx, "home.html", home=data)
 
     def chosen_rows(ctx: Context) -> tuple[table.Criteria, list[table.ActionRow], dict[str, table.ActionRow]]:

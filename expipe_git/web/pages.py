@@ -172,10 +172,17 @@ def _events(commits: Sequence[history.Commit]) -> list[timeline.Event]:
 # Pages
 
 
-def home(view: Project, link: Callable[[str], str]) -> dict:
-    """The project: counts, recent activity and the activity timeline."""
+def home(view: Project, link: Callable[[str], str], now: Project | None = None) -> dict:
+    """The project: counts, recent activity and the activity timeline.
+
+    ``now``: when ``view`` is an older state, the project at HEAD; the
+    timeline then shows the whole history, with the day of ``view`` shaded,
+    so that a click can travel on.
+    """
     commits = view.log()
     events = _events(commits)
+    drawn = events if now is None else _events(now.log())
+    marked = None if now is None else commits[0].id if commits else None
     return {
         "name": view.id,
         "path": str(view.path),
@@ -186,9 +193,9 @@ def home(view: Project, link: Callable[[str], str]) -> dict:
             "modules": len(view.modules),
         },
         "commit_count": len(commits),
-        "authors": timeline.legend(events),
         "recent": [commit_view(c, with_changes=False) for c in commits[:RECENT]],
-        "timeline": timeline.draw(events, link),
+        "timeline": timeline.draw(drawn, link, marked=marked),
+        "authors_drawn": timeline.legend(drawn),
         "first": display.when_text(commits[-1].datetime) if commits else "—",
         "last": display.when_text(commits[0].datetime) if commits else "—",
         "config": display.show({k: v for k, v in view.config.items() if k != "storage_format"}),

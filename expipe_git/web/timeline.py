@@ -43,11 +43,14 @@ def colours(events: Sequence[Event]) -> dict[str, str]:
     return {author: PALETTE[i] if i < len(PALETTE) else OTHERS_COLOUR for i, author in enumerate(ranked)}
 
 
-def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "commits") -> str:
+def draw(
+    events: Sequence[Event], link: Callable[[str], str], *, label: str = "commits", marked: str | None = None
+) -> str:
     """Return an ``<svg>`` element of ``events`` per day (or per week over long spans).
 
     ``link(commit_id)`` gives the address a bar leads to, called with the
-    newest commit of the bar's span.
+    newest commit of the bar's span. The span holding commit ``marked`` (the
+    commit a time-travelling page shows) is shaded.
     """
     if not events:
         return (
@@ -81,6 +84,13 @@ def draw(events: Sequence[Event], link: Callable[[str], str], *, label: str = "c
         f'<text class="tick" x="{_LEFT - 4}" y="{_TOP + 8}" text-anchor="end">{tallest}</text>',
         f'<text class="tick" x="{_LEFT - 4}" y="{_TOP + plot_h}" text-anchor="end">0</text>',
     ]
+    for event, day in zip(events, days, strict=True):
+        if event.commit_id == marked:
+            x = _LEFT + (day - first).days // step * slot
+            parts.append(
+                f'<rect class="here" x="{x:.1f}" y="{_TOP - 6}" width="{slot:.1f}" height="{plot_h + 6}">'
+                f"<title>the state shown: after {_esc(marked[:7])}</title></rect>"
+            )
     for bucket in sorted(counts):
         start = first + dt.timedelta(days=bucket * step)
         span = start.isoformat() if step == 1 else f"week of {start.isoformat()}"
