@@ -196,8 +196,9 @@ def home(view: Project, link: Callable[[str], str], now: Project | None = None) 
         "recent": [commit_view(c, with_changes=False) for c in commits[:RECENT]],
         "timeline": timeline.draw(drawn, link, marked=marked),
         "authors_drawn": timeline.legend(drawn),
-        "first": display.when_text(commits[-1].datetime) if commits else "—",
-        "last": display.when_text(commits[0].datetime) if commits else "—",
+        # By date, not by order: commits made elsewhere may be dated out of order.
+        "first": display.when_text(min(e.when for e in events)) if events else "—",
+        "last": display.when_text(max(e.when for e in events)) if events else "—",
         "config": display.show({k: v for k, v in view.config.items() if k != "storage_format"}),
     }
 
