@@ -350,3 +350,28 @@ def test_the_timeline_draws_weeks_over_long_spans_and_escapes_authors():
     short = timeline.draw(events[:5], lambda commit_id: "#")
     assert 'aria-label="commits per day"' in short
     assert "no commits" in timeline.draw([], lambda commit_id: "#")
+
+
+def test_a_hand_edit_that_does_not_parse_hides_nothing_else(tmp_path):
+    env = webkit.isolated_env(tmp_path)
+    project_dir = webkit.build_small(tmp_path / "p", env)
+    (broken,) = [p for p in project_dir.glob("actions/*/a-1/attributes.toml")]
+    broken.write_text("tags = [unclosed\n")
+    git(project_dir, "commit", "-q", "-am", "a hand edit gone wrong")
+    server = webkit.Server(project_dir, env)
+    try:
+        table = webkit.get(server.url + "actions")
+        assert table.status == 200
+        assert "a-0" in table.text and "a-2" in table.text
+        assert re.search(
+            r'a-1</a> <span class="badge removed" title="[^"]*attributes.toml[^"]*">unreadable', table.text
+        )
+        page = webkit.get(server.url + "action/a-1")
+        assert (
+            page.status == 500
+            and "The project cannot be read" in page.text
+            and "attributes.toml" in page.text
+        )
+        assert "Traceback" not in page.text + server.stderr_so_far()
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import history, layout
-from ..errors import ExpipeError, InvalidValueError, NotFoundError
+from ..errors import CorruptFileError, ExpipeError, InvalidValueError, NotFoundError
 from ..model import Project
 from . import display, timeline
 from .table import ActionRow
@@ -86,6 +86,8 @@ def action_rows(view: Project, names: Iterable[str] | None = None) -> dict[str, 
             rows[name] = action_row(name, actions[name].attributes)
         except NotFoundError:
             continue
+        except CorruptFileError as exc:  # one broken file must not hide the other actions
+            rows[name] = ActionRow(name, None, None, None, None, (), (), (), problem=str(exc))
     return rows
 
 

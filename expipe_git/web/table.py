@@ -33,6 +33,7 @@ class ActionRow:
     users: tuple[str, ...]
     entities: tuple[str, ...]
     tags: tuple[str, ...]
+    problem: str = ""  # why the attributes could not be read (a hand edit that does not parse)
 
 
 @dataclasses.dataclass(frozen=True)
