@@ -21,6 +21,8 @@ from .table import ActionRow
 
 HISTORY_PAGE_SIZE = 100
 LOG_PAGE_SIZE = 100
+# A bulk import changes every record in one commit; a page of all of them helps nobody.
+COMMIT_CHANGES_SHOWN = 2000
 RECENT = 12
 # What a history page can blame: blame() works on records with keys.
 _BLAMED_PARTS = {2, 4}
@@ -142,9 +144,9 @@ def commit_view(
     commit: history.Commit, only: tuple[str, ...] | None = None, with_changes: bool = True
 ) -> CommitView:
     """A commit for a page; ``only`` keeps the changes of that object (and what it holds)."""
-    changes: Sequence[history.Change] = commit.changes if with_changes else ()
-    if only is not None:
-        changes = [c for c in changes if c.object is not None and c.object[: len(only)] == only]
+    changes: Sequence[history.Change] = ()
+    if with_changes:  # only one object's: read only its files (a bulk import changed thousands)
+        changes = commit.changes if only is None else commit.changes_of(only)
     subject, _, body = commit.message.partition("\n")
     return CommitView(
         id=commit.id,
@@ -351,11 +353,16 @@ def commit_page(project: Project, revision: str) -> dict:
         commit = project.get_commit(revision)
     except InvalidValueError as exc:
         raise NotFoundError(str(exc)) from None
-    shown = commit_view(commit)
+    changes = commit.changes
     groups: dict[str | None, list[ChangeView]] = {}
-    for change in shown.changes:
-        groups.setdefault(change.address, []).append(change)
-    return {"commit": shown, "groups": list(groups.items())}
+    for change in changes[:COMMIT_CHANGES_SHOWN]:
+        groups.setdefault(change.address, []).append(change_view(change))
+    return {
+        "commit": commit_view(commit, with_changes=False),
+        "groups": list(groups.items()),
+        "total": len(changes),
+        "hidden": max(0, len(changes) - COMMIT_CHANGES_SHOWN),
+    }
 
 
 def resolve_at(project: Project, text: str) -> str:
