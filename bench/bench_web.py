@@ -189,7 +189,9 @@ def main() -> int:
                 "history of its module": f"/action/{TARGET}/module/tracking/history",
                 f"action {TARGET}": f"/action/{TARGET}",
                 "action at HEAD~500": f"/action/{TARGET}?at=HEAD~500",
+                "history of action rec-000007 (its one commit: the import)": "/action/rec-000007/history",
             }
+            import_commit = expipe_git.get_project(root).log()[-2].id
             print(f"\n{'page':<48} {'first':>9} {'server median (p90)':>22} {'round trip':>11} {'size':>9}")
             for label, path in pages.items():
                 first, _, _ = ask(server.url + path.lstrip("/"))
@@ -202,6 +204,10 @@ def main() -> int:
                     f" {trip:>8.0f} ms {samples[0][2] / 1024:>6.0f} KB",
                     flush=True,
                 )
+            # The import commit changed 30,000 records: a few samples are enough.
+            label = f"commit page of the import ({3 * args.actions:,} records)"
+            samples = [ask(f"{server.url}commit/{import_commit}") for _ in range(3)]
+            print(f"{label:<48} {samples[0][0]:>7.0f}ms {statistics.median(s[0] for s in samples[1:]):>12.0f} ms")
             # A commit moves HEAD: the next request reads a new snapshot. Its actions table is the
             # last one updated by what changed (project.diff), not read again.
             writer = expipe_git.get_project(root)
