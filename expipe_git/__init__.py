@@ -5,6 +5,7 @@ project is a git repository and every change is one commit.
 """
 
 from . import core, errors
+from .display import Browser
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "AlreadyExistsError",
+    "Browser",
     "Change",
     "Commit",
     "CorruptFileError",

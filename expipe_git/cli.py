@@ -221,8 +221,43 @@ def _dash(value: Any) -> str:
     return str(value)
 
 
+# `list` filters: option -> keyword of project.actions.where(...)
+_LIST_FILTERS = {
+    "tag": "tags",
+    "any_tag": "any_tags",
+    "type": "type",
+    "location": "location",
+    "user": "users",
+    "entity": "entities",
+    "since": "since",
+    "until": "until",
+}
+
+
+def _list_criteria(args: argparse.Namespace) -> dict:
+    """Return the where() criteria the filter options of `list` give."""
+    criteria = {key: getattr(args, option) for option, key in _LIST_FILTERS.items()}
+    criteria = {key: value for key, value in criteria.items() if value is not None}
+    if (criteria or args.csv or args.module) and args.kind not in ("actions", "entities"):
+        raise CliError("filters, --module and --csv apply to 'list actions' or 'list entities'")
+    if args.csv and args.json:
+        raise CliError("choose one of --json and --csv")
+    if args.module and not args.csv:
+        raise CliError("--module adds module columns to --csv; add --csv")
+    return criteria
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     project = _open_project(args)
+    criteria = _list_criteria(args)
+    if args.kind in ("actions", "entities") and (criteria or args.csv):
+        found = getattr(project, args.kind).where(**criteria)
+        if args.csv:
+            sys.stdout.write(found.to_csv(args.module))
+            return 0
+        mapping: Any = found
+    else:
+        mapping = None
     if args.kind is None:
         names = {kind: list(getattr(project, kind)) for kind in KINDS}
         if args.json:
@@ -233,7 +268,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             for name in names[kind]:
                 print(f"  {name}")
         return 0
-    mapping = getattr(project, args.kind)
+    if mapping is None:
+        mapping = getattr(project, args.kind)
     singular = {v: k for k, v in _KIND_ALIASES.items()}[args.kind]
     if args.kind in ("actions", "entities"):
         rows = [_summary(mapping[name], singular) for name in mapping]
@@ -891,6 +927,27 @@ def build_parser() -> argparse.ArgumentParser:
         "kind", nargs="?", type=_kind, choices=KINDS, metavar="KIND", help="one of: " + ", ".join(KINDS)
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    filters = p.add_argument_group(
+        "filters (actions and entities; all must hold; repeat --tag, --user, --entity for all of several)"
+    )
+    filters.add_argument("--tag", action="append", metavar="TAG", help="has this tag")
+    filters.add_argument("--any-tag", action="append", metavar="TAG", help="has at least one of these tags")
+    filters.add_argument("--type", metavar="TYPE", help="of this type")
+    filters.add_argument("--location", metavar="LOCATION", help="at this location")
+    filters.add_argument("--user", action="append", metavar="USER", help="with this user")
+    filters.add_argument("--entity", action="append", metavar="ENTITY", help="(actions) with this entity")
+    filters.add_argument(
+        "--since", metavar="DATE", help="datetime on or after DATE (e.g. 2026-05-01, '3 days ago')"
+    )
+    filters.add_argument(
+        "--until", metavar="DATE", help="datetime on or before DATE (a bare date: through that day)"
+    )
+    p.add_argument(
+        "--csv", action="store_true", help="print a CSV table, one row per object, its attributes as columns"
+    )
+    p.add_argument(
+        "--module", action="append", metavar="MODULE", help="with --csv: add this module's keys as columns"
+    )
 
     p = add(
         "show",

@@ -17,7 +17,7 @@ import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import checks, history, layout, merge, query, settings, values
+from . import checks, display, history, layout, merge, query, settings, tables, values
 from . import remote as _remote
 from .errors import (
     AlreadyExistsError,
@@ -210,6 +210,9 @@ class Project:
     def __repr__(self) -> str:
         return f"<expipe_git Project {self.id!r} at {str(self.path)!r}>"
 
+    def _repr_html_(self) -> str:
+        return display.project_html(self)
+
     def close(self) -> None:
         """Release the files the repository keeps open (pack files)."""
         self._store.close()
@@ -400,7 +403,7 @@ class Project:
             author: a regular expression matched against "Name <email>".
             limit: at most this many commits.
         """
-        return history.log(self, path=path, since=since, until=until, author=author, limit=limit)
+        return CommitLog(history.log(self, path=path, since=since, until=until, author=author, limit=limit))
 
     def get_commit(self, revision: Any = "HEAD") -> history.Commit:
         """Return the commit a revision names: an id, HEAD~2, a branch, a tag or a datetime."""
@@ -552,8 +555,24 @@ class ObjectMap(ReadMapping):
             ValueError: a value that cannot be read, such as a date.
         """
         project = self._project
-        names = query.where(project.store, project._snap(), self._kind, criteria)
-        return query.Selection(names, lambda name: project._handle(self._kind, name), self._kind)
+        return query.select(
+            project.store,
+            project._snap(),
+            self._kind,
+            criteria,
+            lambda name: project._handle(self._kind, name),
+        )
+
+    def to_dataframe(self, modules: list[str] | None = None) -> Any:
+        """Return a pandas DataFrame, one row per object, indexed by name.
+
+        ``modules``: module names whose keys become columns, e.g.
+        ``electrophysiology.probe.depth [um]`` (see docs/queries.md).
+        """
+        return self.where().to_dataframe(modules)
+
+    def _repr_html_(self) -> str:
+        return self.where()._repr_html_()
 
 
 class TemplateMap(ReadMapping):
@@ -576,3 +595,15 @@ class TemplateMap(ReadMapping):
         if name not in self:
             raise NotFoundError(f"template {name!r} does not exist in project {self._project.id!r}")
         return Template(self._project, name)
+
+
+class CommitLog(list):
+    """The commits ``project.log()`` returns, newest first: a list, with a table and HTML."""
+
+    def to_dataframe(self) -> Any:
+        """Return one row per key-level change: commit, author, datetime, object, key, old, new."""
+        tables.require_pandas()
+        return tables.dataframe(tables.LOG_COLUMNS, tables.log_rows(self))
+
+    def _repr_html_(self) -> str:
+        return display.log_html(self)

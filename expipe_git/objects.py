@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import dateutil.parser
 
-from . import history, layout, values
+from . import display, history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import Module, ModuleMap, ReadMapping, delete_module, require_module
 from .store import Changes, Snapshot
@@ -128,6 +128,9 @@ class _Attributed:
 
     def __repr__(self) -> str:
         return f"<expipe_git {type(self).__name__} {self.id!r}>"
+
+    def _repr_html_(self) -> str:
+        return display.object_html(self)
 
     def __eq__(self, other: object) -> bool:
         return (

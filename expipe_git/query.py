@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import marshal
 import math
 import os
 import re
@@ -36,15 +37,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dateutil.parser
+from dulwich.objects import parse_tree
 
-from . import commitgraph, history, layout, values
-from .errors import CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from . import commitgraph, display, history, layout, readcache, tables, values
+from .errors import CorruptFileError, ExpipeError, InvalidTypeError, InvalidValueError, NotFoundError
 from .records import ReadMapping
 
 if TYPE_CHECKING:
     from .store import Snapshot, Store
 
-FORMAT = 1
+FORMAT = 2
 INDEX_FILE = "query-index.sqlite"
 # Objects changed since the indexed tree above which a query at HEAD moves
 # the index to HEAD (below it, they are checked in Python, which costs less
@@ -380,31 +382,108 @@ def _parse(data: bytes) -> Any:
     return values.parse(data, what="record")
 
 
-def _record(store: Store, blob: bytes | None, path: str) -> Any:
-    if blob is None:
-        return None
+def _raw(store: Store, blob: bytes, shared: bool) -> Any:
+    """Return a blob parsed as TOML (not decoded), or None if it does not parse.
+
+    ``shared``: through the store's read cache. Building the index reads
+    every record once and does not: a read cache of every record would cost
+    each later process seconds to load.
+    """
     try:
-        return values.decode(store.parsed(blob, _parse), what=path)  # type: ignore[arg-type]
+        return store.parsed(blob, _parse) if shared else _parse(store.read_blob(blob))
     except CorruptFileError:
         return None  # a damaged file matches no criterion; reading the object says why
 
 
-def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
-    """Return the facts of an object at ``tree``; None if it does not exist there."""
-    attributes_path = layout.attributes_path(kind, name)
-    found = store.lookup(tree, attributes_path)
+def _decoded(raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return values.decode(raw, what=path)
+    except CorruptFileError:
+        return None
+
+
+@dataclass
+class Stored:
+    """One object's files at a tree: blob ids, and their records as parsed (not decoded)."""
+
+    attributes: bytes
+    modules: dict[str, bytes]
+    raw: dict[bytes, Any]
+
+    def facts(self) -> Facts:
+        modules = {name: _decoded(self.raw.get(blob), name) for name, blob in self.modules.items()}
+        return facts_of(_decoded(self.raw.get(self.attributes), "attributes"), modules)
+
+
+def _stored(
+    store: Store,
+    files: Mapping[str, tuple[int, bytes]],
+    module_files: Iterable[tuple[str, int, bytes]],
+    shared: bool,
+) -> Stored | None:
+    found = files.get("attributes" + layout.SUFFIX)
     if found is None or stat.S_ISDIR(found[0]):
         return None
-    attributes = _record(store, found[1], attributes_path)
-    folder = layout.modules_dir((kind, name))
+    raw = {found[1]: _raw(store, found[1], shared)}
     modules = {}
-    entry = store.lookup(tree, folder)
-    if entry is not None and stat.S_ISDIR(entry[0]):
-        for filename, (mode, blob) in store.tree_entries(entry[1]).items():
-            stem = layout.strip_suffix(filename)
-            if stem and not stat.S_ISDIR(mode):
-                modules[stem] = _record(store, blob, f"{folder}/{filename}")
-    return facts_of(attributes, modules)
+    for filename, mode, blob in module_files:
+        stem = layout.strip_suffix(filename)
+        if stem and not stat.S_ISDIR(mode):
+            modules[stem] = blob
+            raw[blob] = _raw(store, blob, shared)
+    return Stored(found[1], modules, raw)
+
+
+def stored_at(store: Store, tree: bytes, kind: str, name: str) -> Stored | None:
+    """Return an object's files at ``tree``, read through the store's caches; None if it is absent."""
+    folder = store.lookup(tree, layout.object_dir(kind, name))
+    if folder is None or not stat.S_ISDIR(folder[0]):
+        return None
+    files = store.tree_entries(folder[1])
+    module_folder = files.get("modules")
+    module_files: list[tuple[str, int, bytes]] = []
+    if module_folder is not None and stat.S_ISDIR(module_folder[0]):
+        module_files = [(n, mode, sha) for n, (mode, sha) in store.tree_entries(module_folder[1]).items()]
+    return _stored(store, files, module_files, True)
+
+
+def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
+    """Return the facts of an object at ``tree``; None if it does not exist there."""
+    found = stored_at(store, tree, kind, name)
+    return None if found is None else found.facts()
+
+
+def _entries(store: Store, sha: bytes) -> Iterator[tuple[str, int, bytes]]:
+    for name, mode, child in parse_tree(store.tree_bytes(sha), 20):
+        yield name.decode("utf-8", "surrogateescape"), mode, child
+
+
+def every_object(store: Store, tree: bytes, kind: str) -> Iterator[tuple[str, Stored]]:
+    """Yield (name, files) of every action (or entity) at ``tree``, for building the index.
+
+    Trees and records are read without the store's caches: they would hold
+    every object of the project, and the next process would spend seconds
+    loading them.
+    """
+    folder = store.lookup(tree, layout.FOLDER_KINDS[kind])
+    if folder is None or not stat.S_ISDIR(folder[0]):
+        return
+    for shard, mode, shard_tree in _entries(store, folder[1]):
+        if not stat.S_ISDIR(mode):
+            continue
+        for name, object_mode, object_tree in _entries(store, shard_tree):
+            if not stat.S_ISDIR(object_mode) or layout.shard(name) != shard:
+                continue
+            files = {entry: (entry_mode, sha) for entry, entry_mode, sha in _entries(store, object_tree)}
+            module_folder = files.get("modules")
+            module_files: Iterable[tuple[str, int, bytes]] = ()
+            if module_folder is not None and stat.S_ISDIR(module_folder[0]):
+                module_files = list(_entries(store, module_folder[1]))
+            found = _stored(store, files, module_files, False)
+            if found is not None:
+                yield name, found
 
 
 def all_objects(store: Store, tree: bytes | None, kind: str) -> Iterator[str]:
@@ -441,7 +520,11 @@ _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE objects(
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
-    type TEXT, location TEXT, naive INTEGER, time INTEGER, UNIQUE(kind, name));
+    type TEXT, location TEXT, naive INTEGER, time INTEGER, blob BLOB, UNIQUE(kind, name));
+CREATE TABLE modules(
+    object INTEGER NOT NULL, module TEXT NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY(object, module)) WITHOUT ROWID;
+CREATE TABLE records(blob BLOB PRIMARY KEY, raw BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE terms(
     field TEXT NOT NULL, value TEXT NOT NULL, object INTEGER NOT NULL,
     PRIMARY KEY(field, value, object)) WITHOUT ROWID;
@@ -555,12 +638,20 @@ class QueryIndex:
                     return
                 store = self.store
                 if not built:
-                    targets: Iterable[tuple[str, str]] = [
-                        (kind, name) for kind in CRITERIA for name in all_objects(store, tree, kind)
-                    ]
+                    for table in ("objects", "terms", "leaves", "paths", "modules", "records"):
+                        db.execute(f"DELETE FROM {table}")
+                    found: Iterable[tuple[str, str, Stored | None]] = (
+                        (kind, name, stored)
+                        for kind in CRITERIA
+                        if tree is not None
+                        for name, stored in every_object(store, tree, kind)
+                    )
                 else:
-                    targets = sorted(changed_objects(store, indexed, tree))
-                self._reindex(db, tree, targets, fresh=not built)
+                    found = (
+                        (kind, name, None if tree is None else stored_at(store, tree, kind, name))
+                        for kind, name in sorted(changed_objects(store, indexed, tree))
+                    )
+                self._reindex(db, found, fresh=not built)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('tree', ?)", (tree or b"",))
                 db.execute("COMMIT")
             except sqlite3.OperationalError:
@@ -574,27 +665,30 @@ class QueryIndex:
             if not built:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ANALYZE")
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _reindex(
-        self, db: sqlite3.Connection, tree: bytes | None, targets: Iterable[tuple[str, str]], fresh: bool
+        self, db: sqlite3.Connection, found: Iterable[tuple[str, str, Stored | None]], fresh: bool
     ) -> None:
-        store = self.store
+        """Replace the rows of each (kind, name) by what it stores (None: it is gone)."""
         path_ids = dict(db.execute("SELECT path, id FROM paths"))
-        objects, terms, leaves = [], [], []
+        objects, terms, leaves, modules, records = [], [], [], [], {}
         next_id = (db.execute("SELECT max(id) FROM objects").fetchone()[0] or 0) + 1
-        for kind, name in targets:
+        for kind, name, stored in found:
             if not fresh:
                 row = db.execute("SELECT id FROM objects WHERE kind=? AND name=?", (kind, name)).fetchone()
                 if row is not None:
-                    db.execute("DELETE FROM terms WHERE object=?", row)
-                    db.execute("DELETE FROM leaves WHERE object=?", row)
+                    for table in ("terms", "leaves", "modules"):
+                        db.execute(f"DELETE FROM {table} WHERE object=?", row)
                     db.execute("DELETE FROM objects WHERE id=?", row)
-            facts = None if tree is None else read_facts(store, tree, kind, name)
-            if facts is None:
+            if stored is None:
                 continue
+            facts = stored.facts()
             object_id, next_id = next_id, next_id + 1
             naive, time = facts.time if facts.time is not None else (None, None)
-            objects.append((object_id, kind, name, facts.type, facts.location, naive, time))
+            objects.append(
+                (object_id, kind, name, facts.type, facts.location, naive, time, stored.attributes)
+            )
             terms.extend((field, value, object_id) for field, items in facts.lists.items() for value in items)
             for path, keys in facts.module_values.items():
                 path_id = path_ids.get(path)
@@ -603,9 +697,87 @@ class QueryIndex:
                         "INSERT INTO paths(path) VALUES (?)", (path,)
                     ).lastrowid
                 leaves.extend((path_id, key, object_id) for key in keys)
-        db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?)", objects)
+            modules.extend((object_id, module, blob) for module, blob in stored.modules.items())
+            for blob, raw in stored.raw.items():
+                if raw is not None:
+                    records[blob] = raw
+        db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)", objects)
         db.executemany("INSERT OR IGNORE INTO terms VALUES (?, ?, ?)", terms)
         db.executemany("INSERT OR IGNORE INTO leaves VALUES (?, ?, ?)", leaves)
+        db.executemany("INSERT OR IGNORE INTO modules VALUES (?, ?, ?)", modules)
+        db.executemany(
+            "INSERT OR IGNORE INTO records VALUES (?, ?)",
+            ((blob, _pack_record(raw)) for blob, raw in records.items()),
+        )
+
+    # -- reading records for tables ----------------------------------------
+
+    def records(self, snap: Snapshot, kind: str, names: list[str], modules: list[str]) -> list[Record]:
+        """Return (name, attributes, {module: contents}) of each named object at ``snap`` that exists.
+
+        Objects unchanged since the indexed tree are read from the index
+        (their files' ids and parsed records); the others from the tree.
+        """
+        store, tree = self.store, snap.tree
+        files: dict[str, tuple[bytes, dict[str, bytes]]] = {}
+        raws: dict[bytes, Any] = {}
+        with self._lock:
+            db = self._connect()
+            built, indexed = self._indexed_tree(db)
+            try:
+                changed = (
+                    {n for k, n in changed_objects(store, indexed, tree) if k == kind} if built else None
+                )
+            except (KeyError, ExpipeError):
+                changed = None
+            if changed is not None:
+                from_index = [name for name in names if name not in changed]
+                for chunk in _chunks(from_index):
+                    marks = ",".join("?" * len(chunk))
+                    rows = db.execute(
+                        f"SELECT name, blob FROM objects WHERE kind=? AND name IN ({marks})", [kind, *chunk]
+                    )
+                    for name, blob in rows:
+                        files[name] = (blob, {})
+                    if modules:
+                        module_marks = ",".join("?" * len(modules))
+                        rows = db.execute(
+                            "SELECT o.name, m.module, m.blob FROM modules m "
+                            "JOIN objects o ON o.id = m.object "
+                            f"WHERE o.kind=? AND o.name IN ({marks}) AND m.module IN ({module_marks})",
+                            [kind, *chunk, *modules],
+                        )
+                        for name, module, blob in rows:
+                            files[name][1][module] = blob
+            for name in names:
+                if name not in files and tree is not None:
+                    found = stored_at(store, tree, kind, name)
+                    if found is not None:
+                        wanted = {m: b for m, b in found.modules.items() if m in modules}
+                        files[name] = (found.attributes, wanted)
+                        raws.update(found.raw)
+            needed = [b for blob, module_blobs in files.values() for b in (blob, *module_blobs.values())]
+            for chunk in _chunks([b for b in needed if b not in raws]):
+                marks = ",".join("?" * len(chunk))
+                for blob, packed in db.execute(
+                    f"SELECT blob, raw FROM records WHERE blob IN ({marks})", chunk
+                ):
+                    raw = _unpack_record(packed)
+                    if raw is not None:  # else: parsed from the blob below
+                        raws[blob] = raw
+        found_records = []
+        for name in names:
+            if name not in files:
+                continue
+            blob, module_blobs = files[name]
+            raw = raws[blob] if blob in raws else _raw(store, blob, True)
+            attributes = _decoded(raw, layout.attributes_path(kind, name))
+            contents = {}
+            for module, module_blob in module_blobs.items():
+                module_raw = raws[module_blob] if module_blob in raws else _raw(store, module_blob, True)
+                contents[module] = _decoded(module_raw, layout.module_path((kind, name), module))
+            found_records.append((name, attributes if isinstance(attributes, dict) else {}, contents))
+        return found_records
 
     # -- answering ---------------------------------------------------------
 
@@ -624,21 +796,25 @@ class QueryIndex:
                 and snap.commit == store.head()
                 and tree == store.commit_tree(snap.commit)
             )
-            changed = None
-            if not built or (indexed != tree and is_head):
-                changed = None if not built else changed_objects(store, indexed, tree)
-                if changed is None or len(changed) > _MOVE_AFTER:
-                    self.move_to(tree if is_head or not built else indexed)
-                    built, indexed = self._indexed_tree(db)
-                    changed = None
+            changed: set[tuple[str, str]] = set()
+            if built:
+                try:
+                    changed = changed_objects(store, indexed, tree)
+                except (KeyError, ExpipeError):
+                    # The indexed tree is gone (``git gc`` after a reset dropped it): start again.
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("DELETE FROM meta WHERE key='tree'")
+                    built = False
+            if not built or (is_head and len(changed) > _MOVE_AFTER):
+                self.move_to(tree)
+                built, indexed = self._indexed_tree(db)
+                changed = changed_objects(store, indexed, tree) if built else set()
             if not built:  # it could not be written: answer from the records
                 return sorted(
                     name
                     for name in all_objects(store, tree, criteria.kind)
                     if _meets(store, tree, criteria, name)
                 )
-            if changed is None:
-                changed = changed_objects(store, indexed, tree)
             names = {name for kind, name in changed if kind == criteria.kind}
             found = set(self._select(db, criteria)) - names
         found.update(name for name in names if _meets(store, tree, criteria, name))
@@ -647,6 +823,25 @@ class QueryIndex:
     def _select(self, db: sqlite3.Connection, criteria: Criteria) -> list[str]:
         sql, parameters = _sql(criteria)
         return [name for (name,) in db.execute(sql, parameters)]
+
+
+Record = tuple[str, dict, dict]  # name, attributes, {module: contents}
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pack_record(raw: Any) -> bytes:
+    return marshal.dumps(readcache.freeze(raw))
+
+
+def _unpack_record(packed: bytes) -> Any:
+    try:
+        return readcache.thaw(marshal.loads(packed))
+    except (ValueError, TypeError, KeyError, EOFError, IndexError):
+        return None
 
 
 def _meets(store: Store, tree: bytes | None, criteria: Criteria, name: str) -> bool:
@@ -713,10 +908,17 @@ class Selection(ReadMapping):
     attributes when asked, like an item of ``project.actions``.
     """
 
-    def __init__(self, names: list[str], handle: Callable[[str], Any], kind: str):
+    def __init__(
+        self,
+        names: list[str],
+        handle: Callable[[str], Any],
+        kind: str,
+        fetch: Callable[[list[str], list[str]], list[Record]],
+    ):
         self._found = names
         self._set = set(names)
         self._handle = handle
+        self._fetch = fetch  # (names, modules) -> their records, read as ``where`` saw them
         self.kind = kind
 
     def _names(self) -> list[str]:
@@ -736,8 +938,39 @@ class Selection(ReadMapping):
             raise NotFoundError(f"{self.kind} {name!r} is not among the {len(self._found)} found")
         return self._handle(name)
 
+    def rows(self, modules: Iterable[str] | None = None) -> tuple[list[str], list[dict]]:
+        """Return (columns, rows) of the table of the objects found (see :mod:`expipe_git.tables`)."""
+        names = tables.check_modules(modules)
+        return tables.object_rows(self._fetch(self._found, names), names)
+
+    def to_dataframe(self, modules: Iterable[str] | None = None) -> Any:
+        """Return a pandas DataFrame, one row per object, indexed by name."""
+        tables.check_modules(modules)
+        tables.require_pandas()  # before reading anything
+        return tables.dataframe(*self.rows(modules), index="name")
+
+    def to_csv(self, modules: Iterable[str] | None = None) -> str:
+        """Return the same table as CSV text (no pandas needed)."""
+        return tables.csv_text(*self.rows(modules))
+
+    def _repr_html_(self) -> str:
+        # Only the rows shown are read: a notebook showing 100,000 actions shows the first few.
+        shown = self._found[: display.MAX_ROWS]
+        columns, rows = tables.object_rows(self._fetch(shown, []))
+        title = display.kind_title(self.kind, len(self._found))
+        return display.rows_html(columns, rows, title, total=len(self._found))
+
 
 def where(store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:
     """Return the sorted names of the objects of ``kind`` at ``snap`` meeting ``criteria``."""
     parsed = parse_criteria(kind, criteria)
     return index_of(store).names(snap, parsed)
+
+
+def select(
+    store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any], handle: Callable[[str], Any]
+) -> Selection:
+    """Return the :class:`Selection` of ``where``; its tables read the objects at ``snap``."""
+    names = where(store, snap, kind, criteria)
+    index = index_of(store)
+    return Selection(names, handle, kind, lambda found, modules: index.records(snap, kind, found, modules))

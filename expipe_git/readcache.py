@@ -28,14 +28,19 @@ FORMAT = 1
 # Writing the file costs ~10 ms per 10,000 records: only worth it after real work.
 _MIN_NEW_TO_SAVE = 500
 _MAX_ENTRIES = 400_000
+# Objects a process parses itself before it loads the file: loading a cache
+# of 100,000 records takes seconds, and a process that opens a project to
+# read a few records (a query, one action) is done sooner without it.
+_LOAD_AFTER_MISSES = 64
 
 
-def _freeze(value: Any) -> Any:
+def freeze(value: Any) -> Any:
+    """Return parsed TOML as plain values marshal can store (dates and times as tagged tuples)."""
     kind = type(value)
     if kind is dict:
-        return {key: _freeze(item) for key, item in value.items()}
+        return {key: freeze(item) for key, item in value.items()}
     if kind is list:
-        return [_freeze(item) for item in value]
+        return [freeze(item) for item in value]
     if kind is dt.datetime:
         return ("datetime", value.isoformat())
     if kind is dt.date:
@@ -48,12 +53,13 @@ def _freeze(value: Any) -> Any:
 _THAW = {"datetime": dt.datetime.fromisoformat, "date": dt.date.fromisoformat, "time": dt.time.fromisoformat}
 
 
-def _thaw(value: Any) -> Any:
+def thaw(value: Any) -> Any:
+    """Undo :func:`freeze`."""
     kind = type(value)
     if kind is dict:
-        return {key: _thaw(item) for key, item in value.items()}
+        return {key: thaw(item) for key, item in value.items()}
     if kind is list:
-        return [_thaw(item) for item in value]
+        return [thaw(item) for item in value]
     if kind is tuple:
         return _THAW[value[0]](value[1])
     return value
@@ -66,6 +72,7 @@ class ReadCache:
         self.path = path
         self._lock = threading.Lock()
         self._loaded = False
+        self._misses = 0
         self._saved_trees: dict = {}
         self._saved_records: dict = {}
         self._new_trees: dict = {}
@@ -89,20 +96,29 @@ class ReadCache:
         except (OSError, EOFError, ValueError, TypeError, KeyError):
             pass  # absent or unreadable: start afresh, and overwrite it later
 
-    def tree(self, sha: bytes) -> dict | None:
+    def _ready(self) -> bool:
+        """Whether the file is loaded, loading it once this process has missed enough."""
         if not self._loaded:
+            self._misses += 1
+            if self._misses <= _LOAD_AFTER_MISSES:
+                return False
             self._load()
+        return True
+
+    def tree(self, sha: bytes) -> dict | None:
+        if not self._ready():
+            return None
         return self._saved_trees.get(sha)
 
     def record(self, sha: bytes) -> Any:
         """Return the parsed record of a blob, or None if it is not cached."""
-        if not self._loaded:
-            self._load()
+        if not self._ready():
+            return None
         frozen = self._saved_records.get(sha)
         if frozen is None:
             return None
         try:
-            return _thaw(frozen)
+            return thaw(frozen)
         except (KeyError, TypeError, ValueError, IndexError):
             return None  # a damaged entry: parse the blob instead
 
@@ -122,14 +138,14 @@ class ReadCache:
             if not self._loaded:
                 self._load()
             trees = {**self._saved_trees, **self._new_trees}
-            records = {**self._saved_records, **{k: _freeze(v) for k, v in self._new_records.items()}}
+            records = {**self._saved_records, **{k: freeze(v) for k, v in self._new_records.items()}}
             if self.root is not None and self.root in trees:
                 trees, blobs = _reachable(trees, self.root)
                 records = {sha: record for sha, record in records.items() if sha in blobs}
             if len(trees) + len(records) > _MAX_ENTRIES:
                 # Keep it bounded: what this process used is what is likely wanted.
                 trees = dict(self._new_trees)
-                records = {k: _freeze(v) for k, v in self._new_records.items()}
+                records = {k: freeze(v) for k, v in self._new_records.items()}
             tmp = f"{self.path}.{os.getpid()}.tmp"
             try:
                 # mkdir, not makedirs: a project deleted meanwhile stays deleted.

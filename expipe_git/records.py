@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import history, layout, values
+from . import display, history, layout, values
 from .errors import AlreadyExistsError, InvalidTypeError, InvalidValueError, NotFoundError
 from .store import Changes, Snapshot
 
@@ -219,6 +219,9 @@ class _Record(collections.abc.MutableMapping):
 
     def __repr__(self) -> str:
         return repr(self.contents)
+
+    def _repr_html_(self) -> str:
+        return display.record_html(self._what(), self.contents)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._update_at((), lambda node: node.__setitem__(key, value), f"set {_key_text((key,))}")

@@ -12,6 +12,7 @@ import quantities as pq
 from conftest import git, project_path
 
 import expipe_git
+import expipe_git.packs
 from expipe_git.packs import Packs
 
 TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
@@ -49,7 +50,10 @@ def history(project, rounds=60):
 @pytest.mark.parametrize(
     "gc", [["gc", "-q"], ["gc", "-q", "--aggressive"], ["repack", "-q", "-a", "-d", "--depth=50"]]
 )
-def test_every_packed_object_reads_as_git_reads_it(project, gc):
+@pytest.mark.parametrize("searches", [0, 10**9], ids=["table-of-ids", "binary-search"])
+def test_every_packed_object_reads_as_git_reads_it(project, gc, searches, monkeypatch):
+    # Lookups binary-search the pack index first, then use a table of every id.
+    monkeypatch.setattr(expipe_git.packs, "_SEARCHES_BEFORE_TABLE", searches)
     path = project_path(project)
     history(project)
     git(path, *gc)
@@ -61,6 +65,8 @@ def test_every_packed_object_reads_as_git_reads_it(project, gc):
     assert len(deltas) > 50, "the packs hold deltas, so chains are read"
     for sha, value in expected.items():
         assert packs.get(sha) == value, sha
+    for absent in (b"0" * 40, b"f" * 40, hashlib.sha1(b"absent").hexdigest().encode()):
+        assert packs.get(absent) is None
 
 
 def test_a_project_reads_the_same_before_and_after_gc(project):

@@ -240,6 +240,19 @@ def test_hand_commits_resets_and_a_deleted_index_are_seen(lab):
     assert_clean(path)
 
 
+def test_an_index_whose_tree_was_collected_by_git_gc_is_rebuilt(lab, monkeypatch):
+    monkeypatch.setattr(query, "_MOVE_AFTER", 0)  # every query moves the index to HEAD
+    path = lab.path
+    lab.actions["rec-2"].tags = ["grid cell"]
+    assert names(lab.actions.where(tags="grid cell")) == ["rec-2", "rec-3"]
+    git(path, "reset", "-q", "--hard", "HEAD~1")  # the indexed tree is now unreachable
+    git(path, "reflog", "expire", "--expire=now", "--all")
+    git(path, "gc", "-q", "--prune=now")
+    reopened = expipe.get_project(path)
+    assert names(reopened.actions.where(tags="grid cell")) == ["rec-3"]
+    assert_clean(path)
+
+
 def test_a_read_only_git_folder_still_answers(lab, tmp_path):
     state = lab.path / ".git" / "expipe-git"
     shutil.rmtree(state)

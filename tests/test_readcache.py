@@ -80,7 +80,7 @@ def test_freeze_and_thaw_round_trip_dates_and_times():
         "b": {"c": dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30)))},
         "d": [1, 2.5, "x", True, float("inf")],
     }
-    assert readcache._thaw(readcache._freeze(value)) == value
+    assert readcache.thaw(readcache.freeze(value)) == value
 
 
 def test_a_long_writer_leaves_only_the_latest_state_in_the_cache(tmp_path):
