@@ -176,7 +176,7 @@ def main() -> int:
         print(f"  built in {build(root, env, args.actions, args.commits, args.seed):.1f} s", flush=True)
         if args.keep:
             shutil.copytree(root, args.keep)
-        server = web_app.start_in_thread(expipe_git.get_project(root), "127.0.0.1", 0)
+        server = web_app.ServerThread(expipe_git.get_project(root), "127.0.0.1", 0)
         try:
             pages = {
                 "home": "/",

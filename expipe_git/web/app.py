@@ -414,7 +414,3 @@ class ServerThread:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
-
-
-def start_in_thread(project: Project, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
-    return ServerThread(project, host, port)
