@@ -188,7 +188,7 @@ def main() -> int:
                 f"history of action {TARGET} ({args.commits} commits)": f"/action/{TARGET}/history",
                 "history of its module": f"/action/{TARGET}/module/tracking/history",
                 f"action {TARGET}": f"/action/{TARGET}",
-                "action at HEAD~500": f"/action/{TARGET}?at=HEAD~500",
+                f"action at HEAD~{args.commits // 2}": f"/action/{TARGET}?at=HEAD~{args.commits // 2}",
                 "history of action rec-000007 (its one commit: the import)": "/action/rec-000007/history",
             }
             import_commit = expipe_git.get_project(root).log()[-2].id
