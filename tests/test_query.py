@@ -240,6 +240,23 @@ def test_hand_commits_resets_and_a_deleted_index_are_seen(lab):
     assert_clean(path)
 
 
+def test_pulls_and_merges_are_seen(lab, tmp_path):
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    lab.add_remote("origin", str(bare))
+    lab.push()
+    bob = expipe.clone(str(bare), tmp_path / "bob")
+    assert names(bob.actions.where(tags="novel")) == ["rec-1", "rec-3", "surgery-1"]  # a clone builds it
+    bob.actions["rec-2"].tags.append("pulled")
+    bob.push()
+    assert names(lab.actions.where(tags="pulled")) == []
+    lab.actions["rec-1"].tags.append("mine")  # the histories diverge: the pull merges
+    lab.pull()
+    assert names(lab.actions.where(tags="pulled")) == ["rec-2"]
+    assert names(lab.actions.where(tags="mine")) == ["rec-1"]
+    assert_clean(lab.path)
+
+
 def test_an_index_whose_tree_was_collected_by_git_gc_is_rebuilt(lab, monkeypatch):
     monkeypatch.setattr(query, "_MOVE_AFTER", 0)  # every query moves the index to HEAD
     path = lab.path
