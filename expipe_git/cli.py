@@ -905,6 +905,44 @@ def cmd_revert(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# serve: the local web view (expipe_git.web, an optional extra)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import web
+
+    if args.dir is not None:
+        args.project = str(_base(args) / args.dir) if getattr(args, "project", None) else args.dir
+    project = _open_project(args)
+    app = web.load_app()  # before anything is printed: a missing extra is one error line
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port {args.port} is not a port number: use 1-65535, or 0 for a free port")
+    app.serve(project, args.host, args.port, announce=lambda line: print(line, flush=True))
+    return 0
+
+
+def add_serve_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add(
+        "serve",
+        cmd_serve,
+        "serve a read-only web view of the project's records and history on this machine",
+        epilog="Needs the web extra: pip install 'expipe_git[web]'. Only GET requests are answered; "
+        "nothing a browser does changes the project.",
+    )
+    p.add_argument(
+        "dir", nargs="?", metavar="DIR", help="the project folder (default: as -C, or the current one)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8000, help="the port to listen on (default: 8000; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 opens it to the network)",
+    )
+
+
 # Shared with cli_write.py (the commands that write) under public names
 
 open_project = _open_project
@@ -1212,6 +1250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='a new value: a TOML or JSON literal (3, 2.5, true, null, [1, 2], {"a": 1}), '
         'a quantity such as "3 um" or "[1, 2] mV", or plain text (rig-C)',
     )
+    add_serve_parser(add)
 
     from . import cli_write  # it builds on this module's helpers
 

@@ -149,6 +149,20 @@ class Commit:
         sha = self.id.encode("ascii")
         return self._history.file_changes(self._history.graph.changes(sha))
 
+    def changes_of(self, target: Any) -> list[Change]:
+        """Return the changes this commit made to one object and what it holds.
+
+        ``target`` is what ``log(path=...)`` takes: an object, an address
+        tuple or a path. Only that object's files are read, so this stays
+        cheap on a commit that changed thousands of records.
+        """
+        path = path_of(target)
+        if "changes" in self.__dict__:  # computed already
+            return [c for c in self.changes if c.path == path or c.path.startswith(path + "/")]
+        files = self._history.graph.changes(self.id.encode("ascii"))
+        inside = tuple(f for f in files if f[0] == path or f[0].startswith(path + "/"))
+        return self._history.file_changes(inside)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Commit) and other.id == self.id
 

@@ -43,17 +43,25 @@ def test_imports_point_one_way_down_the_code_map():
     table = readme.split("## Code map", 1)[1].split("\n## ", 1)[0]
     rank = {}
     for row, line in enumerate(line for line in table.splitlines() if line.startswith("| `")):
-        for name in re.findall(r"`(\w+)\.py`", line.split("|")[1]):
+        for name in re.findall(r"`((?:\w+/)?\w+)\.py`", line.split("|")[1]):  # subpackage modules: web/app.py
             rank[name] = row
     package = ROOT / "expipe_git"
-    mapped = {path.stem for path in package.glob("*.py")} - {"__init__", "__main__", "core", "settings"}
+    files = [*package.glob("*.py"), *package.glob("*/*.py")]
+    mapped = {path.relative_to(package).with_suffix("").as_posix() for path in files}
+    mapped = {name for name in mapped if name.rsplit("/", 1)[-1] not in ("__init__", "__main__")}
+    mapped -= {"core", "settings"}
     assert mapped <= set(rank), f"modules missing from the code map: {sorted(mapped - set(rank))}"
     upward = []
     for name, row in rank.items():
+        folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
         tree = ast.parse((package / f"{name}.py").read_text())
         for node in tree.body:  # module level only: imports inside functions and TYPE_CHECKING are not
-            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
                 continue
-            imported = [node.module] if node.module else [alias.name for alias in node.names]
+            # `from . import x` names a sibling; `from .. import x`, in a subpackage, a top-level module.
+            prefix = folder if node.level == 1 else ""
+            imported = (
+                [prefix + node.module] if node.module else [prefix + alias.name for alias in node.names]
+            )
             upward += [f"{name} imports {other}" for other in imported if rank.get(other, -1) > row]
     assert upward == []

@@ -675,3 +675,29 @@ def test_history_cache_chunks_append_and_damage_is_healed(rec, monkeypatch):
     healed, chunks = commitgraph._read_chunks(str(cache))
     assert chunks <= commitgraph._COMPACT_CHUNKS  # the damage is gone: the file reads to its end
     assert all(c.encode() in healed for c in git(project.path, "rev-list", "HEAD").split())
+
+
+def test_changes_of_one_object_read_only_its_files(project):
+    with project.transaction("register two"):
+        for name in ("rec-a", "rec-b"):
+            action = project.require_action(name)
+            action.tags = ["x"]
+            action.require_module("probe", contents={"depth": 2 * pq.um})
+    both = project.log(limit=1)[0]
+    fresh = project.get_commit(both.id)  # changes not computed yet: only rec-a's files are read
+    of_a = fresh.changes_of(("action", "rec-a"))
+    assert "changes" not in fresh.__dict__
+    assert of_a == [c for c in both.changes if c.object[:2] == ("action", "rec-a")]
+    assert {c.address for c in of_a} == {"action/rec-a", "action/rec-a/module/probe"}
+    assert both.changes_of(project.actions["rec-b"].modules["probe"]) == [
+        c for c in both.changes if c.address == "action/rec-b/module/probe"
+    ]
+    # rec-8 and rec-87 share a shard folder: a name that starts another is still its own object.
+    project.require_action("rec-8")
+    project.require_action("rec-87")
+    with project.transaction("tag both"):
+        project.actions["rec-8"].tags = ["eight"]
+        project.actions["rec-87"].tags = ["eighty-seven"]
+    tagged = project.log(limit=1)[0]
+    assert [c.new for c in project.get_commit(tagged.id).changes_of(("action", "rec-8"))] == [["eight"]]
+    assert both.changes_of(("template", "none")) == []
