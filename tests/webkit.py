@@ -40,6 +40,8 @@ config = pathlib.Path.home() / ".config" / "expipe" / "config.yaml"
 def as_user(who, open_project=True):
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("username: %s\nemail: %s\n" % tuple(people[who]))
+    # git's identity comes before expipe's username: name the author as git would be told
+    os.environ["GIT_AUTHOR_NAME"], os.environ["GIT_AUTHOR_EMAIL"] = people[who]
     return expipe_git.get_project(root) if open_project else None
 
 def dated(day, hour):
