@@ -7,7 +7,7 @@ knows nothing of TOML or of actions; it stores bytes at paths.
 
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:
 
-1. take the lock (``fcntl.flock`` on ``.git/expipe-git/write-mutex``; the kernel
+1. take the lock (:mod:`expipe_git.lockfile` on ``.git/expipe-git/write-mutex``; the kernel
    releases it when a writer dies, unlike git's ``*.lock`` files);
 2. finish the working-tree update of a writer that died half-way (journal);
 3. read HEAD and let the caller compute its changes from that state, so a
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import hashlib
 import heapq
 import itertools
@@ -47,7 +46,7 @@ from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import commitgraph, gitindex, packs, readcache
+from . import commitgraph, gitindex, lockfile, packs, readcache
 from .errors import (
     ExpipeError,
     ProjectBusyError,
@@ -1211,12 +1210,8 @@ class Store:
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
         os.makedirs(self.state_dir, exist_ok=True)
-        fd = os.open(os.path.join(self.state_dir, "write-mutex"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with lockfile.exclusive(os.path.join(self.state_dir, "write-mutex")):
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     @contextlib.contextmanager
     def _writer_marker(self) -> Iterator[None]:
