@@ -22,6 +22,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from dulwich.pack import apply_delta
 _OFS_DELTA = 6
 _REF_DELTA = 7
 _BASE_CACHE_BYTES = 32 * 1024 * 1024
+_RACY_NS = 2_000_000_000
 
 
 class StoredObject(NamedTuple):
@@ -42,7 +44,7 @@ class StoredObject(NamedTuple):
     base: bytes | None  # hex id of a delta's base, None for a whole object
 
 
-class _Pack:
+class PackFile:
     """One ``pack-*.pack`` file, memory-mapped."""
 
     def __init__(self, pack_path: str, index_path: str):
@@ -61,7 +63,7 @@ class _Pack:
         asking at once both build the same table; either one is kept.
         """
         if self._entries is None:
-            listed = _read_index(self.index_path)
+            listed = read_index(self.index_path)
             if listed is None:
                 raise ValueError(f"{self.index_path} is not a version 2 pack index")
             listed.sort(key=lambda entry: entry[1])
@@ -72,7 +74,7 @@ class _Pack:
         return self._entries
 
 
-def _read_index(path: str) -> list[tuple[bytes, int, int]] | None:
+def read_index(path: str) -> list[tuple[bytes, int, int]] | None:
     """Return (hex id, offset, CRC-32) of each entry of a version 2 pack index, or None for another kind."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -97,9 +99,10 @@ class Packs:
 
     def __init__(self, pack_dir: str):
         self.pack_dir = pack_dir
-        self._packs: dict[str, _Pack] = {}
-        self._where: dict[bytes, tuple[_Pack, int]] = {}
+        self._packs: dict[str, PackFile] = {}
+        self._where: dict[bytes, tuple[PackFile, int]] = {}
         self._listing: tuple[int, int] | None = None
+        self._racy = False
         self._bases: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._base_bytes = 0
         self._lock = threading.Lock()
@@ -146,16 +149,16 @@ class Packs:
         try:
             entries = pack.entries()
             _, end, crc = entries[offset]
-            kind, size, base_ref, pos = _header(data, offset)
+            kind, size, base_ref, pos = parse_header(data, offset)
             entry = data[offset:end]
             if zlib.crc32(entry) != crc:
                 return None
             if base_ref is None:
                 return StoredObject(entry, None)
             # No chain of deltas sent on this way can loop: each object is
-            # read from the first pack loaded that holds it, and a pack holds
+            # read from the last pack loaded that holds it, and a pack holds
             # its deltas' bases (git completes thin packs, and so does fetch),
-            # so a chain only moves to packs loaded earlier, and within one
+            # so a chain only moves to packs loaded later, and within one
             # pack it ends.
             base = entries[base_ref][0] if isinstance(base_ref, int) else base_ref.hex().encode("ascii")
             if isinstance(base_ref, int):  # an offset means nothing outside this pack: name the base
@@ -171,35 +174,60 @@ class Packs:
         except FileNotFoundError:
             return False
         listing = (st.st_mtime_ns, st.st_ino)
-        if listing == self._listing:
+        if listing == self._listing and not self._racy:
             return False
         self._listing = listing
+        # A folder's time has the file system's granularity (a few ms): a
+        # pack renamed in within the same tick as the last look would leave
+        # it unchanged, and a reader that then misses a loose object (packed
+        # and removed meanwhile) would not find it. So a listing this recent
+        # is looked at again on the next miss, as git does for its index.
+        self._racy = time.time_ns() - st.st_mtime_ns < _RACY_NS
+        names = os.listdir(self.pack_dir)
+        gone = [name for name in self._packs if name not in names]
+        if gone:
+            self._forget(gone)
         added = False
-        for name in sorted(os.listdir(self.pack_dir)):
+        for name in sorted(names):
             if not name.endswith(".idx") or name in self._packs:
                 continue
             pack_path = os.path.join(self.pack_dir, name[: -len(".idx")] + ".pack")
             try:
-                listed = _read_index(os.path.join(self.pack_dir, name))
+                listed = read_index(os.path.join(self.pack_dir, name))
                 if listed is None:
                     continue
-                pack = _Pack(pack_path, os.path.join(self.pack_dir, name))
+                pack = PackFile(pack_path, os.path.join(self.pack_dir, name))
             except (OSError, ValueError, struct.error):
                 continue
             self._packs[name] = pack
+            # The newest pack wins: when packing merges packs into one, the
+            # merged one is loaded before the others are forgotten.
             for sha, offset, _ in listed:
-                self._where.setdefault(sha, (pack, offset))
+                self._where[sha] = (pack, offset)
             added = True
         return added
 
-    def _object_at(self, pack: _Pack, offset: int) -> tuple[int, bytes]:
+    def _forget(self, gone: list[str]) -> None:
+        """Drop packs whose index was removed (merged into another by packing).
+
+        An object they held is found again in the pack that replaced them,
+        loaded after this. A process that kept them would keep their files
+        open, and their disk space taken, until it ends.
+        """
+        dropped = {id(self._packs.pop(name)) for name in gone}
+        self._where = {sha: where for sha, where in self._where.items() if id(where[0]) not in dropped}
+        # Cached bases are keyed by the id() of their pack, which a new pack may reuse.
+        self._bases.clear()
+        self._base_bytes = 0
+
+    def _object_at(self, pack: PackFile, offset: int) -> tuple[int, bytes]:
         key = (id(pack), offset)
         cached = self._bases.get(key)
         if cached is not None:
             self._bases.move_to_end(key)
             return cached
         data = pack.data
-        kind, size, base_ref, pos = _header(data, offset)
+        kind, size, base_ref, pos = parse_header(data, offset)
         if isinstance(base_ref, int):
             base_kind, base = self._object_at(pack, base_ref)
             result = (base_kind, _patched(base, _inflate(data, pos, size)))
@@ -242,7 +270,7 @@ def object_header(type_num: int, size: int) -> bytes:
     return bytes(header)
 
 
-def _header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
+def parse_header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
     """Parse the header of the packed object at ``offset``.
 
     Returns (type, inflated size, delta base, where the zlib stream starts);
@@ -342,7 +370,7 @@ def _scan(data: mmap.mmap, count: int) -> tuple[_Scanned, int]:
     pos = 12
     for _ in range(count):
         start = pos
-        kind, size, base, pos = _header(data, start)
+        kind, size, base, pos = parse_header(data, start)
         window = size + size // 1000 + 64
         while True:
             inflater = zlib.decompressobj()

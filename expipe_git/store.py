@@ -46,7 +46,7 @@ from dulwich.file import FileLocked
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import commitgraph, gitindex, lockfile, packs, readcache
+from . import commitgraph, gitindex, lockfile, packing, packs, readcache
 from .errors import (
     ExpipeError,
     ProjectBusyError,
@@ -1212,6 +1212,7 @@ class Store:
         os.makedirs(self.state_dir, exist_ok=True)
         with lockfile.exclusive(os.path.join(self.state_dir, "write-mutex")):
             yield
+        packing.after_write(self.git_dir)  # packs loose objects if many, outside the lock
 
     @contextlib.contextmanager
     def _writer_marker(self) -> Iterator[None]:
