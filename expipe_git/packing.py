@@ -624,6 +624,17 @@ def _remove_pack(pack_dir: str, name: str) -> None:
             os.unlink(base + suffix)
 
 
+def objects_usage(git_dir: str) -> tuple[int, int]:
+    """Return (files, bytes) under ``.git/objects``."""
+    files = size = 0
+    for folder, _, names in os.walk(os.path.join(git_dir, "objects")):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                size += os.stat(os.path.join(folder, name)).st_size
+                files += 1
+    return files, size
+
+
 def wait_for_background_packing(timeout: float = 60.0) -> None:
     """Wait until no packing thread of this process runs (tests and benchmarks)."""
     deadline = time.monotonic() + timeout
