@@ -323,3 +323,36 @@ def test_a_reader_forgets_merged_packs_and_reads_from_the_merged_one(tmp_path, m
         (pack_dir / name).unlink()
     assert reader.get(b"0" * 40) is None  # a miss: the reader looks again and forgets the first pack
     assert reader.get(first) is not None
+
+
+TRANSACTIONS = textwrap.dedent(
+    """
+    import random, sys
+    import expipe_git
+    project = expipe_git.require_project(sys.argv[1])
+    with project.transaction("setup"):
+        for i in range(60):
+            project.require_action(f"rec-{i}")
+    rng = random.Random(14)
+    for j in range(int(sys.argv[2])):
+        with project.transaction(f"session {j}"):
+            action = project.actions[f"rec-{rng.randrange(60)}"]
+            action.tags = [f"t{j}"]
+            action.users = ["rig-A"]
+    """
+)
+
+
+def test_the_read_cache_a_process_leaves_stays_small(tmp_path):
+    # A process that wrote in transactions parsed every version of the big
+    # folders; the cache it leaves holds only the latest.
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
+    sizes = []
+    for rounds in (100, 300):
+        path = tmp_path / f"p{rounds}"
+        subprocess.run([sys.executable, "-c", TRANSACTIONS, str(path), str(rounds)], env=env, check=True)
+        sizes.append(os.path.getsize(os.path.join(git_dir(path), "expipe-git", "read-cache")))
+        assert_clean(path)
+    assert sizes[1] < 1.5 * sizes[0], sizes  # three times the writes: not three times the cache
+    fresh = expipe_git.get_project(tmp_path / "p300")  # and the cache it left serves reads
+    assert sum(len(list(action.tags)) for action in fresh.actions.values()) > 0
