@@ -116,7 +116,7 @@ def after_write(git_dir: str) -> None:
 
 def _pack_quietly(git_dir: str) -> None:
     try:
-        pack_now(git_dir, wait=False)
+        pack_now(git_dir, wait=False, in_background=auto == "background")
     except OSError:
         pass  # a full disk, a project removed meanwhile: packing is never worth failing a write for
     finally:
@@ -124,12 +124,15 @@ def _pack_quietly(git_dir: str) -> None:
             _running.discard(git_dir)
 
 
-def pack_now(git_dir: str, *, everything: bool = False, wait: bool = True) -> PackReport | None:
+def pack_now(
+    git_dir: str, *, everything: bool = False, wait: bool = True, in_background: bool = False
+) -> PackReport | None:
     """Pack the loose objects, then merge packs; return what was done.
 
     ``everything``: merge all packs into one (``expipe-git gc``), not only
     the small ones. ``wait``: wait for a packing that runs elsewhere, else
-    return None at once.
+    return None at once. ``in_background``: a thread beside the process's
+    own work: give way to it between objects.
     """
     state_dir = os.path.join(git_dir, _STATE_DIR)
     os.makedirs(state_dir, exist_ok=True)
@@ -137,11 +140,15 @@ def pack_now(git_dir: str, *, everything: bool = False, wait: bool = True) -> Pa
     with lockfile.exclusive(mutex) if wait else lockfile.exclusive_or_skip(mutex) as held:
         if held is False:
             return None
-        return _Packer(git_dir).run(everything)
+        return _Packer(git_dir, in_background).run(everything)
 
 
 class _Packer:
-    def __init__(self, git_dir: str):
+    def __init__(self, git_dir: str, in_background: bool = False):
+        # A thread holding Python's lock keeps it for up to 5 ms when another
+        # wants it: a packing thread would delay the writer's next mutation
+        # that long, each time. Sleeping 0 s hands it over between objects.
+        self.give_way = (lambda: time.sleep(0)) if in_background else (lambda: None)
         self.git_dir = git_dir
         self.objects_dir = os.path.join(git_dir, "objects")
         self.pack_dir = os.path.join(self.objects_dir, "pack")
@@ -203,6 +210,7 @@ class _Packer:
         """
         commits: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
         for sha in loose:
+            self.give_way()
             if _loose_type(self._loose_path(sha)) == _COMMIT:
                 found = _read_loose(self._loose_path(sha), sha)
                 if found is not None:
@@ -234,6 +242,7 @@ class _Packer:
                     add(sha, old_sha)
 
         for sha in _parents_first(commits):
+            self.give_way()
             tree, parents = commits[sha]
             base = None
             if parents:
@@ -252,6 +261,7 @@ class _Packer:
         """Write one pack of these loose objects; return those it holds."""
         objects: dict[bytes, tuple[int, bytes]] = {}
         for sha in batch:
+            self.give_way()
             found = _read_loose(self._loose_path(sha), sha)
             if found is not None:  # gone meanwhile, or damaged: left for git fsck to report
                 objects[sha] = found
@@ -260,6 +270,7 @@ class _Packer:
         with _PackWriter(self.state_dir, len(objects)) as writer:
             depth: dict[bytes, int] = {}
             for sha, (kind, data) in objects.items():
+                self.give_way()
                 base = previous.get(sha)
                 if base in writer.offsets and depth[base] < _MAX_DEPTH and len(data) >= _DELTA_MIN_SIZE:
                     delta = b"".join(create_delta(objects[base][1], data))
@@ -329,6 +340,7 @@ class _Packer:
                     previous[sha] = old_sha
 
         for sha in _parents_first(commits):
+            self.give_way()
             tree, parents = commits[sha]
             if parents:
                 found = self.packs.get(parents[0])
@@ -343,6 +355,7 @@ class _Packer:
         height = _chain_heights(data, entries)
         new_offset_of: dict[int, int] = {}  # offset in the source -> offset in the merged pack
         for sha_bin, offset, end in entries:
+            self.give_way()
             sha = sha_bin.hex().encode("ascii")
             if sha in writer.offsets:  # in an earlier pack too: one copy is enough
                 new_offset_of[offset] = writer.offsets[sha]
