@@ -368,7 +368,7 @@ class Project:
                 if state == "deleted":
                     changes[path] = None
                     continue
-                data = (self.path / path).read_bytes()
+                data = self._store.worktree.read(path)  # CRLF line endings as LF
                 checks.check_file(path, data)
                 changes[path] = data
             checks.check_objects_whole(snap, changes)

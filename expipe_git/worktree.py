@@ -43,12 +43,26 @@ class WorkTree:
         self._folders: set[str] = set()
 
     def file_sha(self, path: str) -> bytes | None:
-        """Return the blob id of a file's content, or None if there is no file."""
+        """Return the blob id of a file's content (:meth:`read`), or None if there is no file."""
         try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                return blob_sha(f.read())
+            return blob_sha(self.read(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+
+    def read(self, path: str) -> bytes:
+        """Return a file's content as it is committed: with LF line endings.
+
+        On Windows, git checks text files out with CRLF line endings
+        (``core.autocrlf = true``) and commits them with LF; an editor may
+        save a file with CRLF too. Only the line endings differing is not a
+        hand edit, and a hand edit is committed with LF, as git does. A file
+        with a NUL or a lone CR is what git calls binary: left as it is.
+        """
+        with open(os.path.join(self.root, path), "rb") as f:
+            data = f.read()
+        if b"\r\n" in data and b"\0" not in data and data.count(b"\r") == data.count(b"\r\n"):
+            return data.replace(b"\r\n", b"\n")
+        return data
 
     def state(self, path: str, committed: bytes | None) -> str | None:
         """Return None if the file holds ``committed``, else how it differs."""

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import assert_clean
+from conftest import assert_clean, commits, git, project_path, run
 
 import expipe_git
+from expipe_git import layout
 
 SHIM = pathlib.Path(__file__).parent / "windows_shim"
 REPO = pathlib.Path(__file__).parent.parent
@@ -122,3 +123,78 @@ def test_writers_without_fcntl_exclude_each_other(tmp_path):
     tags = list(expipe_git.get_project(path).actions["shared"].tags)
     assert sorted(tags) == sorted(f"w{w}-{j}" for w in range(3) for j in range(15))
     assert_clean(path)
+
+
+# -- CRLF working trees -------------------------------------------------------------
+
+
+def crlf_checkout(path) -> None:
+    """Check the project out again as git for Windows does by default (core.autocrlf = true)."""
+    git(path, "config", "core.autocrlf", "true")
+    for tracked in git(path, "ls-files").split():
+        (pathlib.Path(path) / tracked).unlink()
+    git(path, "checkout", "--", ".")
+
+
+def test_a_crlf_checkout_is_not_a_hand_edit(project, capsys):
+    action = project.require_action("rec-1")
+    action.tags = ["a"]
+    path = project_path(project)
+    crlf_checkout(path)
+    attributes = path / layout.attributes_path("action", "rec-1")
+    assert b"\r\n" in attributes.read_bytes()  # git wrote CRLF
+    assert git(path, "status", "--porcelain") == ""
+    assert project.status() == []
+    code, out, _ = run(capsys, "-C", str(path), "status")
+    assert code == 0 and out.startswith("clean")
+    with commits(path):  # and an API write is not refused as overwriting an edit
+        action.tags.append("b")
+    assert list(expipe_git.get_project(path).actions["rec-1"].tags) == ["a", "b"]
+
+
+def test_a_crlf_hand_edit_parses_and_is_committed_with_lf(project, capsys):
+    project.require_action("rec-1").tags = ["a"]
+    path = project_path(project)
+    crlf_checkout(path)
+    attributes = path / layout.attributes_path("action", "rec-1")
+    text = attributes.read_bytes()
+    attributes.write_bytes(text.replace(b'"a"', b'"edited in Notepad"'))
+    assert [edit.path for edit in project.status()] == [layout.attributes_path("action", "rec-1")]
+    with commits(path):
+        code, _, err = run(capsys, "-C", str(path), "commit", "-m", "hand edit on Windows")
+        assert code == 0, err
+    assert list(expipe_git.get_project(path).actions["rec-1"].tags) == ["edited in Notepad"]
+    committed = subprocess.run(
+        ["git", "show", f"HEAD:{layout.attributes_path('action', 'rec-1')}"],
+        cwd=path,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"\r" not in committed and b"edited in Notepad" in committed
+    assert project.status() == []
+
+
+def test_a_file_with_a_lone_cr_is_left_as_it_is(project):
+    # git takes a lone CR for a binary file and converts nothing: neither do we.
+    project.require_action("rec-1")
+    path = project_path(project)
+    attributes = path / layout.attributes_path("action", "rec-1")
+    attributes.write_bytes(attributes.read_bytes().replace(b"\n", b"\r\n", 1) + b"# a lone \r here\n")
+    assert [edit.state for edit in project.status()] == ["modified"]
+
+
+# -- names --------------------------------------------------------------------------
+
+
+def test_names_differing_only_in_case_live_in_different_folders(project):
+    # Windows and macOS file systems ignore case: two actions whose names
+    # differ only in case must not share a folder. Their folders are sharded
+    # by a hash of the exact name.
+    for name in ("Rec-1", "rec-1", "REC-1"):
+        project.require_action(name).tags = [name]
+    folders = {layout.object_dir("action", name).lower() for name in ("Rec-1", "rec-1", "REC-1")}
+    assert len(folders) == 3
+    fresh = expipe_git.get_project(project.path)
+    assert {name: list(fresh.actions[name].tags) for name in ("Rec-1", "rec-1", "REC-1")} == {
+        name: [name] for name in ("Rec-1", "rec-1", "REC-1")
+    }
