@@ -317,6 +317,12 @@ class Project:
                 if exist_ok:
                     return {}
                 raise AlreadyExistsError(f"template {name!r} already exists in project {self.id!r}")
+            twin = layout.case_twin(snap.listdir("templates"), path)
+            if twin is not None:
+                raise AlreadyExistsError(
+                    f"template {layout.strip_suffix(twin)!r} exists in project {self.id!r}: names that "
+                    "differ only in case are one file on Windows and macOS; use that template or another name"
+                )
             return {path: data}
 
         self._commit(("template", name), "create", build)

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import assert_clean, commits, git, project_path, run
+import pytest
+from conftest import assert_clean, commit_count, commits, git, project_path, run
 
 import expipe_git
-from expipe_git import layout
+from expipe_git import AlreadyExistsError, layout
 
 SHIM = pathlib.Path(__file__).parent / "windows_shim"
 REPO = pathlib.Path(__file__).parent.parent
@@ -198,3 +199,21 @@ def test_names_differing_only_in_case_live_in_different_folders(project):
     assert {name: list(fresh.actions[name].tags) for name in ("Rec-1", "rec-1", "REC-1")} == {
         name: [name] for name in ("Rec-1", "rec-1", "REC-1")
     }
+
+
+def test_a_module_or_template_differing_only_in_case_is_refused(project):
+    # They would be one file on Windows and macOS.
+    action = project.require_action("rec-1")
+    action.require_module(name="Tracking", contents={"fps": 30})
+    project.require_module(name="settings", contents={"a": 1})
+    project.require_template("Daq", {"rate": 1})
+    before = commit_count(project.path)
+    with pytest.raises(AlreadyExistsError, match="'Tracking' exists in action 'rec-1'.*only in case"):
+        action.create_module(name="tracking", contents={"fps": 60})
+    with pytest.raises(AlreadyExistsError, match="'settings'.*only in case"):
+        project.require_module(name="SETTINGS", contents={"a": 2})
+    with pytest.raises(AlreadyExistsError, match="template 'Daq' exists.*only in case"):
+        project.require_template("daq", {"rate": 2})
+    assert commit_count(project.path) == before
+    assert dict(action.modules["Tracking"].to_dict()) == {"fps": 30}
+    assert_clean(project.path)
