@@ -175,6 +175,7 @@ class _Packer:
         self.pack_dir = os.path.join(self.objects_dir, "pack")
         self.state_dir = os.path.join(git_dir, _STATE_DIR)
         self.packs = packs.Packs(self.pack_dir)
+        self.read_ahead: dict[bytes, tuple[int, bytes]] = {}  # loose objects read while ordering them
         self.trees = TreeDiff(
             self.read, lambda sha: ValueError(f"tree {sha.decode()} is damaged"), strict=False
         )
@@ -197,7 +198,7 @@ class _Packer:
 
     def read_object(self, sha: bytes) -> tuple[int, bytes] | None:
         """Return (type, contents) of an object, loose or packed, or None if it is not here."""
-        loose = _read_loose(self._loose_path(sha), sha)
+        loose = self.read_ahead.get(sha) or _read_loose(self._loose_path(sha), sha)
         return loose if loose is not None else self.packs.get(sha)
 
     def _loose_path(self, sha: bytes) -> str:
@@ -230,12 +231,22 @@ class _Packer:
         path gets the object that was there before as its delta base.
         """
         commits: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
+        # A few thousand loose objects (what a write leaves) are read once and
+        # kept for writing the pack; more (a first gc of a big project) are
+        # read for their type here, and again batch by batch.
+        keep = len(loose) <= _BATCH_OBJECTS
         for sha in loose:
             self.give_way()
-            if _loose_type(self._loose_path(sha)) == _COMMIT:
+            if keep:
                 found = _read_loose(self._loose_path(sha), sha)
                 if found is not None:
-                    commits[sha] = _tree_and_parents(found[1])
+                    self.read_ahead[sha] = found
+            elif _loose_type(self._loose_path(sha)) == _COMMIT:
+                found = _read_loose(self._loose_path(sha), sha)
+            else:
+                continue
+            if found is not None and found[0] == _COMMIT:
+                commits[sha] = _tree_and_parents(found[1])
         order: list[bytes] = []
         seen: set[bytes] = set()
         previous: dict[bytes, bytes] = {}
@@ -283,7 +294,7 @@ class _Packer:
         objects: dict[bytes, tuple[int, bytes]] = {}
         for sha in batch:
             self.give_way()
-            found = _read_loose(self._loose_path(sha), sha)
+            found = self.read_ahead.pop(sha, None) or _read_loose(self._loose_path(sha), sha)
             if found is not None:  # gone meanwhile, or damaged: left for git fsck to report
                 objects[sha] = found
         if not objects:
