@@ -88,6 +88,28 @@ def lock_cost(tmp: str, reps: int = 2000) -> dict[str, float]:
     return costs
 
 
+def small_projects(tmp: str, seed: int) -> None:
+    """.git against git gc at small sizes, where loose objects are most of it."""
+    print("\nsmall projects (background packing) | .git files | bytes | git gc'd bytes | ratio")
+    packing.auto = "background"
+    for actions, changes in [(1, 0), (5, 10), (5, 40), (20, 100), (50, 300)]:
+        path = os.path.join(tmp, f"small-{actions}-{changes}")
+        project = expipe_git.require_project(path)
+        handles = [project.require_action(f"rec-{i}") for i in range(actions)]
+        rng = random.Random(seed)
+        for j in range(changes):
+            rng.choice(handles).tags = [f"tag-{j}"]
+        packing.wait_for_background_packing()
+        shutil.copytree(path, path + "-gc")
+        subprocess.run(["git", "gc", "-q"], cwd=path + "-gc", check=True)
+        ours, theirs = usage(os.path.join(path, ".git")), usage(os.path.join(path + "-gc", ".git"))
+        print(
+            f"{actions} actions, {changes} tag sets | {ours[0]} | {ours[1]:,} | {theirs[1]:,} "
+            f"| {ours[1] / theirs[1]:.2f}x"
+        )
+    packing.auto = "off"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--actions", type=int, default=200)
@@ -97,6 +119,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tmpdir", default=None)
+    parser.add_argument("--small", action="store_true", help="only .git against git gc at small sizes")
     args = parser.parse_args()
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     print(
@@ -105,6 +128,9 @@ def main() -> None:
     )
     tmp = tempfile.mkdtemp(prefix="bench-packing-", dir=args.tmpdir)
     try:
+        if args.small:
+            small_projects(tmp, args.seed)
+            return
         handles = {mode: build(os.path.join(tmp, mode), args.actions) for mode in MODES}
         rng = random.Random(args.seed)
         samples: dict[str, list[float]] = {mode: [] for mode in MODES}
