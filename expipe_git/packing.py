@@ -64,9 +64,8 @@ _MAX_DEPTH = 50  # delta chains no longer than git's default
 _DELTA_MIN_SIZE = 64  # smaller objects go whole: a delta's header would eat the gain
 _GROWTH = 2  # each pack kept at least this many times all smaller packs together
 _COMMIT, _TREE, _BLOB = 1, 2, 3
-_OFS_DELTA, _REF_DELTA = 6, 7
+_OFS_DELTA = 6
 _TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
-_TYPE_NAMES = {number: name for name, number in _TYPES.items()}
 _TREE_MODE = 0o040000
 _SUBMODULE_MODE = 0o160000
 _STATE_DIR = "expipe-git"
@@ -331,8 +330,11 @@ class _Packer:
             for source in sources:
                 self._copy(source, writer, previous, depth)
             writer.install(self.pack_dir)
-        # Only now, with the merged pack in place, may the old ones go.
+        # Only now, with the merged pack in place, may the old ones go (unmapped
+        # here first: Windows removes no file that is mapped).
+        self.packs.close()
         for source in sources:
+            source.pack.close()
             _remove_pack(self.pack_dir, source.name)
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.unlink(os.path.join(self.pack_dir, "multi-pack-index"))  # names packs that are gone

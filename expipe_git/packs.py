@@ -55,6 +55,10 @@ class PackFile:
         self.index_path = index_path
         self._entries: dict[int, tuple[bytes, int, int]] | None = None
 
+    def close(self) -> None:
+        """Unmap the pack (Windows cannot remove a file that is mapped)."""
+        self.data.close()
+
     def entries(self) -> dict[int, tuple[bytes, int, int]]:
         """offset -> (hex id, where the entry ends, CRC-32 of its bytes), read when first asked.
 
@@ -206,6 +210,15 @@ class Packs:
                 self._where[sha] = (pack, offset)
             added = True
         return added
+
+    def close(self) -> None:
+        """Unmap every pack loaded; the next read loads them again."""
+        with self._lock:
+            for pack in self._packs.values():
+                pack.close()
+            self._packs, self._where, self._listing = {}, {}, None
+            self._bases.clear()
+            self._base_bytes = 0
 
     def _forget(self, gone: list[str]) -> None:
         """Drop packs whose index was removed (merged into another by packing).
