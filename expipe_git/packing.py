@@ -72,6 +72,7 @@ _STATE_DIR = "expipe-git"
 _TMP_PREFIX = "pack-tmp-"
 
 _CHECK_EVERY = 8
+_UNLINK_DELAY_SECONDS = 0.2  # see pack_loose
 
 _running: set[str] = set()  # git folders a thread of this process packs now
 _running_lock = threading.Lock()
@@ -216,6 +217,12 @@ class _Packer:
             batch = order[start : start + _BATCH_OBJECTS]
             objects = self._write_batch(batch, previous)
             # The pack is on disk for good: only now may the loose files go.
+            # dulwich's reader looks in packs (listing them again on a miss)
+            # before loose files, so one that listed the packs just before this
+            # one landed would miss a loose file removed in the same instant;
+            # a moment's wait closes that gap. (Ours and git's look at loose
+            # files first, then at the packs again.)
+            time.sleep(_UNLINK_DELAY_SECONDS)
             for sha in objects:
                 with contextlib.suppress(FileNotFoundError, PermissionError):
                     os.unlink(self._loose_path(sha))
