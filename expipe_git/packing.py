@@ -36,15 +36,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import struct
-import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dulwich.pack import create_delta, write_pack_index
+from dulwich.pack import create_delta
 
 from . import lockfile, packs
 from .treediff import TreeDiff
@@ -305,7 +303,7 @@ class _Packer:
                 objects[sha] = found
         if not objects:
             return []
-        with _PackWriter(self.state_dir, len(objects)) as writer:
+        with packs.PackWriter(self._tmp_path(), len(objects)) as writer:
             depth: dict[bytes, int] = {}
             for sha, (kind, data) in objects.items():
                 self.give_way()
@@ -332,7 +330,7 @@ class _Packer:
         unique: set[bytes] = set()
         for source in sources:
             unique.update(sha for sha, _, _ in source.listed)
-        with _PackWriter(self.state_dir, len(unique)) as writer:
+        with packs.PackWriter(self._tmp_path(), len(unique)) as writer:
             depth: dict[bytes, int] = {}
             for source in sources:
                 self._copy(source, writer, previous, depth)
@@ -389,7 +387,9 @@ class _Packer:
                     walk_tree(tree, _tree_and_parents(found[1])[0])
         return previous
 
-    def _copy(self, source: _Source, writer: _PackWriter, previous: dict[bytes, bytes], depth: dict) -> None:
+    def _copy(
+        self, source: _Source, writer: packs.PackWriter, previous: dict[bytes, bytes], depth: dict
+    ) -> None:
         """Copy a pack's entries into the merged pack, as stored unless a whole one can be a delta."""
         data = source.pack.data
         entries = list(source.by_offset())
@@ -434,6 +434,9 @@ class _Packer:
         delta = b"".join(create_delta(old[1], new[1]))
         return delta if len(delta) < len(new[1]) // 2 else None
 
+    def _tmp_path(self) -> str:
+        return os.path.join(self.state_dir, f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}")
+
     def _remove_leftovers(self) -> None:
         """Remove temporary files of a packing that was killed (we hold the packing lock)."""
         with contextlib.suppress(FileNotFoundError):
@@ -441,95 +444,6 @@ class _Packer:
                 if name.startswith(_TMP_PREFIX):
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self.state_dir, name))
-
-
-class _PackWriter:
-    """Write a pack and its index under temporary names, then move both into place."""
-
-    def __init__(self, state_dir: str, count: int):
-        self.count = count
-        self.path = os.path.join(state_dir, f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}")
-        self.file = open(self.path + ".pack", "wb")  # noqa: SIM115 - closed in install or __exit__
-        self.sha = hashlib.sha1()
-        self.offsets: dict[bytes, int] = {}  # hex id -> offset
-        self._ids: dict[int, bytes] = {}  # offset -> hex id
-        self.entries: list[tuple[bytes, int, int]] = []  # (binary id, offset, CRC-32)
-        self.position = 0
-        self._write(b"PACK" + struct.pack(">II", 2, count))
-
-    def __enter__(self) -> _PackWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
-        for suffix in (".pack", ".idx"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path + suffix)
-
-    def _write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.sha.update(data)
-        self.position += len(data)
-
-    def id_at(self, offset: int) -> bytes:
-        return self._ids[offset]
-
-    def add_stored(self, sha: bytes, entry: bytes) -> None:
-        """Add an entry as another pack stores it (a whole object, or a delta naming its base by id)."""
-        self.offsets[sha] = self.position
-        self._ids[self.position] = sha
-        self.entries.append((bytes.fromhex(sha.decode("ascii")), self.position, zlib.crc32(entry)))
-        self._write(entry)
-
-    def add_whole(self, sha: bytes, kind: int, data: bytes) -> None:
-        self.add_stored(sha, packs.object_header(kind, len(data)) + zlib.compress(data))
-
-    def add_delta(self, sha: bytes, base: bytes, delta: bytes) -> None:
-        self.add_stored_delta(sha, self.offsets[base], len(delta), zlib.compress(delta))
-
-    def add_stored_delta(self, sha: bytes, base_offset: int, size: int, compressed: bytes) -> None:
-        entry = packs.object_header(_OFS_DELTA, size) + _offset_distance(self.position - base_offset)
-        self.add_stored(sha, entry + compressed)
-
-    def install(self, pack_dir: str) -> None:
-        """Finish the pack and its index, make them durable, and move them into ``pack_dir``."""
-        if len(self.entries) != self.count:
-            raise ValueError(f"a pack of {self.count} objects got {len(self.entries)}")
-        checksum = self.sha.digest()
-        self.file.write(checksum)
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        with open(self.path + ".idx", "wb") as f:
-            write_pack_index(f, sorted(self.entries), checksum, version=2)
-            f.flush()
-            os.fsync(f.fileno())
-        name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-        for suffix in (".pack", ".idx"):  # the index last: readers look for indexes
-            os.chmod(self.path + suffix, 0o444)
-            os.replace(self.path + suffix, name + suffix)
-        _sync_folder(pack_dir)
-
-
-def _offset_distance(distance: int) -> bytes:
-    """How far back an offset delta's base is, in git's variable-length form."""
-    out = [distance & 0x7F]
-    distance >>= 7
-    while distance:
-        distance -= 1
-        out.append(0x80 | (distance & 0x7F))
-        distance >>= 7
-    return bytes(reversed(out))
-
-
-def _sync_folder(path: str) -> None:
-    if sys.platform == "win32":  # a folder cannot be opened to fsync there; NTFS journals renames
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- what is on disk ----------------------------------------------------------

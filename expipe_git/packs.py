@@ -17,10 +17,12 @@ Only what git writes today is read: index version 2 and pack version 2 or
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dulwich.pack import apply_delta
+from dulwich.pack import apply_delta, write_pack_index
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -331,6 +333,102 @@ def _inflate(data: mmap.mmap, pos: int, size: int) -> bytes:
     if len(out) != size:
         raise ValueError("a packed object's size does not match its header")
     return out
+
+
+# -- writing a pack -------------------------------------------------------------
+
+
+class PackWriter:
+    """Write a pack of ``count`` objects and its index at ``path`` + .pack/.idx, then move both into place.
+
+    Entries are added whole, as another pack stores them, or as offset
+    deltas; a with-block removes the temporary files if it is left early.
+    """
+
+    def __init__(self, path: str, count: int):
+        self.count = count
+        self.path = path
+        self.file = open(self.path + ".pack", "wb")  # noqa: SIM115 - closed in install or __exit__
+        self.sha = hashlib.sha1()
+        self.offsets: dict[bytes, int] = {}  # hex id -> offset
+        self._ids: dict[int, bytes] = {}  # offset -> hex id
+        self.entries: list[tuple[bytes, int, int]] = []  # (binary id, offset, CRC-32)
+        self.position = 0
+        self._write(b"PACK" + struct.pack(">II", 2, count))
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        for suffix in (".pack", ".idx"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path + suffix)
+
+    def _write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.sha.update(data)
+        self.position += len(data)
+
+    def id_at(self, offset: int) -> bytes:
+        return self._ids[offset]
+
+    def add_stored(self, sha: bytes, entry: bytes) -> None:
+        """Add an entry as another pack stores it (a whole object, or a delta naming its base by id)."""
+        self.offsets[sha] = self.position
+        self._ids[self.position] = sha
+        self.entries.append((bytes.fromhex(sha.decode("ascii")), self.position, zlib.crc32(entry)))
+        self._write(entry)
+
+    def add_whole(self, sha: bytes, kind: int, data: bytes) -> None:
+        self.add_stored(sha, object_header(kind, len(data)) + zlib.compress(data))
+
+    def add_delta(self, sha: bytes, base: bytes, delta: bytes) -> None:
+        self.add_stored_delta(sha, self.offsets[base], len(delta), zlib.compress(delta))
+
+    def add_stored_delta(self, sha: bytes, base_offset: int, size: int, compressed: bytes) -> None:
+        entry = object_header(_OFS_DELTA, size) + offset_distance(self.position - base_offset)
+        self.add_stored(sha, entry + compressed)
+
+    def install(self, pack_dir: str) -> None:
+        """Finish the pack and its index, make them durable, and move them into ``pack_dir``."""
+        if len(self.entries) != self.count:
+            raise ValueError(f"a pack of {self.count} objects got {len(self.entries)}")
+        checksum = self.sha.digest()
+        self.file.write(checksum)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        with open(self.path + ".idx", "wb") as f:
+            write_pack_index(f, sorted(self.entries), checksum, version=2)
+            f.flush()
+            os.fsync(f.fileno())
+        name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+        for suffix in (".pack", ".idx"):  # the index last: readers look for indexes
+            os.chmod(self.path + suffix, 0o444)
+            os.replace(self.path + suffix, name + suffix)
+        sync_folder(pack_dir)
+
+
+def offset_distance(distance: int) -> bytes:
+    """How far back an offset delta's base is, in git's variable-length form."""
+    out = [distance & 0x7F]
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.append(0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(reversed(out))
+
+
+def sync_folder(path: str) -> None:
+    if sys.platform == "win32":  # a folder cannot be opened to fsync there; NTFS journals renames
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- indexing a received pack -------------------------------------------------------

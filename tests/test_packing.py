@@ -81,7 +81,9 @@ def test_mutations_keep_git_dir_small_and_valid(tmp_path):
     git(gc_copy, "gc", "-q")
     ours, theirs = usage(git_dir(path)), usage(git_dir(gc_copy))
     assert ours[1] <= 1.5 * theirs[1], (ours, theirs)
-    assert ours[0] < 300, ours
+    # 256 loose objects by the estimate (from a sample: give it room), what 8
+    # writes add between two checks, the packs and the rest of .git.
+    assert ours[0] < 450, ours
 
 
 def test_packing_makes_deltas_of_earlier_versions(tmp_path):
