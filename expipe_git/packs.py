@@ -13,6 +13,9 @@ a history share a few bases.
 Only what git writes today is read: index version 2 and pack version 2 or
 3. Anything else (an index version 1, a damaged pack) makes
 :meth:`Packs.get` return None, and the caller asks dulwich instead.
+
+Also here: indexing a received pack (:func:`index_pack`) and writing one
+(:class:`PackWriter`, for :mod:`expipe_git.packing`).
 """
 
 from __future__ import annotations
