@@ -1250,12 +1250,57 @@ def build_parser() -> argparse.ArgumentParser:
         help='a new value: a TOML or JSON literal (3, 2.5, true, null, [1, 2], {"a": 1}), '
         'a quantity such as "3 um" or "[1, 2] mV", or plain text (rig-C)',
     )
+    _add_gc_command(add)
+
     add_serve_parser(add)
 
     from . import cli_write  # it builds on this module's helpers
 
     cli_write.register(add, common)
     return parser
+
+
+# -- gc: pack the project's objects now ---------------------------------------------
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from . import packing
+
+    project = _open_project(args)
+    git_dir = os.path.join(project.path, ".git")
+    before = packing.objects_usage(git_dir)
+    report = packing.pack_now(git_dir, everything=True)
+    after = packing.objects_usage(git_dir)
+    assert report is not None  # pack_now waits for a packing running elsewhere
+    if args.json:
+        _print_json(
+            {
+                "loose_packed": report.loose_packed,
+                "packs_before": report.packs_before,
+                "packs_after": report.packs_after,
+                "files_before": before[0],
+                "bytes_before": before[1],
+                "files_after": after[0],
+                "bytes_after": after[1],
+            }
+        )
+    else:
+        print(
+            f"packed {report.loose_packed} loose objects; {report.packs_before} packs before, "
+            f"{report.packs_after} now; .git/objects: {before[0]} files, {before[1] / 1024:.0f} KiB "
+            f"-> {after[0]} files, {after[1] / 1024:.0f} KiB"
+        )
+    return 0
+
+
+def _add_gc_command(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add(
+        "gc",
+        cmd_gc,
+        "pack every loose object and all packs into one pack now (expipe_git also packs by itself "
+        "as objects accumulate); safe while other processes read and write",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidTypeError, InvalidValueError
@@ -145,6 +146,15 @@ def message_path(kind: str, name: str, message_id: str) -> str:
 
 def template_path(name: str) -> str:
     return f"templates/{name}{SUFFIX}"
+
+
+def case_twin(names: Iterable[str], path: str) -> str | None:
+    """Return the name among a folder's ``names`` that differs from ``path``'s only in case.
+
+    Windows and macOS file systems ignore case: the two would be one file.
+    """
+    wanted = path.rpartition("/")[2]
+    return next((name for name in names if name != wanted and name.lower() == wanted.lower()), None)
 
 
 def data_dir(kind: str, name: str) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import math
 import os
 import pathlib
@@ -40,7 +39,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import expipe06, layout, values
+from . import expipe06, layout, lockfile, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -449,7 +448,8 @@ def import_expipe_project(
         shutil.rmtree(building, ignore_errors=True)
         raise
     finally:
-        os.close(lock)  # releases the flock
+        if lock is not None:
+            os.close(lock)  # releases the flock
     if plan.stray:
         shown = ", ".join(plan.stray[:_STRAY_SHOWN])
         more = f", and {len(plan.stray) - _STRAY_SHOWN} more" if len(plan.stray) > _STRAY_SHOWN else ""
@@ -469,7 +469,7 @@ def import_expipe_project(
     return project
 
 
-def _start_building(target: pathlib.Path) -> tuple[pathlib.Path, int]:
+def _start_building(target: pathlib.Path) -> tuple[pathlib.Path, int | None]:
     """Make the hidden folder an import builds in, locked; return it and the lock's descriptor.
 
     The folder is made and locked under a name no cleaner looks at, then
@@ -480,13 +480,15 @@ def _start_building(target: pathlib.Path) -> tuple[pathlib.Path, int]:
     token = secrets.token_hex(4)
     starting = target.parent / f".{target.name}.starting-{token}"
     os.mkdir(starting)
-    lock = os.open(starting, os.O_RDONLY | os.O_DIRECTORY)
+    lock = None
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Windows cannot lock a folder: there the folder of a killed import stays.
+        lock = lockfile.lock_folder(str(starting), wait=True) if lockfile.FOLDER_LOCKS else None
         building = target.parent / f".{target.name}.importing-{token}"
         os.rename(starting, building)
     except BaseException:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
         shutil.rmtree(starting, ignore_errors=True)
         raise
     return building, lock
@@ -500,20 +502,20 @@ def _remove_abandoned_imports(target: pathlib.Path) -> list[pathlib.Path]:
     once do not both remove one folder. Symbolic links and files of that
     name are left alone.
     """
-    removed = []
+    removed: list[pathlib.Path] = []
+    if not lockfile.FOLDER_LOCKS:
+        return removed  # nothing can tell a live import's folder from a dead one's
     prefix = f".{target.name}.importing-"
     for entry in os.scandir(target.parent):
         if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
             continue
         try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            fd = lockfile.lock_folder(entry.path, wait=False)
         except OSError:
             continue  # gone meanwhile, or not ours to open
+        if fd is None:
+            continue  # its importer is alive
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its importer is alive
             if os.path.isdir(entry.path):  # not removed by another import meanwhile
                 shutil.rmtree(entry.path)
                 removed.append(pathlib.Path(entry.path))

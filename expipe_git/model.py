@@ -400,6 +400,12 @@ class Project:
                 if exist_ok:
                     return {}
                 raise AlreadyExistsError(f"template {name!r} already exists in project {self.id!r}")
+            twin = layout.case_twin(snap.listdir("templates"), path)
+            if twin is not None:
+                raise AlreadyExistsError(
+                    f"template {layout.strip_suffix(twin)!r} exists in project {self.id!r}: names that "
+                    "differ only in case are one file on Windows and macOS; use that template or another name"
+                )
             return {path: data}
 
         self._commit(("template", name), "create", build)
@@ -478,7 +484,7 @@ class Project:
                 if state == "deleted":
                     changes[path] = None
                     continue
-                data = (self.path / path).read_bytes()
+                data = self._store.worktree.read(path)  # CRLF line endings as LF
                 checks.check_file(path, data)
                 changes[path] = data
             checks.check_objects_whole(snap, changes)

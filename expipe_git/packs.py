@@ -15,27 +15,34 @@ a history share a few bases.
 Only what git writes today is read: index version 2 and pack version 2 or
 3. Anything else (an index version 1, a damaged pack) makes
 :meth:`Packs.get` return None, and the caller asks dulwich instead.
+
+Also here: indexing a received pack (:func:`index_pack`) and writing one
+(:class:`PackWriter`, for :mod:`expipe_git.packing`).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import mmap
 import os
 import struct
+import sys
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dulwich.pack import apply_delta
+from dulwich.pack import apply_delta, write_pack_index
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
 _BASE_CACHE_BYTES = 32 * 1024 * 1024
+_RACY_NS = 2_000_000_000
 _SEARCHES_BEFORE_TABLE = 2000
 
 
@@ -46,7 +53,7 @@ class StoredObject(NamedTuple):
     base: bytes | None  # hex id of a delta's base, None for a whole object
 
 
-class _Pack:
+class PackFile:
     """One ``pack-*.pack`` file, memory-mapped."""
 
     def __init__(self, pack_path: str, index_path: str):
@@ -56,6 +63,7 @@ class _Pack:
             raise ValueError(f"{pack_path} is not a version 2 or 3 pack")
         self.index_path = index_path
         self._entries: dict[int, tuple[bytes, int, int]] | None = None
+
         with open(index_path, "rb") as f:
             self.index = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.index[:8] != b"\xfftOc\x00\x00\x00\x02":
@@ -82,6 +90,11 @@ class _Pack:
             )[0]
         return offset
 
+    def close(self) -> None:
+        """Unmap the pack and its index (Windows cannot remove a file that is mapped)."""
+        self.data.close()
+        self.index.close()
+
     def entries(self) -> dict[int, tuple[bytes, int, int]]:
         """offset -> (hex id, where the entry ends, CRC-32 of its bytes), read when first asked.
 
@@ -90,7 +103,7 @@ class _Pack:
         asking at once both build the same table; either one is kept.
         """
         if self._entries is None:
-            listed = _read_index(self.index_path)
+            listed = read_index(self.index_path)
             if listed is None:
                 raise ValueError(f"{self.index_path} is not a version 2 pack index")
             listed.sort(key=lambda entry: entry[1])
@@ -115,7 +128,7 @@ class _Names:
         return self._index[at : at + 20]
 
 
-def _read_index(path: str) -> list[tuple[bytes, int, int]] | None:
+def read_index(path: str) -> list[tuple[bytes, int, int]] | None:
     """Return (hex id, offset, CRC-32) of each entry of a version 2 pack index, or None for another kind."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -140,13 +153,14 @@ class Packs:
 
     def __init__(self, pack_dir: str):
         self.pack_dir = pack_dir
-        self._packs: dict[str, _Pack] = {}
+        self._packs: dict[str, PackFile] = {}
         # Opening a project looks up a handful of objects: each is a binary
         # search of the pack indexes (~20 µs). A walk over thousands is faster
         # with every id in a dict, built once it has searched this many.
-        self._where: dict[bytes, tuple[_Pack, int]] | None = None
+        self._where: dict[bytes, tuple[PackFile, int]] | None = None
         self._searches = 0
         self._listing: tuple[int, int] | None = None
+        self._racy = False
         self._bases: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._base_bytes = 0
         self._lock = threading.RLock()  # a delta's base may be looked up while reading it
@@ -193,16 +207,16 @@ class Packs:
         try:
             entries = pack.entries()
             _, end, crc = entries[offset]
-            kind, size, base_ref, pos = _header(data, offset)
+            kind, size, base_ref, pos = parse_header(data, offset)
             entry = data[offset:end]
             if zlib.crc32(entry) != crc:
                 return None
             if base_ref is None:
                 return StoredObject(entry, None)
             # No chain of deltas sent on this way can loop: each object is
-            # read from the first pack loaded that holds it, and a pack holds
+            # read from the last pack loaded that holds it, and a pack holds
             # its deltas' bases (git completes thin packs, and so does fetch),
-            # so a chain only moves to packs loaded earlier, and within one
+            # so a chain only moves to packs loaded later, and within one
             # pack it ends.
             base = entries[base_ref][0] if isinstance(base_ref, int) else base_ref.hex().encode("ascii")
             if isinstance(base_ref, int):  # an offset means nothing outside this pack: name the base
@@ -218,16 +232,26 @@ class Packs:
         except FileNotFoundError:
             return False
         listing = (st.st_mtime_ns, st.st_ino)
-        if listing == self._listing:
+        if listing == self._listing and not self._racy:
             return False
         self._listing = listing
+        # A folder's time has the file system's granularity (a few ms): a
+        # pack renamed in within the same tick as the last look would leave
+        # it unchanged, and a reader that then misses a loose object (packed
+        # and removed meanwhile) would not find it. So a listing this recent
+        # is looked at again on the next miss, as git does for its index.
+        self._racy = time.time_ns() - st.st_mtime_ns < _RACY_NS
+        names = os.listdir(self.pack_dir)
+        gone = [name for name in self._packs if name not in names]
+        if gone:
+            self._forget(gone)
         added = False
-        for name in sorted(os.listdir(self.pack_dir)):
+        for name in sorted(names):
             if not name.endswith(".idx") or name in self._packs:
                 continue
             pack_path = os.path.join(self.pack_dir, name[: -len(".idx")] + ".pack")
             try:
-                pack = _Pack(pack_path, os.path.join(self.pack_dir, name))
+                pack = PackFile(pack_path, os.path.join(self.pack_dir, name))
             except (OSError, ValueError, struct.error):
                 continue
             self._packs[name] = pack
@@ -236,20 +260,24 @@ class Packs:
             added = True
         return added
 
-    def _locate(self, sha: bytes) -> tuple[_Pack, int] | None:
-        """Return (pack, offset) of an object by hex id; the first pack loaded that holds it wins."""
+    def _locate(self, sha: bytes) -> tuple[PackFile, int] | None:
+        """Return (pack, offset) of an object by hex id.
+
+        The newest pack wins: when packing merges packs into one, the merged
+        one is loaded before the others are forgotten. Both ways of looking
+        (the binary searches and the table) keep that order.
+        """
         if self._where is not None:
             return self._where.get(sha)
         self._searches += 1
         if self._searches > _SEARCHES_BEFORE_TABLE:
             with self._lock:
                 if self._where is None:
-                    where: dict[bytes, tuple[_Pack, int]] = {}
-                    self._where = where
+                    self._where = {}
                     for pack in list(self._packs.values()):
                         self._add_to_where(pack)
             return self._where.get(sha)
-        for pack in list(self._packs.values()):
+        for pack in reversed(list(self._packs.values())):
             try:
                 offset = pack.find(sha)
             except (ValueError, IndexError, struct.error):
@@ -258,23 +286,47 @@ class Packs:
                 return pack, offset
         return None
 
-    def _add_to_where(self, pack: _Pack) -> None:
+    def _add_to_where(self, pack: PackFile) -> None:
         assert self._where is not None
         try:
-            listed = _read_index(pack.index_path) or []
+            listed = read_index(pack.index_path) or []
         except (OSError, struct.error):
             listed = []
         for sha, offset, _ in listed:
-            self._where.setdefault(sha, (pack, offset))
+            self._where[sha] = (pack, offset)  # loaded later, so newer: it wins
 
-    def _object_at(self, pack: _Pack, offset: int) -> tuple[int, bytes]:
+    def close(self) -> None:
+        """Unmap every pack loaded; the next read loads them again."""
+        with self._lock:
+            for pack in self._packs.values():
+                pack.close()
+            self._packs, self._where, self._listing = {}, None, None
+            self._searches = 0
+            self._bases.clear()
+            self._base_bytes = 0
+
+    def _forget(self, gone: list[str]) -> None:
+        """Drop packs whose index was removed (merged into another by packing).
+
+        An object they held is found again in the pack that replaced them,
+        loaded after this. A process that kept them would keep their files
+        open, and their disk space taken, until it ends.
+        """
+        dropped = {id(self._packs.pop(name)) for name in gone}
+        if self._where is not None:
+            self._where = {sha: where for sha, where in self._where.items() if id(where[0]) not in dropped}
+        # Cached bases are keyed by the id() of their pack, which a new pack may reuse.
+        self._bases.clear()
+        self._base_bytes = 0
+
+    def _object_at(self, pack: PackFile, offset: int) -> tuple[int, bytes]:
         key = (id(pack), offset)
         cached = self._bases.get(key)
         if cached is not None:
             self._bases.move_to_end(key)
             return cached
         data = pack.data
-        kind, size, base_ref, pos = _header(data, offset)
+        kind, size, base_ref, pos = parse_header(data, offset)
         if isinstance(base_ref, int):
             base_kind, base = self._object_at(pack, base_ref)
             result = (base_kind, _patched(base, _inflate(data, pos, size)))
@@ -317,7 +369,7 @@ def object_header(type_num: int, size: int) -> bytes:
     return bytes(header)
 
 
-def _header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
+def parse_header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
     """Parse the header of the packed object at ``offset``.
 
     Returns (type, inflated size, delta base, where the zlib stream starts);
@@ -365,6 +417,102 @@ def _inflate(data: mmap.mmap, pos: int, size: int) -> bytes:
     if len(out) != size:
         raise ValueError("a packed object's size does not match its header")
     return out
+
+
+# -- writing a pack -------------------------------------------------------------
+
+
+class PackWriter:
+    """Write a pack of ``count`` objects and its index at ``path`` + .pack/.idx, then move both into place.
+
+    Entries are added whole, as another pack stores them, or as offset
+    deltas; a with-block removes the temporary files if it is left early.
+    """
+
+    def __init__(self, path: str, count: int):
+        self.count = count
+        self.path = path
+        self.file = open(self.path + ".pack", "wb")  # noqa: SIM115 - closed in install or __exit__
+        self.sha = hashlib.sha1()
+        self.offsets: dict[bytes, int] = {}  # hex id -> offset
+        self._ids: dict[int, bytes] = {}  # offset -> hex id
+        self.entries: list[tuple[bytes, int, int]] = []  # (binary id, offset, CRC-32)
+        self.position = 0
+        self._write(b"PACK" + struct.pack(">II", 2, count))
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        for suffix in (".pack", ".idx"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path + suffix)
+
+    def _write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.sha.update(data)
+        self.position += len(data)
+
+    def id_at(self, offset: int) -> bytes:
+        return self._ids[offset]
+
+    def add_stored(self, sha: bytes, entry: bytes) -> None:
+        """Add an entry as another pack stores it (a whole object, or a delta naming its base by id)."""
+        self.offsets[sha] = self.position
+        self._ids[self.position] = sha
+        self.entries.append((bytes.fromhex(sha.decode("ascii")), self.position, zlib.crc32(entry)))
+        self._write(entry)
+
+    def add_whole(self, sha: bytes, kind: int, data: bytes) -> None:
+        self.add_stored(sha, object_header(kind, len(data)) + zlib.compress(data))
+
+    def add_delta(self, sha: bytes, base: bytes, delta: bytes) -> None:
+        self.add_stored_delta(sha, self.offsets[base], len(delta), zlib.compress(delta))
+
+    def add_stored_delta(self, sha: bytes, base_offset: int, size: int, compressed: bytes) -> None:
+        entry = object_header(_OFS_DELTA, size) + offset_distance(self.position - base_offset)
+        self.add_stored(sha, entry + compressed)
+
+    def install(self, pack_dir: str) -> None:
+        """Finish the pack and its index, make them durable, and move them into ``pack_dir``."""
+        if len(self.entries) != self.count:
+            raise ValueError(f"a pack of {self.count} objects got {len(self.entries)}")
+        checksum = self.sha.digest()
+        self.file.write(checksum)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        with open(self.path + ".idx", "wb") as f:
+            write_pack_index(f, sorted(self.entries), checksum, version=2)
+            f.flush()
+            os.fsync(f.fileno())
+        name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+        for suffix in (".pack", ".idx"):  # the index last: readers look for indexes
+            os.chmod(self.path + suffix, 0o444)
+            os.replace(self.path + suffix, name + suffix)
+        sync_folder(pack_dir)
+
+
+def offset_distance(distance: int) -> bytes:
+    """How far back an offset delta's base is, in git's variable-length form."""
+    out = [distance & 0x7F]
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.append(0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(reversed(out))
+
+
+def sync_folder(path: str) -> None:
+    if sys.platform == "win32":  # a folder cannot be opened to fsync there; NTFS journals renames
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- indexing a received pack -------------------------------------------------------
@@ -417,7 +565,7 @@ def _scan(data: mmap.mmap, count: int) -> tuple[_Scanned, int]:
     pos = 12
     for _ in range(count):
         start = pos
-        kind, size, base, pos = _header(data, start)
+        kind, size, base, pos = parse_header(data, start)
         window = size + size // 1000 + 64
         while True:
             inflater = zlib.decompressobj()

@@ -206,6 +206,12 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
             if exist_ok:
                 return {}
             raise AlreadyExistsError(f"module {name!r} already exists in {_owner_text(owner)}")
+        twin = layout.case_twin(snap.listdir(layout.modules_dir(owner)), path)
+        if twin is not None:
+            raise AlreadyExistsError(
+                f"module {layout.strip_suffix(twin)!r} exists in {_owner_text(owner)}: names that differ "
+                f"only in case are one file on Windows and macOS; use that module or another name"
+            )
         return {path: data}
 
     project._commit(obj, "create", build)

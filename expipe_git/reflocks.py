@@ -22,11 +22,12 @@ system without locks) leaves the update as git's own: no recovery.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+
+from . import lockfile
 
 DEAD_LOCK_SECONDS = 1.0  # a dead updater's lock is at least this old before it is removed
 WAIT_SECONDS = 60.0  # how long to wait for another updater (a push sending its objects)
@@ -76,14 +77,13 @@ def _lock(fd: int, busy: Callable[[], Exception]) -> bool:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise busy() from None
-            time.sleep(0.02)
+            if lockfile.try_lock(fd):
+                return True
         except OSError:
             return False
+        if time.monotonic() > deadline:
+            raise busy()
+        time.sleep(0.02)
 
 
 def _remove_when_old(lock: str) -> None:

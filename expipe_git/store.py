@@ -7,9 +7,9 @@ knows nothing of TOML or of actions; it stores bytes at paths.
 
 A mutation (:meth:`Store.mutate`) runs under one project-wide lock:
 
-1. take the lock (``fcntl.flock`` on ``.git/expipe-git/write-mutex``; the kernel
-   releases it when a writer dies, unlike git's ``*.lock`` files; the file
-   itself is never removed);
+1. take the lock (:mod:`expipe_git.lockfile` on ``.git/expipe-git/write-mutex``;
+   the kernel releases it when a writer dies, unlike git's ``*.lock`` files;
+   the file itself is never removed);
 2. clean up after a writer that died: its temporary files, git locks it
    held, and the working-tree update it left half-way (journal);
 3. read HEAD and let the caller compute its changes from that state, so a
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import hashlib
 import heapq
 import itertools
@@ -53,7 +52,7 @@ from dulwich.ignore import IgnoreFilterManager
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import commitgraph, gitindex, packs, readcache
+from . import commitgraph, gitindex, lockfile, packing, packs, readcache
 from .errors import (
     CorruptRepositoryError,
     ExpipeError,
@@ -1414,11 +1413,9 @@ class Store:
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
         os.makedirs(self.state_dir, exist_ok=True)
-        fd = _acquire_write_lock(os.path.join(self.state_dir, "write-mutex"))
-        try:
+        with lockfile.exclusive(os.path.join(self.state_dir, "write-mutex")):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        packing.after_write(self.git_dir)  # packs loose objects if many, outside the lock
 
     @contextlib.contextmanager
     def _writer_marker(self) -> Iterator[None]:
@@ -1460,7 +1457,7 @@ class Store:
         """Remove the temporary files (``write-object-PID-…``, ``write-PID-…``) of dead processes."""
         for name in os.listdir(self.state_dir):
             found = _TEMP_FILE.fullmatch(name)
-            if found and not _process_alive(int(found.group(1))):
+            if found and not lockfile.process_alive(int(found.group(1))):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.state_dir, name))
 
@@ -1548,38 +1545,6 @@ _REF_ADVICE = (
 
 class _LockHeld(Exception):
     """Someone else holds a git ``*.lock`` file we need."""
-
-
-def _acquire_write_lock(path: str) -> int:
-    """Open ``path`` and wait for its exclusive lock; return the descriptor (closing it unlocks).
-
-    The kernel releases the lock when its holder dies, unlike git's
-    ``*.lock`` files. A lock file deleted while we waited (someone removed
-    ``.git/expipe-git``) is a lock nobody else sees: take the new one.
-    """
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            held, named = os.fstat(fd), os.stat(path)
-            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _process_alive(pid: int) -> bool:
-    """Say whether process ``pid`` exists (ours, or another user's)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _close(repo: Repo, cache: readcache.ReadCache) -> None:

@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable
 
 from .errors import ExpipeError, RepositoryStateError
 
+# Windows has no O_NOFOLLOW; links there are refused by the scan (lstat) instead.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
 
 def blob_sha(data: bytes) -> bytes:
     """Return the hex id git gives a blob holding ``data``."""
@@ -51,7 +54,7 @@ class WorkTree:
         self._folders: set[str] = set()
 
     def file_sha(self, path: str) -> bytes | None:
-        """Return the blob id of a file's content, or None if there is no file.
+        """Return the blob id of a file's content (:meth:`read`), or None if there is no file.
 
         A symbolic link, or a path through one, counts as no file: it is never read.
         """
@@ -60,18 +63,13 @@ class WorkTree:
     def _sha_unless_link(self, path: str) -> bytes | None:
         """Return the blob id of a file no folder link leads to; None for none, or a link."""
         try:
-            fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NOFOLLOW)
+            return blob_sha(self.read(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # the file itself became a link just now
                 return None
             raise
-        with os.fdopen(fd, "rb") as f:
-            try:
-                return blob_sha(f.read())
-            except IsADirectoryError:
-                return None
 
     def link_on_path(self, path: str) -> str | None:
         """Return the first symbolic link on ``path`` (the path itself or a folder above it).
@@ -110,6 +108,23 @@ class WorkTree:
             "folder it points to, or delete it and restore what was committed there with "
             f"'{shlex.join(['git', 'checkout', '--', *links])}'"
         )
+
+    def read(self, path: str) -> bytes:
+        """Return a file's content as it is committed: with LF line endings.
+
+        On Windows, git checks text files out with CRLF line endings
+        (``core.autocrlf = true``) and commits them with LF; an editor may
+        save a file with CRLF too. Only the line endings differing is not a
+        hand edit, and a hand edit is committed with LF, as git does. A file
+        with a NUL or a lone CR is what git calls binary: left as it is. A
+        link is not followed (``OSError`` ELOOP where the system can tell).
+        """
+        fd = os.open(os.path.join(self.root, path), os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        if b"\r\n" in data and b"\0" not in data and data.count(b"\r") == data.count(b"\r\n"):
+            return data.replace(b"\r\n", b"\n")
+        return data
 
     def state(self, path: str, committed: bytes | None) -> str | None:
         """Return None if the file holds ``committed``, else how it differs.

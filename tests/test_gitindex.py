@@ -90,7 +90,7 @@ def assert_index_is_head(path) -> None:
 
 # Names that sort next to each other in byte order ('-' < '.' < '/' < '0' < '_'
 # < 'a'), contain dots or dashes, or are not ASCII (UTF-8 bytes sort last).
-MODULE_NAMES = ["x", "x-1", "x.1", "x.toml", "x0", "x_1", "xa", "X", "x-", "x.y.z", "é", "日本", "x é", "x-é"]
+MODULE_NAMES = ["x", "x-1", "x.1", "x.toml", "x0", "x_1", "xa", "Y", "x-", "x.y.z", "é", "日本", "x é", "x-é"]
 ACTION_NAMES = ["rec", "rec-1", "rec.1", "rec1", "rec_1", "Rec", "øvelse", "実験", "a b", "z.z-z"]
 
 

@@ -13,6 +13,7 @@ from conftest import git, project_path
 
 import expipe_git
 import expipe_git.packs
+from expipe_git import packing
 from expipe_git.packs import Packs
 
 TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
@@ -45,6 +46,9 @@ def history(project, rounds=60):
         action.require_module("m", contents={"k": 0})["k"] = i * pq.um
         if i % 5 == 0:
             action.create_message(f"note {i} " + "y" * 3000, user="ana")
+    # expipe_git packs loose objects in the background: let it finish before
+    # git repacks, so the packs each test finds are git's.
+    packing.wait_for_background_packing()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,184 @@
+"""What packing loose objects costs a mutation, and what it saves on disk.
+
+Three projects are built alike (``--actions`` actions, in one transaction),
+one per way of packing after a write (``expipe_git.packing.auto``):
+
+- ``off``: nothing packs — the library as it was before packing existed
+  (the call after the write lock returns at once);
+- ``background``: past ``LOOSE_LIMIT`` loose objects, the writing process
+  packs in a thread of its own, outside the write lock (what ships);
+- ``inline``: the same packing in the writing call, after its commit landed.
+
+Then ``--mutations`` tag sets (each on a random action, one commit each)
+are timed one call at a time, the three projects taking turns in rounds of
+``--round`` so that the machine's load falls alike on all three. Median,
+p99 and max per way; then, for each project, the files and bytes of
+``.git`` against a copy of it after ``git gc`` (files: ``find .git -type f``;
+bytes: their sizes, as ``du -b``), and ``expipe-git gc`` on the unpacked one.
+Last, the cost of taking and releasing the write lock (``lockfile``), and of
+``filelock`` if it is installed.
+
+    .venv/bin/python bench/bench_packing.py                       # 200 actions, 1,000 mutations
+    .venv/bin/python bench/bench_packing.py --actions 10000 --mutations 1000
+
+Prints the revision and the numbers; never asserts timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import expipe_git  # noqa: E402
+from expipe_git import lockfile, packing  # noqa: E402
+
+MODES = ("off", "background", "inline")
+
+
+def usage(folder: str) -> tuple[int, int]:
+    files = size = 0
+    for top, _, names in os.walk(folder):
+        for name in names:
+            files += 1
+            size += os.path.getsize(os.path.join(top, name))
+    return files, size
+
+
+def quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def build(path: str, actions: int) -> list:
+    project = expipe_git.require_project(path)
+    with project.transaction("setup"):
+        for i in range(actions):
+            project.require_action(f"rec-{i:06d}")
+    return [project.actions[f"rec-{i:06d}"] for i in range(actions)]
+
+
+def lock_cost(tmp: str, reps: int = 2000) -> dict[str, float]:
+    path = os.path.join(tmp, "write-mutex")
+    costs = {}
+    start = time.perf_counter()
+    for _ in range(reps):
+        with lockfile.exclusive(path):
+            pass
+    costs["expipe_git.lockfile (flock)"] = (time.perf_counter() - start) / reps
+    try:
+        import filelock
+    except ImportError:
+        return costs
+    lock = filelock.FileLock(path + "-filelock")
+    start = time.perf_counter()
+    for _ in range(reps):
+        with lock:
+            pass
+    costs[f"filelock {filelock.__version__}"] = (time.perf_counter() - start) / reps
+    return costs
+
+
+def small_projects(tmp: str, seed: int) -> None:
+    """.git against git gc at small sizes, where loose objects are most of it."""
+    print("\nsmall projects (background packing) | .git files | bytes | git gc'd bytes | ratio")
+    packing.auto = "background"
+    for actions, changes in [(1, 0), (5, 10), (5, 40), (20, 100), (50, 300)]:
+        path = os.path.join(tmp, f"small-{actions}-{changes}")
+        project = expipe_git.require_project(path)
+        handles = [project.require_action(f"rec-{i}") for i in range(actions)]
+        rng = random.Random(seed)
+        for j in range(changes):
+            rng.choice(handles).tags = [f"tag-{j}"]
+        packing.wait_for_background_packing()
+        shutil.copytree(path, path + "-gc")
+        subprocess.run(["git", "gc", "-q"], cwd=path + "-gc", check=True)
+        ours, theirs = usage(os.path.join(path, ".git")), usage(os.path.join(path + "-gc", ".git"))
+        print(
+            f"{actions} actions, {changes} tag sets | {ours[0]} | {ours[1]:,} | {theirs[1]:,} "
+            f"| {ours[1] / theirs[1]:.2f}x"
+        )
+    packing.auto = "off"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--actions", type=int, default=200)
+    parser.add_argument("--mutations", type=int, default=1000)
+    parser.add_argument(
+        "--round", type=int, default=50, help="mutations per project before the next takes a turn"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tmpdir", default=None)
+    parser.add_argument("--small", action="store_true", help="only .git against git gc at small sizes")
+    args = parser.parse_args()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    print(
+        f"expipe_git {rev.stdout.strip()}; {args.actions} actions, {args.mutations} mutations; "
+        f"LOOSE_LIMIT {packing.LOOSE_LIMIT}; load {os.getloadavg()[0]:.1f}"
+    )
+    tmp = tempfile.mkdtemp(prefix="bench-packing-", dir=args.tmpdir)
+    try:
+        if args.small:
+            small_projects(tmp, args.seed)
+            return
+        handles = {mode: build(os.path.join(tmp, mode), args.actions) for mode in MODES}
+        rng = random.Random(args.seed)
+        samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+        done = 0
+        while done < args.mutations:
+            step = min(args.round, args.mutations - done)
+            for mode in MODES:
+                packing.auto = mode
+                actions = handles[mode]
+                for j in range(done, done + step):
+                    action = actions[rng.randrange(len(actions))]
+                    start = time.perf_counter()
+                    action.tags = [f"tag-{j}"]
+                    samples[mode].append(time.perf_counter() - start)
+                packing.wait_for_background_packing()
+            done += step
+        packing.auto = "off"
+        print("\nmutation (action.tags = [...]) | median | p99 | max")
+        for mode in MODES:
+            s = samples[mode]
+            print(
+                f"{mode:10} | {statistics.median(s) * 1e3:.2f} ms | {quantile(s, 0.99) * 1e3:.2f} ms "
+                f"| {max(s) * 1e3:.1f} ms"
+            )
+        print("\n.git | files | bytes | git gc'd copy: files | bytes | ratio (bytes)")
+        for mode in MODES:
+            git_dir = os.path.join(tmp, mode, ".git")
+            copy = os.path.join(tmp, mode + "-gc")
+            shutil.copytree(os.path.join(tmp, mode), copy)
+            subprocess.run(["git", "gc", "-q"], cwd=copy, check=True)
+            ours, theirs = usage(git_dir), usage(os.path.join(copy, ".git"))
+            print(
+                f"{mode:10} | {ours[0]} | {ours[1]:,} | {theirs[0]} | {theirs[1]:,} "
+                f"| {ours[1] / theirs[1]:.2f}x"
+            )
+        start = time.perf_counter()
+        report = packing.pack_now(os.path.join(tmp, "off", ".git"), everything=True)
+        took = time.perf_counter() - start
+        ours = usage(os.path.join(tmp, "off", ".git"))
+        print(
+            f"\nexpipe-git gc on 'off': {took:.2f} s, {report}; .git now {ours[0]} files, {ours[1]:,} bytes"
+        )
+        print("\nwrite lock, take and release:")
+        for name, cost in lock_cost(tmp).items():
+            print(f"  {name}: {cost * 1e6:.1f} us")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
