@@ -161,7 +161,7 @@ def _release(fd: int) -> None:
 
             os.lseek(fd, 0, os.SEEK_SET)
             with contextlib.suppress(OSError):  # not held (a try that was refused)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows only
     finally:
         os.close(fd)
 
@@ -173,7 +173,7 @@ def _lock_msvcrt(fd: int, *, wait: bool) -> bool:
     while True:
         os.lseek(fd, 0, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # Windows only
             return True
         except OSError:
             if not wait:
