@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -72,11 +73,13 @@ _TMP_PREFIX = "pack-tmp-"
 _CHECK_EVERY = 8
 _UNLINK_DELAY_SECONDS = 0.2  # see pack_loose
 
+_log = logging.getLogger(__name__)
 _running: set[str] = set()  # git folders a thread of this process packs now
+_again: set[str] = set()  # of those, the ones a write found over the limit meanwhile
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
-    os.register_at_fork(after_in_child=_running.clear)
+    os.register_at_fork(after_in_child=lambda: (_running.clear(), _again.clear()))
 
 
 @dataclass
@@ -115,6 +118,10 @@ def after_write(git_dir: str) -> None:
         return
     with _running_lock:
         if git_dir in _running:
+            # Packing now, from a listing made before these objects: it packs
+            # again when done, so the loose objects stay bounded however fast
+            # this process writes.
+            _again.add(git_dir)
             return
         _running.add(git_dir)
     if auto == "inline":
@@ -133,14 +140,20 @@ def after_write(git_dir: str) -> None:
 
 def _pack_quietly(git_dir: str) -> None:
     try:
-        pack_now(git_dir, wait=False, in_background=auto == "background")
-    except (OSError, ValueError):
+        while True:
+            pack_now(git_dir, wait=False, in_background=auto == "background")
+            with _running_lock:
+                if git_dir not in _again:
+                    break
+                _again.discard(git_dir)
+    except (OSError, ValueError) as exc:
         # A full disk, a project removed meanwhile, a damaged pack (git fsck
-        # names it): packing is never worth failing a write for.
-        pass
+        # names it): packing is never worth failing a write for, but it is said.
+        _log.warning("packing the loose objects of %s failed (%s); a later write tries again", git_dir, exc)
     finally:
         with _running_lock:
             _running.discard(git_dir)
+            _again.discard(git_dir)
 
 
 def pack_now(
