@@ -39,7 +39,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import expipe06, layout, lockfile, values
+from . import expipe06, layout, lockfile, packing, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -434,7 +434,8 @@ def import_expipe_project(
         report.notes.append(f"removed {left}, the unfinished folder of an import of {target} that was killed")
     building, lock = _start_building(target)
     try:
-        _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
+        with packing.suspended(str(building / ".git")):  # the next write to the project packs
+            _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
         appeared = f"{target} appeared while importing; the import was not put there"
         if os.path.lexists(target):
             raise AlreadyExistsError(appeared)

@@ -75,7 +75,10 @@ _UNLINK_DELAY_SECONDS = 0.2  # see pack_loose
 
 _log = logging.getLogger(__name__)
 _running: set[str] = set()  # git folders a thread of this process packs now
-_again: set[str] = set()  # of those, the ones a write found over the limit meanwhile
+_again: set[str] = set()
+_suspended: set[str] = (
+    set()
+)  # git folders whose writes do not start packing (see suspended)  # of those, the ones a write found over the limit meanwhile
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
@@ -110,7 +113,7 @@ def after_write(git_dir: str) -> None:
     first write and on every 8th after it: a process making one change
     (the command line) checks, one making many pays it an eighth of the time.
     """
-    if auto == "off":
+    if auto == "off" or (_suspended and os.path.abspath(git_dir) in _suspended):
         return
     writes = _writes.get(git_dir, 0)
     _writes[git_dir] = writes + 1
@@ -136,6 +139,21 @@ def after_write(git_dir: str) -> None:
     except RuntimeError:  # the interpreter is shutting down: the next writer packs
         with _running_lock:
             _running.discard(git_dir)
+
+
+@contextlib.contextmanager
+def suspended(git_dir: str) -> Iterator[None]:
+    """Start no packing after this process's writes to ``git_dir`` during the block.
+
+    For a repository being built that may be thrown away (an import): a
+    packing thread would still be writing into it while it is removed.
+    """
+    key = os.path.abspath(git_dir)
+    _suspended.add(key)
+    try:
+        yield
+    finally:
+        _suspended.discard(key)
 
 
 def _pack_quietly(git_dir: str) -> None:
