@@ -75,10 +75,8 @@ _UNLINK_DELAY_SECONDS = 0.2  # see pack_loose
 
 _log = logging.getLogger(__name__)
 _running: set[str] = set()  # git folders a thread of this process packs now
-_again: set[str] = set()
-_suspended: set[str] = (
-    set()
-)  # git folders whose writes do not start packing (see suspended)  # of those, the ones a write found over the limit meanwhile
+_again: set[str] = set()  # of those, the ones a write found over the limit meanwhile
+_suspended: set[str] = set()  # git folders whose writes start no packing (see suspended)
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
