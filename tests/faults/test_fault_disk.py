@@ -12,7 +12,6 @@ change fails at a different step each round. Whatever step fails:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import pathlib
@@ -53,8 +52,12 @@ def fill(disk: pathlib.Path, leave: int) -> pathlib.Path:
     """Fill ``disk`` but ``leave`` bytes (rounded to its pages); return the filler to delete."""
     filler = disk / "filler"
     st = os.statvfs(disk)
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
-        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    try:  # unbuffered: a flush at close would raise ENOSPC outside the write
+        with open(filler, "wb", buffering=0) as f:
+            f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    except OSError as exc:  # the disk filled meanwhile (a background packing): it is full, as wanted
+        if exc.errno != errno.ENOSPC:
+            raise
     return filler
 
 
