@@ -609,7 +609,7 @@ def iter_log(project: Project, **options: Any) -> Iterator[Commit]:
     """Like ``project.log`` but yielding commits as they are found (the CLI streams them)."""
     path = options.pop("path", None)
     paths = None if path is None else [path_of(path)]
-    return history_of(project.store).iter_log(paths=paths, **options)
+    return history_of(project.session.repository).iter_log(paths=paths, **options)
 
 
 def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
@@ -618,7 +618,7 @@ def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
 
 def blame_rows(project: Project, obj: tuple[str, ...]) -> list[tuple[tuple, Any, Commit]]:
     """Return (leaf key, its value now, the commit that last set it) for an object's record."""
-    return history_of(project.store).blame(record_path(obj), layout.describe(obj))
+    return history_of(project.session.repository).blame(record_path(obj), layout.describe(obj))
 
 
 def leaves(value: Any) -> list[tuple[tuple, Any]]:

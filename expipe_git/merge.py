@@ -594,7 +594,7 @@ def merge_into(
     """
     if on_conflict not in ON_CONFLICT:
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
-    store = project.store
+    store = project.session.repository
     their_commit = _check_commit(store, their_commit)
     state = _load_state(store)
     if state is not None and state["theirs"] != their_commit.decode():
@@ -630,7 +630,7 @@ def merge_into(
             sha = store.mutate(
                 build,
                 _commit_message(message, their_commit, outcome.notes),
-                author=project._identity(),
+                author=project.session.identity(),
                 merge_parent=their_commit,
             )
         except _HeadMoved:
@@ -679,7 +679,7 @@ def merge(project: Project, revision: str, *, on_conflict: str = "raise") -> str
         raise InvalidTypeError("merge() takes a branch, tag or commit id as a str")
     sha = merge_into(
         project,
-        history.history_of(project.store).resolve(revision),
+        history.history_of(project.session.repository).resolve(revision),
         on_conflict=on_conflict,
         message=f"merge {revision}",
     )
@@ -688,7 +688,7 @@ def merge(project: Project, revision: str, *, on_conflict: str = "raise") -> str
 
 def conflicts(project: Project) -> list[Conflict]:
     """Return the unresolved conflicts of the stopped merge (empty if none is stopped)."""
-    store = project.store
+    store = project.session.repository
     state = _load_state(store)
     if state is None:
         return []
@@ -718,7 +718,7 @@ def resolve(
         RepositoryStateError: no merge is stopped on conflicts.
         NotFoundError: the stopped merge has no such conflict.
     """
-    store = project.store
+    store = project.session.repository
     state = _load_state(store)
     if state is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to resolve")
@@ -759,7 +759,7 @@ def continue_merge(project: Project) -> str | None:
         RepositoryStateError: no merge is stopped.
         MergeConflict: some conflicts are still unresolved (the merge stays stopped).
     """
-    state = _load_state(project.store)
+    state = _load_state(project.session.repository)
     if state is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to continue")
     sha = merge_into(project, state["theirs"].encode(), message=state["message"])
@@ -768,14 +768,14 @@ def continue_merge(project: Project) -> str | None:
 
 def abort_merge(project: Project) -> None:
     """Forget the stopped merge and its resolutions; HEAD was never touched."""
-    if _load_state(project.store) is None:
+    if _load_state(project.session.repository) is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to abort")
-    _clear_state(project.store)
+    _clear_state(project.session.repository)
 
 
 def pending_merge(project: Project) -> dict | None:
     """Return ``{"theirs": id, "message": ..., "resolved": n}`` of the stopped merge, or None."""
-    state = _load_state(project.store)
+    state = _load_state(project.session.repository)
     if state is None:
         return None
     return {

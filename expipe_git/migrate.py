@@ -46,8 +46,8 @@ from .errors import (
     ExpipeError,
     InvalidValueError,
 )
-from .model import Project, _find_project_root
-from .objects import _dump_message, _message_id, datetime_format
+from .model import Project, find_project_root
+from .objects import datetime_format, message_bytes, message_id_of
 from .store import Changes, Snapshot, Store
 
 __all__ = ["ImportReport", "import_expipe_project", "verify_import"]
@@ -204,7 +204,7 @@ class _Builder:
                 f"template {name!r} has no identifier; modules made from it are named {name!r}",
                 "templates without identifier",
             )
-        elif not isinstance(identifier, str) or layout._name_problem(identifier):
+        elif not isinstance(identifier, str) or layout.name_problem(identifier):
             self.note(
                 f"template {name!r} has identifier {identifier!r}, which cannot name a module",
                 "odd template identifiers",
@@ -291,8 +291,8 @@ class _Builder:
                 str(path),
             )
         record["datetime"] = when
-        message_id = _message_id(record)
-        return layout.message_path(kind, name, message_id), _dump_message(record, (kind, name))
+        message_id = message_id_of(record)
+        return layout.message_path(kind, name, message_id), message_bytes(record, (kind, name))
 
     def _dates(self, record: dict, keys: tuple[str, ...], what: str) -> dt.datetime | None:
         for key in keys:
@@ -465,7 +465,7 @@ def import_expipe_project(
                 "see project.import_report",
                 stacklevel=2,
             )
-    project.import_report = report  # type: ignore[attr-defined]
+    project.import_report = report
     return project
 
 
@@ -566,7 +566,7 @@ def _check_destination(root: pathlib.Path, target: pathlib.Path) -> None:
         raise InvalidValueError(
             f"{target} is inside the source {root}, which is never changed; put the new project elsewhere"
         )
-    outer = _find_project_root(target)
+    outer = find_project_root(target)
     if outer is not None:
         raise AlreadyExistsError(
             f"{target} is inside the expipe_git project at {outer}; a project cannot be created inside "
@@ -600,7 +600,7 @@ def _build(
     # Nobody sees the folder until it is renamed into place: sync once, at the end.
     store.sync_objects = False
     project = Project(folder, store=store)
-    author = project._identity()
+    author = project.session.identity()
     builder = _Builder(reader, report)
     total = plan.total()
     try:

@@ -13,15 +13,14 @@ import collections
 import collections.abc
 import contextlib
 import datetime as dt
-import functools
 import os
 import pathlib
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import checks, display, history, layout, merge, query, tables, tomltext, values
+from . import checks, display, history, layout, merge, query, tables, values
 from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
@@ -33,14 +32,18 @@ from .errors import (
 )
 from .objects import Action, Entity
 from .records import Backend06, Module, ModuleMap, ReadMapping, Template, delete_module, require_module
-from .store import Changes, Identity, Snapshot, Store
+from .session import Session
+from .store import Changes, Snapshot, Store
+
+if TYPE_CHECKING:
+    from .migrate import ImportReport
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now().replace(microsecond=0)
 
 
-def _find_project_root(path: pathlib.Path) -> pathlib.Path | None:
+def find_project_root(path: pathlib.Path) -> pathlib.Path | None:
     """Return the nearest folder at or above ``path`` holding an expipe_git or expipe 0.6 project."""
     for folder in (path, *path.parents):
         if (folder / layout.CONFIG_FILE).is_file() or _is_expipe06_project(folder):
@@ -94,7 +97,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
     root = pathlib.Path(path).absolute()
     name = root.name if name is None else name
     layout.check_name(name, "project")
-    outer = _find_project_root(root)
+    outer = find_project_root(root)
     if outer == root and _is_expipe06_project(root):
         raise AlreadyExistsError(_import_hint(root))
     if outer is not None:
@@ -118,7 +121,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
             layout.IGNORE_FILE: layout.IGNORE_TEXT.encode(),
         }
 
-    project._commit(("project",), "create", build, detail=repr(name))
+    project.session.commit(("project",), "create", build, detail=repr(name))
     return project
 
 
@@ -163,69 +166,21 @@ _NO_VALUE = object()
 class Project:
     """An expipe project: a git repository of actions, entities, templates and modules."""
 
+    # Set by expipe_git.import_expipe_project on the project it returns.
+    import_report: ImportReport | None = None
+
     def __init__(self, root: pathlib.Path, *, store: Store | None = None):
         self.path = pathlib.Path(root)
         self._store = store or Store(self.path)
-        self._author: Identity | None = None
+        self.session = Session(self._store)
+        """The seam the object layer reaches the repository through (:mod:`expipe_git.session`)."""
 
     # -- plumbing shared by every object of the project --------------------
 
     @property
     def store(self) -> Store:
+        """The repository, for the commands that still reach it here; new code uses ``session``."""
         return self._store
-
-    def _snap(self) -> Snapshot:
-        return self._store.snapshot()
-
-    def _record(self, snap: Snapshot, path: str, what: str) -> Any:
-        raw = snap.read_parsed(path, lambda data: values.parse(data, what=f"{what} ({path})"))
-        if raw is None:
-            return None
-        return values.decode(raw, what=f"{what} ({path})")
-
-    def _existing(self, snap: Snapshot | None, path: str, obj: tuple[str, ...]) -> Any:
-        """Return the record of ``obj`` at ``path``; NotFoundError if it is gone."""
-        what = layout.describe(obj)
-        record = self._record(snap or self._snap(), path, what)
-        if record is None:
-            raise NotFoundError(f"{what} does not exist (it was deleted)")
-        return record
-
-    def _identity(self) -> Identity:
-        if self._author is None:
-            config = self._store.git_identity()
-            author = expipe_config.identity(config, "author")
-            committer = expipe_config.identity(config, "committer")
-            self._author = Identity(*author, None if committer == author else Identity(*committer))
-        return self._author
-
-    def _commit(
-        self,
-        obj: tuple[str, ...],
-        operation: str,
-        build: Callable[[Snapshot], Changes],
-        detail: str = "",
-    ) -> bytes | None:
-        message = layout.commit_message(obj, operation, detail)
-        return self._store.mutate(self._keeping_layout(build), message, author=self._identity())
-
-    def _keeping_layout(self, build: Callable[[Snapshot], Changes]) -> Callable[[Snapshot], Changes]:
-        """Wrap ``build`` so a record file a person laid out keeps its comments and layout."""
-
-        def keep(snap: Snapshot) -> Changes:
-            changes = build(snap)
-            for path, data in changes.items():
-                old_sha = None if data is None else snap.blob_id(path)
-                if old_sha is None or not path.endswith(layout.SUFFIX):
-                    continue
-                old = self._store.read_blob(old_sha)
-                if old == data:
-                    continue
-                old_raw = self._store.parsed(old_sha, functools.partial(values.parse, what=path))
-                changes[path] = tomltext.keep_layout(old.decode("utf-8"), old_raw, data.decode()).encode()
-            return changes
-
-        return keep
 
     @contextlib.contextmanager
     def transaction(self, message: str | None = None) -> Iterator[Project]:
@@ -238,7 +193,7 @@ class Project:
         changes); its body lists each change. If another program committed
         meanwhile, the changes are applied again on top of its commit.
         """
-        with self._store.transaction(message, self._identity):
+        with self.session.transaction(message):
             yield self
 
     # -- expipe's project API ---------------------------------------------
@@ -336,7 +291,7 @@ class Project:
             record = {"registered": _now()}
             return {path: values.dumps(record, what=f"{kind} {name!r}").encode()}
 
-        self._commit((kind, name), "create", build)
+        self.session.commit((kind, name), "create", build)
         return self._handle(kind, name)
 
     def _delete_object(self, kind: str, name: str, remove_data: bool = False) -> None:
@@ -348,7 +303,7 @@ class Project:
                 raise NotFoundError(f"{kind} {name!r} does not exist in project {self.id!r}")
             return {path: None for path, _ in snap.walk(folder)}
 
-        self._commit((kind, name), "delete", build)
+        self.session.commit((kind, name), "delete", build)
         self._drop_data_folder(kind, name, remove_data)
 
     def _drop_data_folder(self, kind: str, name: str, remove_data: bool) -> None:
@@ -408,7 +363,7 @@ class Project:
                 )
             return {path: data}
 
-        self._commit(("template", name), "create", build)
+        self.session.commit(("template", name), "create", build)
         return Template(self, name)
 
     def delete_template(self, name: str) -> None:
@@ -420,7 +375,7 @@ class Project:
                 raise NotFoundError(f"template {name!r} does not exist in project {self.id!r}")
             return {path: None}
 
-        self._commit(("template", name), "delete", build)
+        self.session.commit(("template", name), "delete", build)
 
     def require_module(self, name=None, template=None, contents=None) -> Module:
         return require_module(self, ("project",), name, template, contents, exist_ok=True)
@@ -491,7 +446,7 @@ class Project:
             return changes
 
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
-        sha = self._store.mutate(build, body, author=self._identity(), from_worktree=True)
+        sha = self.session.commit_as_is(build, body, from_worktree=True)
         return None if sha is None else sha.decode()
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
@@ -562,7 +517,7 @@ class Project:
                 set back; nothing is written.
         """
         build, message = history.history_of(self._store).revert_builder(commit, checks.check_objects_whole)
-        sha = self._store.mutate(build, message, author=self._identity())
+        sha = self.session.commit_as_is(build, message)
         return None if sha is None else self.get_commit(sha.decode())
 
     # -- remotes (expipe_git.remote does the work) -------------------------
@@ -671,7 +626,7 @@ class ProjectConfig(collections.abc.MutableMapping):
     def stored(self) -> dict:
         """The keys ``expipe.toml`` holds, without the user's settings."""
         project = self._project
-        return project._record(project._snap(), layout.CONFIG_FILE, "project config") or {}
+        return project.session.record(project.session.snapshot(), layout.CONFIG_FILE, "project config") or {}
 
     def _merged(self) -> dict:
         stored = self.stored
@@ -716,13 +671,13 @@ class ProjectConfig(collections.abc.MutableMapping):
             raise NotFoundError(f"project config has no key {key!r}")
 
         def build(snap: Snapshot) -> Changes:
-            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
+            record = self._project.session.record(snap, layout.CONFIG_FILE, "project config") or {}
             if key not in record:
                 raise NotFoundError(f"project config has no key {key!r}")
             del record[key]
             return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
 
-        self._project._commit(("project",), f"delete {key} from config", build)
+        self._project.session.commit(("project",), f"delete {key} from config", build)
 
     def _check_key(self, key: Any) -> None:
         if not isinstance(key, str):
@@ -739,11 +694,11 @@ class ProjectConfig(collections.abc.MutableMapping):
         values.dumps(items, what="project config")  # refuse what cannot be stored before anything
 
         def build(snap: Snapshot) -> Changes:
-            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
+            record = self._project.session.record(snap, layout.CONFIG_FILE, "project config") or {}
             record.update(items)
             return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
 
-        self._project._commit(("project",), f"{operation} in config", build)
+        self._project.session.commit(("project",), f"{operation} in config", build)
 
 
 class FileStatus(collections.namedtuple("FileStatus", "path state")):
@@ -758,7 +713,7 @@ class ObjectMap(ReadMapping):
         self._kind = kind
 
     def _names(self) -> list[str]:
-        snap = self._project._snap()
+        snap = self._project.session.snapshot()
         folder = layout.FOLDER_KINDS[self._kind]
         names = []
         for shard, (_, _) in snap.listdir(folder).items():
@@ -768,9 +723,9 @@ class ObjectMap(ReadMapping):
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        if layout._name_problem(name) or not name:
+        if layout.name_problem(name) or not name:
             return False
-        return self._project._snap().blob_id(layout.attributes_path(self._kind, name)) is not None
+        return self._project.session.snapshot().blob_id(layout.attributes_path(self._kind, name)) is not None
 
     def __getitem__(self, name: str) -> Action | Entity:
         layout.check_name(name, self._kind)
@@ -804,8 +759,8 @@ class ObjectMap(ReadMapping):
         """
         project = self._project
         return query.select(
-            project.store,
-            project._snap(),
+            project.session.repository,
+            project.session.snapshot(),
             self._kind,
             criteria,
             lambda name: project._handle(self._kind, name),
@@ -844,13 +799,13 @@ class TemplateMap(ReadMapping):
         self._project = project
 
     def _names(self) -> list[str]:
-        entries = self._project._snap().listdir("templates")
+        entries = self._project.session.snapshot().listdir("templates")
         return sorted(s for s in map(layout.strip_suffix, entries) if s)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not name or layout._name_problem(name):
+        if not isinstance(name, str) or not name or layout.name_problem(name):
             return False
-        return self._project._snap().blob_id(layout.template_path(name)) is not None
+        return self._project.session.snapshot().blob_id(layout.template_path(name)) is not None
 
     def __getitem__(self, name: str) -> Template:
         layout.check_name(name, "template")
@@ -882,7 +837,7 @@ class TemplateMap(ReadMapping):
         path = layout.template_path(name)
         data = values.dumps(dict(contents), what=f"template {name!r}").encode()
         operation = "replace" if name in self else "create"
-        self._project._commit(("template", name), operation, lambda snap: {path: data})
+        self._project.session.commit(("template", name), operation, lambda snap: {path: data})
 
 
 class CommitLog(list):

@@ -56,7 +56,7 @@ class PropertyList(collections.abc.Sequence):
     def data(self) -> list[str]:
         # ``list(action.tags)`` asks for the length and then the items: read
         # the record once per commit, not once per question.
-        snap = self._owner._project._snap()
+        snap = self._owner._project.session.snapshot()
         if self._seen is None or self._seen[0] != snap.commit:
             items = self._owner._read_attributes(snap).get(self.name)
             self._seen = (snap.commit, list(items or []))
@@ -168,7 +168,7 @@ class _Attributed:
     # -- attributes --------------------------------------------------------
 
     def _read_attributes(self, snap: Snapshot | None) -> dict:
-        return self._project._existing(snap, self._attributes_path, self._obj)
+        return self._project.session.existing(snap, self._attributes_path, self._obj)
 
     @property
     def attributes(self) -> dict:
@@ -186,7 +186,7 @@ class _Attributed:
             change(record)
             return {self._attributes_path: values.dumps(record, what=what).encode()}
 
-        self._project._commit(self._obj, operation, build)
+        self._project.session.commit(self._obj, operation, build)
 
     def _set_attribute(self, key: str, value: Any) -> None:
         self._change_attributes(lambda record: record.__setitem__(key, value), f"set {key}")
@@ -306,12 +306,12 @@ class _Attributed:
         folder = layout.messages_dir(self._kind, self.name)
         new: Changes = {}
         for record in records:
-            path = layout.message_path(self._kind, self.name, _message_id(record))
+            path = layout.message_path(self._kind, self.name, message_id_of(record))
             if path in new:
                 raise AlreadyExistsError(
                     f"messages: the message {record['text']!r} by {record['user']} is given twice"
                 )
-            new[path] = _dump_message(record, self._obj)
+            new[path] = message_bytes(record, self._obj)
 
         def build(snap: Snapshot) -> Changes:
             self._read_attributes(snap)
@@ -319,7 +319,7 @@ class _Attributed:
             changes.update(new)
             return changes
 
-        self._project._commit(self._obj, "set messages", build)
+        self._project.session.commit(self._obj, "set messages", build)
 
     def _message_record(self, message: Mapping) -> dict:
         if not isinstance(message, Mapping):
@@ -344,9 +344,9 @@ class _Attributed:
             AlreadyExistsError: the same text by the same user at the same time exists.
         """
         record = _new_message(text, user, datetime, self._project)
-        message_id = _message_id(record)
+        message_id = message_id_of(record)
         path = layout.message_path(self._kind, self.name, message_id)
-        data = _dump_message(record, self._obj)
+        data = message_bytes(record, self._obj)
 
         def build(snap: Snapshot) -> Changes:
             self._read_attributes(snap)
@@ -356,7 +356,7 @@ class _Attributed:
                 )
             return {path: data}
 
-        self._project._commit((*self._obj, "message", message_id), "create", build)
+        self._project.session.commit((*self._obj, "message", message_id), "create", build)
         return Message(self, message_id)
 
     def history(self) -> list[history.Commit]:
@@ -370,7 +370,7 @@ class _Attributed:
     def delete_messages(self) -> None:
         """Delete every message of this object in one commit."""
         folder = layout.messages_dir(self._kind, self.name)
-        self._project._commit(
+        self._project.session.commit(
             self._obj, "delete messages", lambda snap: {path: None for path, _ in snap.walk(folder)}
         )
 
@@ -477,7 +477,7 @@ def _new_message(text: Any, user: Any, when: Any, project: Project) -> dict:
     if not isinstance(text, str):
         raise InvalidTypeError(f"message text must be a str, not {type(text).__name__}")
     if user is None:
-        user = project._identity().name
+        user = project.session.identity().name
     if not isinstance(user, str):
         raise InvalidTypeError(f"message user must be a str, not {type(user).__name__}")
     if when is None:
@@ -487,7 +487,7 @@ def _new_message(text: Any, user: Any, when: Any, project: Project) -> dict:
     return {"text": text, "user": user, "datetime": when}
 
 
-def _message_id(record: dict) -> str:
+def message_id_of(record: dict) -> str:
     """Name a message by its time, and by its content so same-second ones differ."""
     digest = hashlib.sha1(
         "\0".join((record["text"], record["user"], record["datetime"].isoformat())).encode(
@@ -497,7 +497,8 @@ def _message_id(record: dict) -> str:
     return f"{record['datetime'].strftime(datetime_key_format)}-{digest}"
 
 
-def _dump_message(record: dict, owner: tuple[str, ...]) -> bytes:
+def message_bytes(record: dict, owner: tuple[str, ...]) -> bytes:
+    """Return the file contents of a message of ``owner``."""
     return values.dumps(record, what=f"message of {layout.describe(owner)}").encode()
 
 
@@ -512,20 +513,20 @@ class MessageMap(ReadMapping):
 
     def _names(self) -> list[str]:
         project = self._owner._project
-        snap = project._snap()
+        snap = project.session.snapshot()
         folder = self._folder()
         found = []
         for filename in snap.listdir(folder):
             stem = layout.strip_suffix(filename)
             if stem:
-                record = project._record(snap, f"{folder}/{filename}", f"message {stem}")
+                record = project.session.record(snap, f"{folder}/{filename}", f"message {stem}")
                 when = record.get("datetime") if isinstance(record, dict) else None
                 key = when.timestamp() if isinstance(when, dt.datetime) and when.tzinfo else None
                 found.append((key if key is not None else _naive_key(when), stem))
         return [stem for _, stem in sorted(found)]
 
     def __contains__(self, message_id: object) -> bool:
-        if not isinstance(message_id, str) or not message_id or layout._name_problem(message_id):
+        if not isinstance(message_id, str) or not message_id or layout.name_problem(message_id):
             return False
         return bool(self._matches(message_id))
 
@@ -551,7 +552,7 @@ class MessageMap(ReadMapping):
             layout.check_name(message_id, "message")
         except (InvalidTypeError, InvalidValueError):
             return []
-        snap = self._owner._project._snap()
+        snap = self._owner._project.session.snapshot()
         if snap.blob_id(f"{self._folder()}/{message_id}{layout.SUFFIX}") is not None:
             return [message_id]
         if not _is_datetime_key(message_id):
@@ -600,7 +601,7 @@ class Message:
         return f"<expipe_git Message {self.id!r} of {layout.describe(self._owner._obj)}>"
 
     def _read(self, snap: Snapshot | None = None) -> dict:
-        return self._owner._project._existing(snap, self._path, self._obj)
+        return self._owner._project.session.existing(snap, self._path, self._obj)
 
     @property
     def contents(self) -> dict:
@@ -622,7 +623,7 @@ class Message:
     @user.setter
     def user(self, value: str | None) -> None:
         if value is None:
-            value = self._owner._project._identity().name
+            value = self._owner._project.session.identity().name
         _check_str(value, "message user")
         self._set("user", value)
 
@@ -648,9 +649,9 @@ class Message:
         def build(snap: Snapshot) -> Changes:
             record = self._read(snap)
             record[key] = value
-            return {self._path: _dump_message(record, self._owner._obj)}
+            return {self._path: message_bytes(record, self._owner._obj)}
 
-        self._owner._project._commit(self._obj, f"set {key}", build)
+        self._owner._project.session.commit(self._obj, f"set {key}", build)
 
 
 # ---------------------------------------------------------------------------

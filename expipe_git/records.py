@@ -78,14 +78,14 @@ class ModuleMap(ReadMapping):
         self._owner = owner
 
     def _names(self) -> list[str]:
-        entries = self._project._snap().listdir(layout.modules_dir(self._owner))
+        entries = self._project.session.snapshot().listdir(layout.modules_dir(self._owner))
         return sorted(s for s in map(layout.strip_suffix, entries) if s)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not name or layout._name_problem(name):
+        if not isinstance(name, str) or not name or layout.name_problem(name):
             return False
         path = layout.module_path(self._owner, name)
-        return self._project._snap().blob_id(path) is not None
+        return self._project.session.snapshot().blob_id(path) is not None
 
     def __getitem__(self, name: str) -> Module:
         layout.check_name(name, "module")
@@ -132,7 +132,7 @@ class ModuleMap(ReadMapping):
             return {path: data}
 
         operation = "replace" if name in self else "create"
-        self._project._commit(obj, operation, build)
+        self._project.session.commit(obj, operation, build)
 
 
 def _owner_text(owner: tuple[str, ...]) -> str:
@@ -214,7 +214,7 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
             )
         return {path: data}
 
-    project._commit(obj, "create", build)
+    project.session.commit(obj, "create", build)
     return Module(project, owner, name)
 
 
@@ -227,7 +227,7 @@ def delete_module(project: Project, owner: tuple[str, ...], name: str) -> None:
             raise NotFoundError(f"module {name!r} does not exist in {_owner_text(owner)}")
         return {path: None}
 
-    project._commit(_module_obj(owner, name), "delete", build)
+    project.session.commit(_module_obj(owner, name), "delete", build)
 
 
 class _Record(collections.abc.MutableMapping):
@@ -253,7 +253,7 @@ class _Record(collections.abc.MutableMapping):
         return layout.describe(self._obj)
 
     def _read(self, snap: Snapshot | None = None) -> Any:
-        return self._project._existing(snap, self._path, self._obj)
+        return self._project.session.existing(snap, self._path, self._obj)
 
     @property
     def contents(self) -> Any:
@@ -345,7 +345,7 @@ class _Record(collections.abc.MutableMapping):
             self._check(record)
             return {self._path: values.dumps(record, what=what).encode()}
 
-        self._project._commit(self._obj, operation, build)
+        self._project.session.commit(self._obj, operation, build)
 
     def _check(self, record: Any) -> None:
         """Hook for subclasses to refuse records that break their rules."""

@@ -378,7 +378,8 @@ def _encode_quantity(quantity: Any, level: int, quantities: Any) -> dict:
 _UNIT_NUMBER_POWER = re.compile(r"[0-9.)]\s*\*\*")
 
 
-def _unit_is_safe(unit: str) -> bool:
+def unit_is_safe(unit: str) -> bool:
+    """Return whether ``unit`` is text quantities may parse: short, printable, no number powers."""
     return 0 < len(unit) <= 200 and unit.isprintable() and not _UNIT_NUMBER_POWER.search(unit)
 
 
@@ -390,7 +391,7 @@ def _check_unit(unit: str, quantity: Any, quantities: Any) -> None:
     known = _UNITS_READ_BACK.get(unit)
     if known is None:
         try:
-            known = quantities.Quantity(1.0, unit).dimensionality if _unit_is_safe(unit) else None
+            known = quantities.Quantity(1.0, unit).dimensionality if unit_is_safe(unit) else None
         except Exception:  # quantities raises LookupError, SyntaxError, ...
             known = None
         if known is not None:
@@ -614,7 +615,7 @@ def _decode_quantity(table: dict) -> Any:
     else:
         _fields(table, "quantity", ("value", "unit"))
     unit = table["unit"]
-    if type(unit) is not str or not _unit_is_safe(unit):
+    if type(unit) is not str or not unit_is_safe(unit):
         raise _Corrupt(f"is a quantity whose unit {unit!r} is not a unit name")
     names = ("value", "uncertainty") if uncertain else ("value",)
     for name in names:

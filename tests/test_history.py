@@ -493,7 +493,7 @@ def test_history_cache_can_be_deleted_or_damaged(rec):
     expected = ids(action.history())
     from expipe_git import commitgraph
 
-    commitgraph.of(project.store).save(force=True)
+    commitgraph.of(project.session.repository).save(force=True)
     cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
     assert cache.exists()
     for damage in (b"", b"garbage", None):
@@ -549,7 +549,9 @@ def test_random_branch_and_merge_histories_match_git_log(project, seed):
     for target in [*files, "modules", "templates", "actions", layout.object_dir("action", "r")]:
         assert ids(project.log(path=target)) == git_ids(path, "--", target), target
         for branch in branches[1:]:
-            history = expipe_git.history.history_of(project.store).log(paths=[target], start=branch)
+            history = expipe_git.history.history_of(project.session.repository).log(
+                paths=[target], start=branch
+            )
             assert ids(history) == git_ids(path, branch, "--", target), (branch, target)
 
 
