@@ -50,6 +50,7 @@ as text that names no ref: ``"10 minutes ago"``, ``"yesterday"``,
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import functools
 import math
@@ -57,7 +58,7 @@ import pathlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dateutil.parser
 
@@ -113,7 +114,8 @@ class Change:
         """The object's CLI address, e.g. ``action/rec-1/module/tracking``."""
         return None if self.object is None else layout.address(self.object)
 
-    def __eq__(self, other: object) -> bool:
+    # In this class body ``object`` is the field above, so the builtin is named in full.
+    def __eq__(self, other: builtins.object) -> bool:
         if not isinstance(other, Change):
             return NotImplemented
         return (self.kind, self.path, self.object, self.key) == (
@@ -244,9 +246,9 @@ class _History:
             if self.store.object_type(sha) is None:
                 raise NotFoundError(f"no commit {base} in {self.store.root}")
             return self._commit_of(sha, revision)
-        sha = self.store.resolve_ref(base) if _could_be_ref(base) else None
-        if sha is not None:
-            return self._commit_of(sha, revision)
+        named = self.store.resolve_ref(base) if _could_be_ref(base) else None
+        if named is not None:
+            return self._commit_of(named, revision)
         if _HEX.match(base):
             found = [s for s in self.store.objects_with_prefix(base) if self.store.object_type(s) == "commit"]
             if len(found) == 1:
@@ -307,7 +309,7 @@ class _History:
             what = f"{layout.describe(place.obj) if place else path} ({path})"
             try:
                 raw = self.store.parsed(sha, lambda data: values.parse(data, what=what))
-                return values.decode(raw, what=what)
+                return values.decode(cast(dict, raw), what=what)
             except CorruptFileError:
                 pass
         return self.store.read_blob(sha).decode("utf-8", "replace")
@@ -424,6 +426,7 @@ class _History:
         current = self.load(None if head is None else self.store.snapshot(head).blob_id(path), path)
         if current is _MISSING:
             raise NotFoundError(f"{what} does not exist")
+        assert head is not None  # a record was found, so there is a commit
         pending: dict[bytes, dict[tuple, Any]] = {head: dict(_leaves(current))}
         blame: dict[tuple, bytes] = {}
         # Commits newest first; a key moves to a parent that holds the same
@@ -535,7 +538,7 @@ class _History:
             if not (now is _MISSING and expected is _MISSING) and (
                 now is _MISSING or expected is _MISSING or not same_value(now, expected)
             ):
-                key = _key_text(change.key)
+                key = values.key_text(change.key) or "(whole record)"
                 shown = "(removed)" if now is _MISSING else repr(now)
                 conflicts.append(f"{name} {key} is now {shown}")
                 continue
@@ -723,10 +726,6 @@ def same_value(a: Any, b: Any) -> bool:
         return bool(result.all()) if hasattr(result, "all") else bool(result)
     except (TypeError, ValueError):
         return False
-
-
-def _key_text(key: tuple) -> str:
-    return ".".join(str(k) for k in key) if key else "(whole record)"
 
 
 def _split_identity(person: str) -> tuple[str, str]:

@@ -201,11 +201,6 @@ def _is_set(value: Any) -> bool:
     return value is ABSENT or (type(value) is list and all(type(x) in (str, int) for x in value))
 
 
-def _key_text(keys: tuple[str, ...]) -> str:
-    # A user key beginning with "$" is stored with the "$" doubled.
-    return ".".join(k[1:] if k.startswith("$$") else k for k in keys)
-
-
 # ---------------------------------------------------------------------------
 # The merge itself
 
@@ -287,7 +282,9 @@ class _Merger:
             if all(other[p][1] is None for p in owned if p in other):
                 continue  # the other side only deleted things too
             contested.add(owner)
-            base_blob = (ours.get(attributes) or theirs.get(attributes))[0]
+            entry = ours.get(attributes) or theirs.get(attributes)
+            assert entry is not None  # the attributes file changed on one side at least
+            base_blob = entry[0]
             ours_blob = None if sides[0] else self.snap.blob_id(attributes)
             theirs_blob = None if sides[1] else self._their_blob(attributes)
             if self._deleted_conflict(layout.address(owner), attributes, base_blob, ours_blob, theirs_blob):
@@ -447,7 +444,7 @@ class _RecordMerge:
             return self._merge_table({} if base is ABSENT else base, ours, theirs, keys)
         conflict = Conflict(
             self.obj,
-            _key_text(keys),
+            values.key_text(tuple(map(values.user_key, keys))),
             self._decoded(base, keys),
             self._decoded(ours, keys),
             self._decoded(theirs, keys),

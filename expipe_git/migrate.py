@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import math
 import os
 import pathlib
@@ -576,14 +577,14 @@ def _check_destination(root: pathlib.Path, target: pathlib.Path) -> None:
 
 def _objects(builder: _Builder, plan: expipe06.Plan) -> Iterator[Callable[[], _Built]]:
     """Yield a builder for each object: the config, templates, project modules, entities, actions."""
-    yield lambda: builder.config(plan.config)
+    yield functools.partial(builder.config, plan.config)
     for name, path in plan.templates.items():
-        yield lambda name=name, path=path: builder.template(name, path)
+        yield functools.partial(builder.template, name, path)
     for name, path in plan.modules.items():
-        yield lambda name=name, path=path: builder.project_module(name, path)
+        yield functools.partial(builder.project_module, name, path)
     for kind in ("entity", "action"):
         for name, folder in plan.folders[kind].items():
-            yield lambda kind=kind, name=name, folder=folder: builder.folder_object(kind, name, folder, plan)
+            yield functools.partial(builder.folder_object, kind, name, folder, plan)
 
 
 def _build(

@@ -18,7 +18,7 @@ import pathlib
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import checks, display, history, layout, merge, query, tables, values
 from . import config as expipe_config
@@ -247,10 +247,10 @@ class Project:
         return ModuleMap(self, ("project",))
 
     def require_action(self, name: str) -> Action:
-        return self._require_object("action", name)
+        return cast(Action, self._require_object("action", name))
 
     def create_action(self, name: str) -> Action:
-        return self._create_object("action", name)
+        return cast(Action, self._create_object("action", name))
 
     def delete_action(self, name: str, remove_data: bool = False) -> None:
         """Delete action ``name``: its attributes, modules and messages, in one commit.
@@ -263,10 +263,10 @@ class Project:
         self._delete_object("action", name, remove_data)
 
     def require_entity(self, name: str) -> Entity:
-        return self._require_object("entity", name)
+        return cast(Entity, self._require_object("entity", name))
 
     def create_entity(self, name: str) -> Entity:
-        return self._create_object("entity", name)
+        return cast(Entity, self._create_object("entity", name))
 
     def delete_entity(self, name: str, remove_data: bool = False) -> None:
         """Delete entity ``name`` in one commit; its data folder as :meth:`delete_action` says."""
@@ -654,7 +654,7 @@ class ProjectConfig(collections.abc.MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         self._change({key: value}, f"set {key}")
 
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+    def update(self, other=(), /, **kwargs) -> None:
         """Set several keys in one commit."""
         items = dict(other, **kwargs)
         if items:
@@ -715,7 +715,7 @@ class ObjectMap(ReadMapping):
     def _names(self) -> list[str]:
         snap = self._project.session.snapshot()
         folder = layout.FOLDER_KINDS[self._kind]
-        names = []
+        names: list[str] = []
         for shard, (_, _) in snap.listdir(folder).items():
             names.extend(snap.listdir(f"{folder}/{shard}"))
         return sorted(names)

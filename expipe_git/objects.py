@@ -23,6 +23,7 @@ from .records import Backend06, Module, ModuleMap, ReadMapping, delete_module, r
 from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
+    from .history import Commit
     from .model import Project
 
 datetime_format = "%Y-%m-%dT%H:%M:%S"
@@ -62,7 +63,7 @@ class PropertyList(collections.abc.Sequence):
             self._seen = (snap.commit, list(items or []))
         return list(self._seen[1])
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return self.data[index]
 
     def __len__(self) -> int:
@@ -160,7 +161,7 @@ class _Attributed:
             type(other) is type(self)
             and other._obj == self._obj
             and other._project.path == self._project.path
-        )  # type: ignore[attr-defined]
+        )
 
     def __hash__(self) -> int:
         return hash((self._obj, str(self._project.path)))
@@ -359,11 +360,11 @@ class _Attributed:
         self._project.session.commit((*self._obj, "message", message_id), "create", build)
         return Message(self, message_id)
 
-    def history(self) -> list[history.Commit]:
+    def history(self) -> list[Commit]:
         """Return the commits that changed this object (its attributes, modules and messages)."""
         return history.log(self._project, path=self)
 
-    def blame(self) -> dict[tuple, history.Commit]:
+    def blame(self) -> dict[tuple, Commit]:
         """Return each leaf key of the attributes -> the commit that last set it."""
         return history.blame(self._project, self._obj)
 
@@ -637,11 +638,11 @@ class Message:
             raise InvalidTypeError(f'message datetime: expected "datetime", got "{type(value).__name__}"')
         self._set("datetime", value)
 
-    def blame(self) -> dict[tuple, history.Commit]:
+    def blame(self) -> dict[tuple, Commit]:
         """Return each key of the message (text, user, datetime) -> the commit that last set it."""
         return history.blame(self._owner._project, self._obj)
 
-    def history(self) -> list[history.Commit]:
+    def history(self) -> list[Commit]:
         """Return the commits that changed this message, newest first."""
         return history.log(self._owner._project, path=self)
 

@@ -22,6 +22,7 @@ from .errors import AlreadyExistsError, InvalidTypeError, InvalidValueError, Not
 from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
+    from .history import Commit
     from .model import Project
 
 # Keys of a template that describe the template rather than its fields.
@@ -300,7 +301,7 @@ class _Record(collections.abc.MutableMapping):
         return display.record_html(self._what(), self.contents)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._update_at((), lambda node: node.__setitem__(key, value), f"set {_key_text((key,))}")
+        self._update_at((), lambda node: node.__setitem__(key, value), f"set {values.key_text((key,))}")
 
     def __delitem__(self, key: Any) -> None:
         def remove(node: dict) -> None:
@@ -308,7 +309,7 @@ class _Record(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._update_at((), remove, f"delete {_key_text((key,))}")
+        self._update_at((), remove, f"delete {values.key_text((key,))}")
 
     def _add_missing(self, contents: Mapping) -> None:
         """Add the keys of ``contents`` this record lacks, in one commit (or none)."""
@@ -325,7 +326,7 @@ class _Record(collections.abc.MutableMapping):
 
         self._update_at((), add, "add " + ", ".join(map(str, missing)))
 
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+    def update(self, other=(), /, **kwargs) -> None:
         """Set several keys in one commit."""
         items = dict(other, **kwargs)
         self._update_at((), lambda node: node.update(items), "update " + ", ".join(map(str, items)))
@@ -340,7 +341,7 @@ class _Record(collections.abc.MutableMapping):
             for key in keys:
                 node = node[key]
             if not isinstance(node, dict):
-                raise InvalidTypeError(f"{what}: {_key_text(keys)} is not a mapping")
+                raise InvalidTypeError(f"{what}: {values.key_text(keys)} is not a mapping")
             change(node)
             self._check(record)
             return {self._path: values.dumps(record, what=what).encode()}
@@ -350,11 +351,11 @@ class _Record(collections.abc.MutableMapping):
     def _check(self, record: Any) -> None:
         """Hook for subclasses to refuse records that break their rules."""
 
-    def history(self) -> list[history.Commit]:
+    def history(self) -> list[Commit]:
         """Return the commits that changed this record, newest first."""
         return history.log(self._project, path=self)
 
-    def blame(self) -> dict[tuple, history.Commit]:
+    def blame(self) -> dict[tuple, Commit]:
         """Return each leaf key path -> the commit that last set it."""
         return history.blame(self._project, self._obj)
 
@@ -431,7 +432,7 @@ class _NodeView(collections.abc.MutableMapping):
     def __setitem__(self, key: Any, value: Any) -> None:
         keys = (*self._keys, key)
         self._record._update_at(
-            self._keys, lambda node: node.__setitem__(key, value), f"set {_key_text(keys)}"
+            self._keys, lambda node: node.__setitem__(key, value), f"set {values.key_text(keys)}"
         )
 
     def __delitem__(self, key: Any) -> None:
@@ -440,15 +441,11 @@ class _NodeView(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._record._update_at(self._keys, remove, f"delete {_key_text((*self._keys, key))}")
+        self._record._update_at(self._keys, remove, f"delete {values.key_text((*self._keys, key))}")
 
 
 def _wrap(record: _Record, keys: tuple, value: Any) -> Any:
     return _NodeView(record, keys) if isinstance(value, dict) else value
-
-
-def _key_text(keys: tuple) -> str:
-    return ".".join(str(k) for k in keys)
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from . import config as expipe_config
 from . import layout, tomltext, values
@@ -43,7 +43,7 @@ class Session:
         raw = snap.read_parsed(path, lambda data: values.parse(data, what=f"{what} ({path})"))
         if raw is None:
             return None
-        return values.decode(raw, what=f"{what} ({path})")
+        return values.decode(cast(dict, raw), what=f"{what} ({path})")
 
     def existing(self, snap: Snapshot | None, path: str, obj: tuple[str, ...]) -> Any:
         """Return the record of ``obj`` at ``path``; NotFoundError if it is gone."""
@@ -95,7 +95,9 @@ class Session:
                     continue
                 assert data is not None
                 old_raw = store.parsed(old_sha, functools.partial(values.parse, what=path))
-                changes[path] = tomltext.keep_layout(old.decode("utf-8"), old_raw, data.decode()).encode()
+                changes[path] = tomltext.keep_layout(
+                    old.decode("utf-8"), cast(dict, old_raw), data.decode()
+                ).encode()
             return changes
 
         return keep

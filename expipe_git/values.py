@@ -96,10 +96,10 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python 3.10: the same parser, published as tomli
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 from expipe_git.errors import CorruptFileError, InvalidTypeError, InvalidValueError
 from expipe_git.tomltext import emit_document, same_raw
@@ -665,7 +665,10 @@ def _decode_datetime(table: dict) -> _dt.datetime:
     else:
         if value.tzinfo is None:
             raise _Corrupt("is a 'datetime' tagged value with neither an offset nor a utcoffset")
-        offset = value.utcoffset()
+        found = value.utcoffset()
+        if found is None:
+            raise _Corrupt("is a 'datetime' tagged value whose time zone gives no offset")
+        offset = found
         wall = value.replace(tzinfo=None)
     if "tz" not in table:
         if "utcoffset" not in table:
@@ -790,6 +793,16 @@ def parse(text: str | bytes, *, what: str) -> dict:
         raise CorruptFileError(f"{what}: not valid TOML: {exc}; {_FIX}", path=None) from exc
     except RecursionError:
         raise CorruptFileError(f"{what}: not valid TOML: nested too deeply; {_FIX}", path=None) from None
+
+
+def key_text(keys: tuple) -> str:
+    """Return a key path as messages, conflicts and tables show it: ``probe.depth``; ``""`` for none."""
+    return ".".join(str(key) for key in keys)
+
+
+def user_key(stored: str) -> str:
+    """Return the key a TOML file's key ``stored`` holds (a user's ``$x`` is stored ``$$x``)."""
+    return stored[1:] if stored.startswith("$$") else stored
 
 
 def decode(raw: dict, *, what: str) -> Any:

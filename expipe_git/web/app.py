@@ -199,7 +199,7 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
             page=number,
             last_page=last,
             first_shown=start + 1,
-            choices=table.choices(rows.values()),
+            choices=table.choices(list(rows.values())),
             when=display.when_text,
         )
 

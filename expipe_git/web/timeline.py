@@ -95,7 +95,7 @@ def draw(
         start = first + dt.timedelta(days=bucket * step)
         span = start.isoformat() if step == 1 else f"week of {start.isoformat()}"
         x = _LEFT + bucket * slot + (slot - bar_w) / 2
-        y = _TOP + plot_h
+        y: float = _TOP + plot_h
         total = sum(counts[bucket].values())
         who = ", ".join(f"{author} {n}" for author, n in counts[bucket].most_common())
         title = (
