@@ -36,7 +36,7 @@ from .session import Session
 from .store import Changes, Snapshot, Store
 
 if TYPE_CHECKING:
-    from .migrate import ImportReport
+    from .importcheck import ImportReport
 
 
 def _now() -> dt.datetime:

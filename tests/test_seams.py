@@ -25,6 +25,7 @@ OBJECT_LAYER = [
     "history.py",
     "merge.py",
     "migrate.py",
+    "importcheck.py",
     "values.py",
     "tomltext.py",
     "config.py",
