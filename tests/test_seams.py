@@ -19,6 +19,7 @@ PACKAGE = pathlib.Path(expipe_git.__file__).parent
 OBJECT_LAYER = [
     "session.py",
     "model.py",
+    "maps.py",
     "objects.py",
     "records.py",
     "checks.py",
