@@ -25,6 +25,8 @@ OBJECT_LAYER = [
     "checks.py",
     "history.py",
     "merge.py",
+    "recordmerge.py",
+    "valuetext.py",
     "migrate.py",
     "importcheck.py",
     "values.py",
