@@ -300,3 +300,29 @@ def commit_message(obj: tuple[str, ...], operation: str, detail: str = "") -> st
     if detail:
         subject = f"{subject} {detail}"
     return f"{subject}\n\nExpipe-Object: {address(obj)}\nExpipe-Operation: {operation}\n"
+
+
+def object_path(obj: tuple[str, ...]) -> str:
+    """Return the file or folder that holds the object at address ``obj``.
+
+    An action or entity is its whole folder (attributes, modules, messages).
+    """
+    if obj == ("project",):
+        return CONFIG_FILE
+    kind, name = obj[0], obj[1]
+    if len(obj) == 2:
+        if kind in FOLDER_KINDS:
+            return object_dir(kind, name)
+        if kind == "template":
+            return template_path(name)
+        return module_path(("project",), name)
+    if obj[2] == "module":
+        return module_path(obj[:2], obj[3])
+    return message_path(kind, name, obj[3])
+
+
+def record_path(obj: tuple[str, ...]) -> str:
+    """Return the file of an object's record (an action's attributes file)."""
+    if len(obj) == 2 and obj[0] in FOLDER_KINDS:
+        return attributes_path(*obj)
+    return object_path(obj)

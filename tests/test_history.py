@@ -587,7 +587,7 @@ def test_blame_agrees_with_the_history_of_each_key(project):
     """Blame against an oracle: the newest commit whose key value differs from its parent's."""
     import random
 
-    from expipe_git.history import leaves, same_value
+    from expipe_git.changes import leaves, same_value
 
     rng = random.Random(3)
     module = project.require_module("m", contents={"a": 1, "b": {"c": 1, "d": 1}, "e": 1})

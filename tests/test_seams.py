@@ -24,6 +24,8 @@ OBJECT_LAYER = [
     "records.py",
     "checks.py",
     "history.py",
+    "changes.py",
+    "timetext.py",
     "merge.py",
     "recordmerge.py",
     "valuetext.py",
