@@ -326,3 +326,8 @@ def record_path(obj: tuple[str, ...]) -> str:
     if len(obj) == 2 and obj[0] in FOLDER_KINDS:
         return attributes_path(*obj)
     return object_path(obj)
+
+
+def key_text(keys: tuple) -> str:
+    """Return a key path as messages, conflicts and tables show it: ``probe.depth``; ``""`` for none."""
+    return ".".join(str(key) for key in keys)

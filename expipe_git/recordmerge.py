@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import values
+from . import decoding, layout, values
 from .objects import LIST_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class RecordMerge:
             return self._merge_table({} if base is ABSENT else base, ours, theirs, keys)
         conflict = Conflict(
             self.obj,
-            values.key_text(tuple(map(values.user_key, keys))),
+            layout.key_text(tuple(map(decoding.user_key, keys))),
             self._decoded(base, keys),
             self._decoded(ours, keys),
             self._decoded(theirs, keys),

@@ -301,7 +301,7 @@ class _Record(collections.abc.MutableMapping):
         return display.record_html(self._what(), self.contents)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._update_at((), lambda node: node.__setitem__(key, value), f"set {values.key_text((key,))}")
+        self._update_at((), lambda node: node.__setitem__(key, value), f"set {layout.key_text((key,))}")
 
     def __delitem__(self, key: Any) -> None:
         def remove(node: dict) -> None:
@@ -309,7 +309,7 @@ class _Record(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._update_at((), remove, f"delete {values.key_text((key,))}")
+        self._update_at((), remove, f"delete {layout.key_text((key,))}")
 
     def _add_missing(self, contents: Mapping) -> None:
         """Add the keys of ``contents`` this record lacks, in one commit (or none)."""
@@ -341,7 +341,7 @@ class _Record(collections.abc.MutableMapping):
             for key in keys:
                 node = node[key]
             if not isinstance(node, dict):
-                raise InvalidTypeError(f"{what}: {values.key_text(keys)} is not a mapping")
+                raise InvalidTypeError(f"{what}: {layout.key_text(keys)} is not a mapping")
             change(node)
             self._check(record)
             return {self._path: values.dumps(record, what=what).encode()}
@@ -432,7 +432,7 @@ class _NodeView(collections.abc.MutableMapping):
     def __setitem__(self, key: Any, value: Any) -> None:
         keys = (*self._keys, key)
         self._record._update_at(
-            self._keys, lambda node: node.__setitem__(key, value), f"set {values.key_text(keys)}"
+            self._keys, lambda node: node.__setitem__(key, value), f"set {layout.key_text(keys)}"
         )
 
     def __delitem__(self, key: Any) -> None:
@@ -441,7 +441,7 @@ class _NodeView(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._record._update_at(self._keys, remove, f"delete {values.key_text((*self._keys, key))}")
+        self._record._update_at(self._keys, remove, f"delete {layout.key_text((*self._keys, key))}")
 
 
 def _wrap(record: _Record, keys: tuple, value: Any) -> Any:

@@ -32,6 +32,7 @@ OBJECT_LAYER = [
     "migrate.py",
     "importcheck.py",
     "values.py",
+    "decoding.py",
     "tomltext.py",
     "config.py",
     "expipe06.py",
