@@ -47,8 +47,9 @@ from .errors import (
     InvalidValueError,
 )
 from .importcheck import ImportReport, Progress, compare_with_source, count_objects, verify_import
+from .messages import message_bytes, message_id_of
 from .model import Project, find_project_root
-from .objects import datetime_format, message_bytes, message_id_of
+from .objects import datetime_format
 from .store import Changes, Snapshot, Store
 
 __all__ = ["ImportReport", "import_expipe_project", "verify_import"]

@@ -21,6 +21,7 @@ OBJECT_LAYER = [
     "model.py",
     "maps.py",
     "objects.py",
+    "messages.py",
     "records.py",
     "checks.py",
     "history.py",
