@@ -63,9 +63,7 @@ from .recordmerge import (
     same_data,
 )
 from .store import Changes, Snapshot, Store
-
-# parse_value_text: the command line reads values typed for `merge --resolve` and `set` from here.
-from .valuetext import parse_value_text as parse_value_text
+from .valuetext import parse_value_text as parse_value_text  # what the command line reads values with
 
 if TYPE_CHECKING:  # merge sits below model: Project only annotates
     from .model import Project
@@ -91,10 +89,6 @@ class _Outcome:
     conflicts: list[Conflict]  # unresolved
     found: list[Conflict]  # every conflict, resolved or not
     notes: list[str]  # how conflicts were resolved, messages renamed
-
-
-# ---------------------------------------------------------------------------
-# Comparing raw TOML data
 
 
 # ---------------------------------------------------------------------------
@@ -406,12 +400,7 @@ def merge_into(
     store = project.session.repository
     their_commit = _check_commit(store, their_commit)
     state = _load_state(store)
-    if state is not None and state["theirs"] != their_commit.decode():
-        raise RepositoryStateError(
-            f"a merge of {state['message']!r} stopped on conflicts and is not finished; resolve them and "
-            "continue it (project.continue_merge(), 'expipe-git merge --continue') or abort it "
-            "(project.abort_merge(), 'expipe-git merge --abort') first"
-        )
+    _refuse_another_merge(state, their_commit)
     decide = _decider(state, on_conflict)
     while True:
         head = store.head()
@@ -429,23 +418,37 @@ def merge_into(
                 store, {**(state or {"resolutions": []}), "theirs": their_commit.decode(), "message": message}
             )
             raise _conflict_error(message, outcome.conflicts)
-
-        def build(snap: Snapshot, outcome: _Outcome = outcome) -> Changes:
-            if snap.commit != outcome.ours:
-                raise _HeadMoved
-            return outcome.changes
-
         try:
-            sha = store.mutate(
-                build,
-                _commit_message(message, their_commit, outcome.notes),
-                author=project.session.identity(),
-                merge_parent=their_commit,
-            )
+            sha = _commit_outcome(project, outcome, message, their_commit)
         except _HeadMoved:
             continue
         _clear_state(store)
         return sha
+
+
+def _refuse_another_merge(state: dict | None, their_commit: bytes) -> None:
+    if state is not None and state["theirs"] != their_commit.decode():
+        raise RepositoryStateError(
+            f"a merge of {state['message']!r} stopped on conflicts and is not finished; resolve them and "
+            "continue it (project.continue_merge(), 'expipe-git merge --continue') or abort it "
+            "(project.abort_merge(), 'expipe-git merge --abort') first"
+        )
+
+
+def _commit_outcome(project: Project, outcome: _Outcome, message: str, their_commit: bytes) -> bytes | None:
+    """Commit a merge without conflicts; _HeadMoved if HEAD is no longer the commit it merged."""
+
+    def build(snap: Snapshot) -> Changes:
+        if snap.commit != outcome.ours:
+            raise _HeadMoved
+        return outcome.changes
+
+    return project.session.repository.mutate(
+        build,
+        _commit_message(message, their_commit, outcome.notes),
+        author=project.session.identity(),
+        merge_parent=their_commit,
+    )
 
 
 def _check_commit(store: Store, sha: Any) -> bytes:

@@ -144,6 +144,29 @@ def _module_obj(owner: tuple[str, ...], name: str) -> tuple[str, ...]:
     return ("module", name) if owner == ("project",) else (*owner, "module", name)
 
 
+def _from_template(project, owner, name, template, contents, exist_ok) -> tuple[str, Any]:
+    """Return the module's name and contents taken from ``template``."""
+    if contents is not None:
+        raise InvalidValueError("give a module either a template or contents, not both")
+    layout.check_name(template, "template")
+    if template in project.templates:
+        record = project.templates[template].contents
+        identifier = record.get("identifier") or template
+        contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
+    elif exist_ok and name is not None:
+        contents = {}
+        if name not in ModuleMap(project, owner):
+            warnings.warn(
+                f"template {template!r} does not exist in project {project.id!r}, so module "
+                f"{name!r} starts empty; project.require_template({template!r}, {{...}}) "
+                "makes a template that fills modules in",
+                stacklevel=4,
+            )
+    else:
+        project.templates[template]  # raises NotFoundError naming the template
+    return (identifier if name is None else name), contents
+
+
 def require_module(project, owner, name, template, contents, exist_ok) -> Module:
     """Create (or with ``exist_ok``, get) a module from ``contents`` or ``template``.
 
@@ -154,26 +177,7 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
     asks for a ``tracking`` template it never made, runs.
     """
     if template is not None:
-        if contents is not None:
-            raise InvalidValueError("give a module either a template or contents, not both")
-        layout.check_name(template, "template")
-        if template in project.templates:
-            record = project.templates[template].contents
-            identifier = record.get("identifier") or template
-            contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
-        elif exist_ok and name is not None:
-            contents = {}
-            if name not in ModuleMap(project, owner):
-                warnings.warn(
-                    f"template {template!r} does not exist in project {project.id!r}, so module "
-                    f"{name!r} starts empty; project.require_template({template!r}, {{...}}) "
-                    "makes a template that fills modules in",
-                    stacklevel=3,
-                )
-        else:
-            project.templates[template]  # raises NotFoundError naming the template
-        if name is None:
-            name = identifier
+        name, contents = _from_template(project, owner, name, template, contents, exist_ok)
     if name is None:
         raise InvalidTypeError("a module needs a name (or a template to take its name from)")
     layout.check_name(name, "module")
