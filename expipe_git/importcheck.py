@@ -336,7 +336,12 @@ def _same_folder_object(
             _same_module(reader, compare, f"module {module!r} of {what}", path, obj.modules[module].contents)
             compare.report.objects_compared += 1
 
-    messages_folder = folder / "messages"
+    _same_messages(reader, compare, what, folder / "messages", obj)
+
+
+def _same_messages(
+    reader: expipe06.Source, compare: _Comparer, what: str, messages_folder: pathlib.Path, obj: Any
+) -> None:
     expected_messages = []
     if messages_folder.is_dir():
         for path in sorted(messages_folder.iterdir()):

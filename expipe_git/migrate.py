@@ -362,6 +362,34 @@ def import_expipe_project(
     target.parent.mkdir(parents=True, exist_ok=True)
     for left in _remove_abandoned_imports(target):
         report.notes.append(f"removed {left}, the unfinished folder of an import of {target} that was killed")
+    _build_in_place(reader, plan, target, report, single_commit=single_commit, data=data, progress=progress)
+    _note_stray(plan, report)
+    project = Project(target)
+    if verify:
+        compare_with_source(reader, plan, project, report, progress)
+        if report.differences:
+            import warnings
+
+            warnings.warn(
+                f"the import of {root} differs from its source in {len(report.differences)} place(s); "
+                "see project.import_report",
+                stacklevel=2,
+            )
+    project.import_report = report
+    return project
+
+
+def _build_in_place(
+    reader: expipe06.Source,
+    plan: expipe06.Plan,
+    target: pathlib.Path,
+    report: ImportReport,
+    *,
+    single_commit: bool,
+    data: str,
+    progress: Progress | None,
+) -> None:
+    """Build the project in a hidden folder beside ``target``, then rename it into place."""
     building, lock = _start_building(target)
     try:
         _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
@@ -380,23 +408,13 @@ def import_expipe_project(
     finally:
         if lock is not None:
             os.close(lock)  # releases the flock
+
+
+def _note_stray(plan: expipe06.Plan, report: ImportReport) -> None:
     if plan.stray:
         shown = ", ".join(plan.stray[:_STRAY_SHOWN])
         more = f", and {len(plan.stray) - _STRAY_SHOWN} more" if len(plan.stray) > _STRAY_SHOWN else ""
         report.notes.append(f"not imported, not part of an expipe project: {shown}{more}")
-    project = Project(target)
-    if verify:
-        compare_with_source(reader, plan, project, report, progress)
-        if report.differences:
-            import warnings
-
-            warnings.warn(
-                f"the import of {root} differs from its source in {len(report.differences)} place(s); "
-                "see project.import_report",
-                stacklevel=2,
-            )
-    project.import_report = report
-    return project
 
 
 def _start_building(target: pathlib.Path) -> tuple[pathlib.Path, int | None]:
