@@ -353,15 +353,7 @@ def import_expipe_project(
     reader = expipe06.Source(root)
     plan = expipe06.scan(reader)
     _check_destination(root, target)
-    report = ImportReport(str(root), str(target), data_mode=data)
-    report.counts = count_objects(plan)
-    if (root / ".git").exists():
-        report.notes.append(
-            f"{root} is itself a git repository; it was only read, and its git history is not imported"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for left in _remove_abandoned_imports(target):
-        report.notes.append(f"removed {left}, the unfinished folder of an import of {target} that was killed")
+    report = _new_report(root, target, plan, data)
     _build_in_place(reader, plan, target, report, single_commit=single_commit, data=data, progress=progress)
     _note_stray(plan, report)
     project = Project(target)
@@ -377,6 +369,20 @@ def import_expipe_project(
             )
     project.import_report = report
     return project
+
+
+def _new_report(root: pathlib.Path, target: pathlib.Path, plan: expipe06.Plan, data: str) -> ImportReport:
+    """Start the report; remove what killed imports into ``target`` left, and note it."""
+    report = ImportReport(str(root), str(target), data_mode=data)
+    report.counts = count_objects(plan)
+    if (root / ".git").exists():
+        report.notes.append(
+            f"{root} is itself a git repository; it was only read, and its git history is not imported"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for left in _remove_abandoned_imports(target):
+        report.notes.append(f"removed {left}, the unfinished folder of an import of {target} that was killed")
+    return report
 
 
 def _build_in_place(
