@@ -104,7 +104,7 @@ def _instrument(expipe):
     wrap(Store, "read_blob", "Store.read_blob (read + inflate a blob)")
     wrap(values, "parse", "values.parse (tomllib)")
     wrap(values, "decode", "values.decode (tagged values -> Python)")
-    wrap(layout, "_name_problem", "layout._name_problem (name checks)")
+    wrap(layout, "_name_problem", "layout.name_problem (name checks)")
     wrap(layout, "shard", "layout.shard (sha1 of the name)")
     return totals
 

@@ -194,7 +194,7 @@ def quantity_shape(value: dict) -> bool:
 def as_quantity(value: dict) -> Any:
     """Return the Quantity expipe 0.6 made of ``{value, unit[, uncertainty]}``, or None."""
     unit = value["unit"]
-    if not isinstance(unit, str) or not values._unit_is_safe(unit):
+    if not isinstance(unit, str) or not values.unit_is_safe(unit):
         return None  # quantities evaluates unit names: only hand it plain ones
     import quantities as pq
 

@@ -57,11 +57,20 @@ import pathlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import dateutil.parser
+from typing import TYPE_CHECKING, Any, cast
 
 from . import commitgraph, layout, values
+from .changes import (
+    MISSING,
+    Change,
+    delete_at,
+    diff_values,
+    iter_leaves,
+    put_at,
+    same_value,
+    value_at,
+)
+from .changes import leaves as leaves  # the command line lists a record's leaves from here
 from .errors import (
     CorruptFileError,
     InvalidTypeError,
@@ -69,59 +78,20 @@ from .errors import (
     NotFoundError,
     RevertConflictError,
 )
+from .layout import object_path, record_path
 from .store import Changes, Snapshot, Store
+from .timetext import aware, parse_when
 
 if TYPE_CHECKING:
     from .model import Project
 
-_MISSING = object()
 _REVISION = re.compile(r"^(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
-_AGO = re.compile(r"^(\d+)\s*(second|minute|hour|day|week)s?\s+ago$")
-_RELATIVE_DAY = re.compile(r"^(now|today|yesterday)(?:\s+(.+))?$")
 # Text a revision may be when it names no commit, branch or tag: a time (see parse_when).
 _TIME_TEXT = re.compile(
     r"^(\d+\s*(second|minute|hour|day|week)s?\s+ago|(now|today|yesterday)(\s+.+)?"
     r"|\d{4}-\d{2}-\d{2}([ t]\d{1,2}:\d{2}(:\d{2})?)?)$"
 )
-
-
-@dataclass(frozen=True)
-class Change:
-    """One key of one record that differs between two states of a project.
-
-    Attributes:
-        kind: "added", "modified" or "removed".
-        path: the file in the repository.
-        object: the address tuple of the object the file stores (see the
-            module docstring), or None for a file outside the layout.
-        key: the keys leading to the value inside the record; ``()`` for the
-            whole record.
-        old: the value before (None when added), decoded.
-        new: the value after (None when removed), decoded.
-    """
-
-    kind: str
-    path: str
-    object: tuple[str, ...] | None
-    key: tuple
-    old: Any = field(compare=False)
-    new: Any = field(compare=False)
-
-    @property
-    def address(self) -> str | None:
-        """The object's CLI address, e.g. ``action/rec-1/module/tracking``."""
-        return None if self.object is None else layout.address(self.object)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Change):
-            return NotImplemented
-        return (self.kind, self.path, self.object, self.key) == (
-            other.kind,
-            other.path,
-            other.object,
-            other.key,
-        ) and (same_value(self.old, other.old) and same_value(self.new, other.new))
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,9 +214,9 @@ class _History:
             if self.store.object_type(sha) is None:
                 raise NotFoundError(f"no commit {base} in {self.store.root}")
             return self._commit_of(sha, revision)
-        sha = self.store.resolve_ref(base) if _could_be_ref(base) else None
-        if sha is not None:
-            return self._commit_of(sha, revision)
+        named = self.store.resolve_ref(base) if _could_be_ref(base) else None
+        if named is not None:
+            return self._commit_of(named, revision)
         if _HEX.match(base):
             found = [s for s in self.store.objects_with_prefix(base) if self.store.object_type(s) == "commit"]
             if len(found) == 1:
@@ -273,14 +243,14 @@ class _History:
         return sha
 
     def _at_time(self, when: dt.datetime) -> bytes:
-        moment = _aware(when).timestamp()
+        moment = aware(when).timestamp()
         sha = self.store.head()
         while sha is not None:
             info = self.store.read_commit(sha)
             if info.commit_time <= moment:
                 return sha
             sha = info.parents[0] if info.parents else None
-        raise NotFoundError(f"the project has no commit at or before {_aware(when).isoformat()}")
+        raise NotFoundError(f"the project has no commit at or before {aware(when).isoformat()}")
 
     # -- commits and changes ---------------------------------------------
 
@@ -299,15 +269,15 @@ class _History:
         )
 
     def load(self, sha: bytes | None, path: str) -> Any:
-        """Return the decoded record a blob holds, its text if it is no record, or _MISSING."""
+        """Return the decoded record a blob holds, its text if it is no record, or MISSING."""
         if sha is None:
-            return _MISSING
+            return MISSING
         if path.endswith(layout.SUFFIX):
             place = layout.place_of(path)
             what = f"{layout.describe(place.obj) if place else path} ({path})"
             try:
                 raw = self.store.parsed(sha, lambda data: values.parse(data, what=what))
-                return values.decode(raw, what=what)
+                return values.decode(cast(dict, raw), what=what)
             except CorruptFileError:
                 pass
         return self.store.read_blob(sha).decode("utf-8", "replace")
@@ -327,12 +297,12 @@ class _History:
             place = layout.place_of(path)
             obj = place.obj if place else None
             old, new = self.load(old_sha, path), self.load(new_sha, path)
-            if old is _MISSING:
+            if old is MISSING:
                 changes.append(Change("added", path, obj, (), None, new))
-            elif new is _MISSING:
+            elif new is MISSING:
                 changes.append(Change("removed", path, obj, (), old, None))
             else:
-                changes.extend(_diff_values(path, obj, (), old, new))
+                changes.extend(diff_values(path, obj, (), old, new))
         return changes
 
     def worktree_diff(self) -> list[Change]:
@@ -349,13 +319,13 @@ class _History:
                 data = None if state == "deleted" else pathlib.Path(self.store.root, path).read_bytes()
             except FileNotFoundError:
                 data = None
-            new = _MISSING if data is None else self.decode_text(data, path)
-            if old is _MISSING:
+            new = MISSING if data is None else self.decode_text(data, path)
+            if old is MISSING:
                 changes.append(Change("added", path, obj, (), None, new))
-            elif new is _MISSING:
+            elif new is MISSING:
                 changes.append(Change("removed", path, obj, (), old, None))
             else:
-                changes.extend(_diff_values(path, obj, (), old, new))
+                changes.extend(diff_values(path, obj, (), old, new))
         return changes
 
     def diff(self, a: Any, b: Any = "HEAD") -> list[Change]:
@@ -422,9 +392,10 @@ class _History:
         """Return (leaf key, value, the commit that last set it) for the record at ``path``."""
         head = self.store.head()
         current = self.load(None if head is None else self.store.snapshot(head).blob_id(path), path)
-        if current is _MISSING:
+        if current is MISSING:
             raise NotFoundError(f"{what} does not exist")
-        pending: dict[bytes, dict[tuple, Any]] = {head: dict(_leaves(current))}
+        assert head is not None  # a record was found, so there is a commit
+        pending: dict[bytes, dict[tuple, Any]] = {head: dict(iter_leaves(current))}
         blame: dict[tuple, bytes] = {}
         # Commits newest first; a key moves to a parent that holds the same
         # value, and is blamed on the commit where no parent does.
@@ -445,17 +416,17 @@ class _History:
             for parent, diff in zip(parents, diffs, strict=False):
                 old_sha = next(old for p, old, _ in diff if p == path)
                 old = self.load(old_sha, path)
-                parent_leaves.append((parent, {} if old is _MISSING else dict(_leaves(old))))
+                parent_leaves.append((parent, {} if old is MISSING else dict(iter_leaves(old))))
             for key, value in keys.items():
-                for parent, leaves in parent_leaves:
-                    if key in leaves and same_value(leaves[key], value):
+                for parent, found in parent_leaves:
+                    if key in found and same_value(found[key], value):
                         _hand_on(pending, parent, {key: value})
                         break
                 else:
                     blame[key] = sha
         commits: dict[bytes, Commit] = {}
         rows = []
-        for key, value in _leaves(current):
+        for key, value in iter_leaves(current):
             sha = blame[key]
             if sha not in commits:
                 commits[sha] = self.commit(sha)
@@ -520,29 +491,29 @@ class _History:
         current = self.load(current_sha, path)
         record_like = all(type(v) is dict for v in (old, new, current))
         if not record_like:
-            if current is _MISSING:
+            if current is MISSING:
                 conflicts.append(f"{name} was deleted since")
-            elif new is _MISSING:
+            elif new is MISSING:
                 conflicts.append(f"{name} was created again since")
             else:
                 conflicts.append(f"{name} was changed since")
             return None
         before = len(conflicts)
         result = current
-        for change in _diff_values(path, None, (), old, new):
-            now = _get(current, change.key)
-            expected = _MISSING if change.kind == "removed" else change.new
-            if not (now is _MISSING and expected is _MISSING) and (
-                now is _MISSING or expected is _MISSING or not same_value(now, expected)
+        for change in diff_values(path, None, (), old, new):
+            now = value_at(current, change.key)
+            expected = MISSING if change.kind == "removed" else change.new
+            if not (now is MISSING and expected is MISSING) and (
+                now is MISSING or expected is MISSING or not same_value(now, expected)
             ):
-                key = _key_text(change.key)
-                shown = "(removed)" if now is _MISSING else repr(now)
+                key = layout.key_text(change.key) or "(whole record)"
+                shown = "(removed)" if now is MISSING else repr(now)
                 conflicts.append(f"{name} {key} is now {shown}")
                 continue
             if change.kind == "added":
-                _delete(result, change.key)
+                delete_at(result, change.key)
             else:
-                _put(result, change.key, change.old)
+                put_at(result, change.key, change.old)
         if len(conflicts) > before:
             return None
         what = layout.describe(place.obj) if place else path
@@ -555,32 +526,6 @@ def history_of(store: Store) -> _History:
 
 # ---------------------------------------------------------------------------
 # What the model's thin methods call
-
-
-def object_path(obj: tuple[str, ...]) -> str:
-    """Return the file or folder that holds the object at address ``obj``.
-
-    An action or entity is its whole folder (attributes, modules, messages).
-    """
-    if obj == ("project",):
-        return layout.CONFIG_FILE
-    kind, name = obj[0], obj[1]
-    if len(obj) == 2:
-        if kind in layout.FOLDER_KINDS:
-            return layout.object_dir(kind, name)
-        if kind == "template":
-            return layout.template_path(name)
-        return layout.module_path(("project",), name)
-    if obj[2] == "module":
-        return layout.module_path(obj[:2], obj[3])
-    return layout.message_path(kind, name, obj[3])
-
-
-def record_path(obj: tuple[str, ...]) -> str:
-    """Return the file of an object's record (an action's attributes file)."""
-    if len(obj) == 2 and obj[0] in layout.FOLDER_KINDS:
-        return layout.attributes_path(*obj)
-    return object_path(obj)
 
 
 def path_of(target: Any) -> str:
@@ -609,7 +554,7 @@ def iter_log(project: Project, **options: Any) -> Iterator[Commit]:
     """Like ``project.log`` but yielding commits as they are found (the CLI streams them)."""
     path = options.pop("path", None)
     paths = None if path is None else [path_of(path)]
-    return history_of(project.store).iter_log(paths=paths, **options)
+    return history_of(project.session.repository).iter_log(paths=paths, **options)
 
 
 def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
@@ -618,12 +563,7 @@ def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
 
 def blame_rows(project: Project, obj: tuple[str, ...]) -> list[tuple[tuple, Any, Commit]]:
     """Return (leaf key, its value now, the commit that last set it) for an object's record."""
-    return history_of(project.store).blame(record_path(obj), layout.describe(obj))
-
-
-def leaves(value: Any) -> list[tuple[tuple, Any]]:
-    """Return (key path, value) of every leaf of a record: tables are opened, lists are leaves."""
-    return list(_leaves(value))
+    return history_of(project.session.repository).blame(record_path(obj), layout.describe(obj))
 
 
 def _could_be_ref(name: str) -> bool:
@@ -647,88 +587,6 @@ def _hand_on(pending: dict[bytes, dict], parent: bytes, keys: dict) -> None:
 # Values
 
 
-def _diff_values(path: str, obj: tuple[str, ...] | None, key: tuple, old: Any, new: Any) -> Iterator[Change]:
-    if type(old) is dict and type(new) is dict:
-        for name, value in old.items():
-            if name not in new:
-                yield Change("removed", path, obj, (*key, name), value, None)
-            else:
-                yield from _diff_values(path, obj, (*key, name), value, new[name])
-        for name, value in new.items():
-            if name not in old:
-                yield Change("added", path, obj, (*key, name), None, value)
-    elif not same_value(old, new):
-        yield Change("modified", path, obj, key, old, new)
-
-
-def _leaves(value: Any, key: tuple = ()) -> Iterator[tuple[tuple, Any]]:
-    if type(value) is dict and value:
-        for name, item in value.items():
-            yield from _leaves(item, (*key, name))
-    else:
-        yield key, value
-
-
-def _get(record: Any, key: tuple) -> Any:
-    node = record
-    for name in key:
-        if type(node) is not dict or name not in node:
-            return _MISSING
-        node = node[name]
-    return node
-
-
-def _put(record: dict, key: tuple, value: Any) -> None:
-    node = record
-    for name in key[:-1]:
-        if type(node.get(name)) is not dict:
-            node[name] = {}
-        node = node[name]
-    node[key[-1]] = value
-
-
-def _delete(record: dict, key: tuple) -> None:
-    node = record
-    for name in key[:-1]:
-        node = node[name]
-    del node[key[-1]]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Whether two decoded values would be stored the same (nan equals nan, units must match)."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    if type(a) in (list, tuple):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    if type(a) is float:
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, dt.datetime) or isinstance(a, dt.time):
-        return a == b and a.utcoffset() == b.utcoffset() and str(a.tzinfo) == str(b.tzinfo)
-    if hasattr(a, "dimensionality") and hasattr(a, "magnitude"):
-        import numpy
-
-        if a.dimensionality.string != b.dimensionality.string or a.shape != b.shape:
-            return False
-        try:
-            if not numpy.array_equal(a.magnitude, b.magnitude, equal_nan=True):
-                return False
-        except TypeError:
-            if not numpy.array_equal(a.magnitude, b.magnitude):
-                return False
-        return same_value(getattr(a, "uncertainty", None), getattr(b, "uncertainty", None))
-    try:
-        result = a == b
-        return bool(result.all()) if hasattr(result, "all") else bool(result)
-    except (TypeError, ValueError):
-        return False
-
-
-def _key_text(key: tuple) -> str:
-    return ".".join(str(k) for k in key) if key else "(whole record)"
-
-
 def _split_identity(person: str) -> tuple[str, str]:
     name, _, rest = person.partition("<")
     return name.strip(), rest.rstrip(">").strip()
@@ -736,50 +594,3 @@ def _split_identity(person: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------------
 # Times
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is not None else when.astimezone()
-
-
-def parse_when(value: Any, *, now: dt.datetime | None = None) -> dt.datetime:
-    """Turn ``since``/``until`` into an aware datetime.
-
-    Accepts a datetime or date (naive means local time); text dateutil reads
-    ("2026-11-01", "2026-11-01 14:00", "1 Nov 2026"); "now", "today",
-    "yesterday", optionally with a time ("yesterday 14:00"); and "N
-    seconds/minutes/hours/days/weeks ago".
-
-    Raises:
-        InvalidValueError: the text is none of these.
-    """
-    if isinstance(value, dt.datetime):
-        return _aware(value)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day).astimezone()
-    if not isinstance(value, str):
-        raise InvalidTypeError(
-            f"expected a datetime or text such as '2026-11-01', not {type(value).__name__}"
-        )
-    now = _aware(now) if now is not None else dt.datetime.now().astimezone()
-    text = " ".join(value.strip().lower().split())
-    ago = _AGO.match(text)
-    if ago:
-        return now - dt.timedelta(**{ago.group(2) + "s": int(ago.group(1))})
-    relative = _RELATIVE_DAY.match(text)
-    try:
-        if relative:
-            word, rest = relative.groups()
-            if word == "now" and not rest:
-                return now
-            day = now.date() - dt.timedelta(days=1 if word == "yesterday" else 0)
-            midnight = dt.datetime(day.year, day.month, day.day)
-            if not rest:
-                return midnight.astimezone()
-            return _aware(dateutil.parser.parse(rest, default=midnight))
-        return _aware(dateutil.parser.parse(value, default=dt.datetime.combine(now.date(), dt.time())))
-    except (ValueError, OverflowError):
-        raise InvalidValueError(
-            f"cannot read {value!r} as a time; use e.g. '2026-11-01', '2026-11-01 14:00', "
-            "'yesterday 14:00', 'today' or '3 days ago'"
-        ) from None

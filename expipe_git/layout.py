@@ -76,14 +76,15 @@ def check_name(name: object, kind: str) -> str:
         raise InvalidTypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r}")
     if name == "":
         raise InvalidValueError(f"{kind} name cannot be an empty string")
-    problem = _name_problem(name)
+    problem = name_problem(name)
     if problem:
         raise InvalidValueError(f"{kind} name {name!r} is not allowed: {problem}")
     return name
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _name_problem(name: str) -> str | None:
+def name_problem(name: str) -> str | None:
+    """Return why ``name`` cannot name an object (a short phrase), or None if it can."""
     if any(ch in _WINDOWS_FORBIDDEN for ch in name):
         return 'it contains a path separator or one of < > : " | ? *'
     if name.startswith("."):
@@ -108,6 +109,10 @@ def _name_problem(name: str) -> str | None:
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         return f"it is longer than {MAX_NAME_BYTES} bytes in UTF-8"
     return None
+
+
+# The old private name, for fetchcheck until it moves to name_problem.
+_name_problem = name_problem
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -190,7 +195,7 @@ def place_of(path: str) -> Place | None:
     parts = path.split("/")
     if len(parts) == 2 and parts[0] in ("templates", "modules"):
         stem = strip_suffix(parts[1])
-        if stem is None or _name_problem(stem):
+        if stem is None or name_problem(stem):
             return None
         kind = "template" if parts[0] == "templates" else "module"
         return Place((kind, stem), kind)
@@ -198,13 +203,13 @@ def place_of(path: str) -> Place | None:
         return None
     kind = KIND_OF_FOLDER[parts[0]]
     name = parts[2]
-    if _name_problem(name) or parts[1] != shard(name):
+    if name_problem(name) or parts[1] != shard(name):
         return None
     if len(parts) == 4 and parts[3] == f"attributes{SUFFIX}":
         return Place((kind, name), "attributes")
     if len(parts) == 5 and parts[3] in ("modules", "messages"):
         stem = strip_suffix(parts[4])
-        if stem is None or _name_problem(stem):
+        if stem is None or name_problem(stem):
             return None
         part = parts[3][:-1]
         return Place((kind, name, part, stem), part)
@@ -235,14 +240,14 @@ def right_place(path: str) -> str | None:
     for at in range(1, len(parts)):
         rest = parts[at + 1 :]
         name = parts[at]
-        if _name_problem(name):
+        if name_problem(name):
             continue
         if rest == [f"attributes{SUFFIX}"]:
             return attributes_path(kind, name)
         if len(rest) == 2 and rest[0] in ("modules", "messages") and strip_suffix(rest[1]):
             return f"{object_dir(kind, name)}/{rest[0]}/{rest[1]}"
     stem = strip_suffix(parts[-1])
-    if len(parts) == 2 and stem and not _name_problem(stem):  # actions/rec-5.toml
+    if len(parts) == 2 and stem and not name_problem(stem):  # actions/rec-5.toml
         return attributes_path(kind, stem)
     return None
 
@@ -295,3 +300,34 @@ def commit_message(obj: tuple[str, ...], operation: str, detail: str = "") -> st
     if detail:
         subject = f"{subject} {detail}"
     return f"{subject}\n\nExpipe-Object: {address(obj)}\nExpipe-Operation: {operation}\n"
+
+
+def object_path(obj: tuple[str, ...]) -> str:
+    """Return the file or folder that holds the object at address ``obj``.
+
+    An action or entity is its whole folder (attributes, modules, messages).
+    """
+    if obj == ("project",):
+        return CONFIG_FILE
+    kind, name = obj[0], obj[1]
+    if len(obj) == 2:
+        if kind in FOLDER_KINDS:
+            return object_dir(kind, name)
+        if kind == "template":
+            return template_path(name)
+        return module_path(("project",), name)
+    if obj[2] == "module":
+        return module_path(obj[:2], obj[3])
+    return message_path(kind, name, obj[3])
+
+
+def record_path(obj: tuple[str, ...]) -> str:
+    """Return the file of an object's record (an action's attributes file)."""
+    if len(obj) == 2 and obj[0] in FOLDER_KINDS:
+        return attributes_path(*obj)
+    return object_path(obj)
+
+
+def key_text(keys: tuple) -> str:
+    """Return a key path as messages, conflicts and tables show it: ``probe.depth``; ``""`` for none."""
+    return ".".join(str(key) for key in keys)

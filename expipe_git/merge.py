@@ -36,14 +36,10 @@ call into it.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
-import math
 import os
 import re
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,90 +53,23 @@ from .errors import (
     NotFoundError,
     RepositoryStateError,
 )
-from .objects import LIST_ATTRIBUTES
+from .recordmerge import (
+    ABSENT,
+    Conflict,
+    Decide,
+    Decision,
+    RecordMerge,
+    decision_text,
+    same_data,
+)
 from .store import Changes, Snapshot, Store
+from .valuetext import parse_value_text as parse_value_text  # what the command line reads values with
 
 if TYPE_CHECKING:  # merge sits below model: Project only annotates
     from .model import Project
 
 ON_CONFLICT = ("raise", "ours", "theirs")
 STATE_FILE = "merge.json"
-
-
-class _Absent:
-    """The value of a key, record or object that does not exist on one side."""
-
-    _instance: _Absent | None = None
-
-    def __new__(cls) -> _Absent:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-ABSENT = _Absent()
-
-
-@dataclass(frozen=True, eq=False)
-class Conflict:
-    """One thing both sides of a merge changed differently.
-
-    Attributes:
-        object: the object's address (``action/rec-1``, ``action/rec-1/module/m``,
-            ``project`` for expipe.toml); a file outside the layout is named by its path.
-        key: the key inside the record, nested keys joined by ``.``
-            (``probe.depth``); ``""`` when the whole record or object is in conflict.
-        base: the value at the merge base; ours and theirs: the value on each
-            side. Values are decoded (quantities, datetimes…); ``ABSENT`` where
-            the key, record or object does not exist.
-        path: the file, relative to the project folder.
-        kind: ``"value"`` (changed differently on both sides), ``"deleted"``
-            (deleted on one side, changed on the other) or ``"file"`` (a file
-            outside the layout changed on both sides); the last two are
-            resolved by taking a side.
-    """
-
-    object: str
-    key: str
-    base: Any
-    ours: Any
-    theirs: Any
-    path: str
-    kind: str = "value"
-
-    def describe(self) -> str:
-        """Return one line naming the conflict and its three values."""
-        where = f"{self.object} {self.key}" if self.key else self.object
-        if self.kind == "deleted":
-            deleted = "ours" if self.ours is ABSENT else "theirs"
-            return f"{where}: deleted in {deleted}, changed in the other"
-        return f"{where}: base {_short(self.base)}, ours {_short(self.ours)}, theirs {_short(self.theirs)}"
-
-
-def _short(value: Any) -> str:
-    """Show a value in one short line: quantities as ``3.0 um``, strings quoted."""
-    quantities = sys.modules.get("quantities")
-    if value is ABSENT:
-        text = "(absent)"
-    elif quantities is not None and isinstance(value, quantities.Quantity):
-        text = " ".join(str(value).split())
-    elif isinstance(value, (dt.datetime, dt.date, dt.time)):
-        text = value.isoformat()
-    else:
-        text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# A decision for one conflict: "ours", "theirs" or ("value", raw TOML data);
-# and, inside a virtual merge base only, "base".
-Decision = Any
-Decide = Callable[[Conflict], Decision]
 
 
 def _keep_base(conflict: Conflict) -> Decision:
@@ -163,54 +92,10 @@ class _Outcome:
 
 
 # ---------------------------------------------------------------------------
-# Comparing raw TOML data
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality that tells 1, 1.0 and True apart and finds nan equal to nan."""
-    if a is b:
-        return True
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is float:
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if kind is dict:
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if kind is list:
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def _is_table(value: Any) -> bool:
-    """A table we merge key by key (tagged values such as quantities are single values)."""
-    return type(value) is dict and "$type" not in value
-
-
-def _set_merge(base: Any, ours: Any, theirs: Any) -> list:
-    """Additions from both sides, removals from either; ours' order, then theirs' additions."""
-    base, ours, theirs = ([] if x is ABSENT else x for x in (base, ours, theirs))
-    removed_by_theirs = [x for x in base if x not in theirs]
-    kept = [x for x in ours if x not in removed_by_theirs]
-    return kept + [x for x in theirs if x not in base and x not in kept]
-
-
-def _is_set(value: Any) -> bool:
-    return value is ABSENT or (type(value) is list and all(type(x) in (str, int) for x in value))
-
-
-def _key_text(keys: tuple[str, ...]) -> str:
-    # A user key beginning with "$" is stored with the "$" doubled.
-    return ".".join(k[1:] if k.startswith("$$") else k for k in keys)
-
-
-# ---------------------------------------------------------------------------
 # The merge itself
 
 
-class _Merger:
+class Merger:
     """Merge ``theirs`` into the commit of ``snap``; collect changes and conflicts."""
 
     def __init__(self, store: Store, snap: Snapshot, theirs: bytes, decide: Decide, *, virtual: bool = False):
@@ -235,7 +120,7 @@ class _Merger:
         with self.store.scratch_objects() as put:
             virtual = bases[0]
             for other in bases[1:]:
-                outcome = _Merger(
+                outcome = Merger(
                     self.store, self.store.snapshot(virtual), other, _keep_base, virtual=True
                 ).run()
                 virtual = self.store.scratch_commit(
@@ -287,7 +172,9 @@ class _Merger:
             if all(other[p][1] is None for p in owned if p in other):
                 continue  # the other side only deleted things too
             contested.add(owner)
-            base_blob = (ours.get(attributes) or theirs.get(attributes))[0]
+            entry = ours.get(attributes) or theirs.get(attributes)
+            assert entry is not None  # the attributes file changed on one side at least
+            base_blob = entry[0]
             ours_blob = None if sides[0] else self.snap.blob_id(attributes)
             theirs_blob = None if sides[1] else self._their_blob(attributes)
             if self._deleted_conflict(layout.address(owner), attributes, base_blob, ours_blob, theirs_blob):
@@ -302,7 +189,7 @@ class _Merger:
         """Decide a record deleted on one side and changed on the other; True if theirs wins."""
         records = (self._record(path, base), self._record(path, ours), self._record(path, theirs))
         conflict = Conflict(obj, "", *records, path, "deleted")
-        return self._decide(conflict, allow_value=False) == "theirs"
+        return self.decision_for(conflict, allow_value=False) == "theirs"
 
     def _their_blob(self, path: str) -> bytes | None:
         found = self.store.lookup(self.theirs_tree, path)
@@ -325,16 +212,16 @@ class _Merger:
             return
         what = f"{layout.describe(place.obj)} ({path})"
         raw = [ABSENT if sha is None else self._raw(sha, what) for sha in (base, ours, theirs)]
-        record = _RecordMerge(self, obj, path, place.part, created_on_both=base is None)
+        record = RecordMerge(self, obj, path, place.part, created_on_both=base is None)
         before = len(self.conflicts)
         merged = record.merge(raw[0], raw[1], raw[2], ())
         if len(self.conflicts) > before:
             return  # left as ours until resolved
         # A side's file is kept byte for byte when the merge equals it (a
         # hand-edited file keeps its comments); otherwise it is written anew.
-        if _same(merged, raw[1]):
+        if same_data(merged, raw[1]):
             return
-        if _same(merged, raw[2]):
+        if same_data(merged, raw[2]):
             self.changes[path] = self.store.read_blob(theirs)
             return
         try:
@@ -373,7 +260,7 @@ class _Merger:
         conflict = Conflict(
             path, "", text(base), text(ours), text(theirs), path, "deleted" if deleted else "file"
         )
-        if self._decide(conflict, allow_value=False) == "theirs":
+        if self.decision_for(conflict, allow_value=False) == "theirs":
             self.changes[path] = None if theirs is None else self.store.read_blob(theirs)
 
     # -- helpers -----------------------------------------------------------
@@ -389,7 +276,7 @@ class _Merger:
         except CorruptFileError:
             return self.store.read_blob(sha).decode("utf-8", "replace")
 
-    def _decide(self, conflict: Conflict, *, allow_value: bool) -> Decision | None:
+    def decision_for(self, conflict: Conflict, *, allow_value: bool) -> Decision | None:
         """Return the decision for ``conflict``, or None (then it is listed as unresolved)."""
         self.found.append(conflict)
         decision = self.decide(conflict)
@@ -401,7 +288,7 @@ class _Merger:
                 f"{conflict.describe()}: resolve it with 'ours' or 'theirs'; a new value "
                 "cannot stand in for a deleted record"
             )
-        self.notes.append(f"{conflict.describe()}: {_decision_text(decision)}")
+        self.notes.append(f"{conflict.describe()}: {decision_text(decision)}")
         return decision
 
     def _validate(self) -> None:
@@ -412,96 +299,12 @@ class _Merger:
         checks.check_objects_whole(self.snap, self.changes)
 
 
-def _decision_text(decision: Decision) -> str:
-    if isinstance(decision, str):
-        return f"took {decision}"
-    return f"set to {_short(values.decode({'v': decision[1]}, what='resolution')['v'])}"
-
-
 def _owner(path: str) -> tuple[str, ...] | None:
     """The action or entity a path belongs to, or None."""
     place = layout.place_of(path)
     if place is None or place.obj[0] not in layout.FOLDER_KINDS:
         return None
     return place.obj[:2]
-
-
-class _RecordMerge:
-    """Merge the raw data of one record, key by key."""
-
-    def __init__(self, merger: _Merger, obj: str, path: str, part: str, created_on_both: bool):
-        self.merger = merger
-        self.obj = obj
-        self.path = path
-        self.part = part
-        self.created_on_both = created_on_both
-
-    def merge(self, base: Any, ours: Any, theirs: Any, keys: tuple[str, ...]) -> Any:
-        if _same(ours, theirs):
-            return ours
-        if _same(base, ours):
-            return theirs
-        if _same(base, theirs):
-            return ours
-        if _is_table(ours) and _is_table(theirs) and (base is ABSENT or _is_table(base)):
-            return self._merge_table({} if base is ABSENT else base, ours, theirs, keys)
-        conflict = Conflict(
-            self.obj,
-            _key_text(keys),
-            self._decoded(base, keys),
-            self._decoded(ours, keys),
-            self._decoded(theirs, keys),
-            self.path,
-        )
-        decision = self.merger._decide(conflict, allow_value=True)
-        if decision is None or decision == "ours":
-            return ours
-        if decision == "theirs":
-            return theirs
-        if decision == "base":
-            return base
-        return decision[1]
-
-    def _merge_table(self, base: dict, ours: dict, theirs: dict, keys: tuple[str, ...]) -> dict:
-        out: dict[str, Any] = {}
-        for name in [*ours, *(k for k in theirs if k not in ours)]:
-            if name == "$int_keys":
-                continue
-            sides = (base.get(name, ABSENT), ours.get(name, ABSENT), theirs.get(name, ABSENT))
-            if _same(sides[0], sides[1]) or _same(sides[0], sides[2]) or _same(sides[1], sides[2]):
-                merged: Any = self.merge(*sides, (*keys, name))  # changed on one side only
-            elif (
-                not keys
-                and self.part == "attributes"
-                and name in LIST_ATTRIBUTES
-                and all(map(_is_set, sides))
-            ):
-                merged = _set_merge(*sides)
-            elif not keys and name == "registered" and self.created_on_both and _comparable(sides[1:]):
-                merged = min(sides[1], sides[2])
-            else:
-                merged = self.merge(*sides, (*keys, name))
-            if merged is not ABSENT:
-                out[name] = merged
-        # "$int_keys" lists which keys are ints: merge it as a set, keeping the keys that remain.
-        int_keys = [
-            n
-            for n in _set_merge(*(t.get("$int_keys", ABSENT) for t in (base, ours, theirs)))
-            if str(n) in out
-        ]
-        return {"$int_keys": int_keys, **out} if int_keys else out
-
-    def _decoded(self, raw: Any, keys: tuple[str, ...]) -> Any:
-        if raw is ABSENT:
-            return ABSENT
-        what = f"{self.obj} ({self.path})"
-        if not keys:
-            return values.decode(raw, what=what)
-        return values.decode({"v": raw}, what=what)["v"]
-
-
-def _comparable(pair: tuple[Any, ...]) -> bool:
-    return all(type(x) is dt.datetime for x in pair) and (pair[0].tzinfo is None) == (pair[1].tzinfo is None)
 
 
 # ---------------------------------------------------------------------------
@@ -594,15 +397,10 @@ def merge_into(
     """
     if on_conflict not in ON_CONFLICT:
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
-    store = project.store
+    store = project.session.repository
     their_commit = _check_commit(store, their_commit)
     state = _load_state(store)
-    if state is not None and state["theirs"] != their_commit.decode():
-        raise RepositoryStateError(
-            f"a merge of {state['message']!r} stopped on conflicts and is not finished; resolve them and "
-            "continue it (project.continue_merge(), 'expipe-git merge --continue') or abort it "
-            "(project.abort_merge(), 'expipe-git merge --abort') first"
-        )
+    _refuse_another_merge(state, their_commit)
     decide = _decider(state, on_conflict)
     while True:
         head = store.head()
@@ -614,29 +412,43 @@ def merge_into(
                 _clear_state(store)
                 return their_commit
             continue  # HEAD moved meanwhile: decide again
-        outcome = _Merger(store, store.snapshot(head), their_commit, decide).run()
+        outcome = Merger(store, store.snapshot(head), their_commit, decide).run()
         if outcome.conflicts:
             _save_state(
                 store, {**(state or {"resolutions": []}), "theirs": their_commit.decode(), "message": message}
             )
             raise _conflict_error(message, outcome.conflicts)
-
-        def build(snap: Snapshot, outcome: _Outcome = outcome) -> Changes:
-            if snap.commit != outcome.ours:
-                raise _HeadMoved
-            return outcome.changes
-
         try:
-            sha = store.mutate(
-                build,
-                _commit_message(message, their_commit, outcome.notes),
-                author=project._identity(),
-                merge_parent=their_commit,
-            )
+            sha = _commit_outcome(project, outcome, message, their_commit)
         except _HeadMoved:
             continue
         _clear_state(store)
         return sha
+
+
+def _refuse_another_merge(state: dict | None, their_commit: bytes) -> None:
+    if state is not None and state["theirs"] != their_commit.decode():
+        raise RepositoryStateError(
+            f"a merge of {state['message']!r} stopped on conflicts and is not finished; resolve them and "
+            "continue it (project.continue_merge(), 'expipe-git merge --continue') or abort it "
+            "(project.abort_merge(), 'expipe-git merge --abort') first"
+        )
+
+
+def _commit_outcome(project: Project, outcome: _Outcome, message: str, their_commit: bytes) -> bytes | None:
+    """Commit a merge without conflicts; _HeadMoved if HEAD is no longer the commit it merged."""
+
+    def build(snap: Snapshot) -> Changes:
+        if snap.commit != outcome.ours:
+            raise _HeadMoved
+        return outcome.changes
+
+    return project.session.repository.mutate(
+        build,
+        _commit_message(message, their_commit, outcome.notes),
+        author=project.session.identity(),
+        merge_parent=their_commit,
+    )
 
 
 def _check_commit(store: Store, sha: Any) -> bytes:
@@ -679,7 +491,7 @@ def merge(project: Project, revision: str, *, on_conflict: str = "raise") -> str
         raise InvalidTypeError("merge() takes a branch, tag or commit id as a str")
     sha = merge_into(
         project,
-        history.history_of(project.store).resolve(revision),
+        history.history_of(project.session.repository).resolve(revision),
         on_conflict=on_conflict,
         message=f"merge {revision}",
     )
@@ -688,7 +500,7 @@ def merge(project: Project, revision: str, *, on_conflict: str = "raise") -> str
 
 def conflicts(project: Project) -> list[Conflict]:
     """Return the unresolved conflicts of the stopped merge (empty if none is stopped)."""
-    store = project.store
+    store = project.session.repository
     state = _load_state(store)
     if state is None:
         return []
@@ -700,7 +512,7 @@ def _outcome(store: Store, state: dict) -> _Outcome:
     theirs = state["theirs"].encode()
     if head is not None and store.is_ancestor(theirs, head):
         return _Outcome(head, {}, [], [], [])
-    return _Merger(store, store.snapshot(head), theirs, _decider(state, "raise")).run()
+    return Merger(store, store.snapshot(head), theirs, _decider(state, "raise")).run()
 
 
 def resolve(
@@ -718,7 +530,7 @@ def resolve(
         RepositoryStateError: no merge is stopped on conflicts.
         NotFoundError: the stopped merge has no such conflict.
     """
-    store = project.store
+    store = project.session.repository
     state = _load_state(store)
     if state is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to resolve")
@@ -759,7 +571,7 @@ def continue_merge(project: Project) -> str | None:
         RepositoryStateError: no merge is stopped.
         MergeConflict: some conflicts are still unresolved (the merge stays stopped).
     """
-    state = _load_state(project.store)
+    state = _load_state(project.session.repository)
     if state is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to continue")
     sha = merge_into(project, state["theirs"].encode(), message=state["message"])
@@ -768,14 +580,14 @@ def continue_merge(project: Project) -> str | None:
 
 def abort_merge(project: Project) -> None:
     """Forget the stopped merge and its resolutions; HEAD was never touched."""
-    if _load_state(project.store) is None:
+    if _load_state(project.session.repository) is None:
         raise RepositoryStateError("no merge is stopped on conflicts; there is nothing to abort")
-    _clear_state(project.store)
+    _clear_state(project.session.repository)
 
 
 def pending_merge(project: Project) -> dict | None:
     """Return ``{"theirs": id, "message": ..., "resolved": n}`` of the stopped merge, or None."""
-    state = _load_state(project.store)
+    state = _load_state(project.session.repository)
     if state is None:
         return None
     return {
@@ -783,66 +595,3 @@ def pending_merge(project: Project) -> dict | None:
         "message": state["message"],
         "resolved": len(state.get("resolutions", [])),
     }
-
-
-_QUANTITY = re.compile(
-    r"\s*(?P<number>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\[.*\])\s+(?P<unit>[^\s\[\]].*?)\s*"
-)
-
-
-def parse_value_text(text: str) -> Any:
-    """Read a value typed on the command line: a TOML or JSON literal, a quantity like ``3 um``, or text.
-
-    Text is taken as it is (``rig-C``) unless it starts like a number, list,
-    table or quoted string.
-
-    Raises:
-        InvalidValueError: the text starts like a literal but is none
-            (``3 nonsenseunit``, ``[1, 2``): quote it to mean the text.
-    """
-    for attempt in (_toml_literal, _json_literal, _quantity_literal, _plain_text):
-        found = attempt(text)
-        if found is not ABSENT:
-            return found
-    raise InvalidValueError(
-        f"cannot read the value {text!r}: give a TOML or JSON literal (3, 2.5, true, null, "
-        '[1, 2], {"a": 1}), a quantity such as "3 um" or "[1, 2] mV", or text; text that starts '
-        f"like a number or a list must be quoted: '\"{text}\"'"
-    )
-
-
-def _plain_text(text: str) -> Any:
-    """Text that cannot be meant as a number, list or table is the string itself (``rig-C``)."""
-    if not text.strip() or text.lstrip()[0] in "0123456789+-.[{\"'" or "\n" in text:
-        return ABSENT
-    return text.strip()
-
-
-def _toml_literal(text: str) -> Any:
-    try:
-        raw = values.parse(f"v = {text}\n", what="the value")
-    except CorruptFileError:
-        return ABSENT
-    if set(raw) != {"v"}:
-        return ABSENT
-    return values.decode(raw, what="the value")["v"]
-
-
-def _json_literal(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return ABSENT
-
-
-def _quantity_literal(text: str) -> Any:
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
-        return ABSENT
-    import quantities
-
-    try:
-        number = json.loads(match["number"]) if match["number"].startswith("[") else float(match["number"])
-        return quantities.Quantity(number, match["unit"])
-    except Exception:  # quantities raises LookupError, ValueError, ... for a bad unit
-        return ABSENT

@@ -9,19 +9,16 @@ change and returns the new file contents.
 
 from __future__ import annotations
 
-import collections
-import collections.abc
 import contextlib
 import datetime as dt
-import functools
 import os
 import pathlib
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from . import checks, display, history, layout, merge, query, tables, tomltext, values
+from . import checks, display, history, layout, maps, merge, values
 from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
@@ -31,16 +28,21 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
+from .maps import ActionMap, CommitLog, EntityMap, FileStatus, ProjectConfig, TemplateMap
 from .objects import Action, Entity
-from .records import Backend06, Module, ModuleMap, ReadMapping, Template, delete_module, require_module
-from .store import Changes, Identity, Snapshot, Store
+from .records import Backend06, Module, ModuleMap, Template, delete_module, require_module
+from .session import Session
+from .store import Changes, Snapshot, Store
+
+if TYPE_CHECKING:
+    from .importcheck import ImportReport
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now().replace(microsecond=0)
 
 
-def _find_project_root(path: pathlib.Path) -> pathlib.Path | None:
+def find_project_root(path: pathlib.Path) -> pathlib.Path | None:
     """Return the nearest folder at or above ``path`` holding an expipe_git or expipe 0.6 project."""
     for folder in (path, *path.parents):
         if (folder / layout.CONFIG_FILE).is_file() or _is_expipe06_project(folder):
@@ -94,7 +96,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
     root = pathlib.Path(path).absolute()
     name = root.name if name is None else name
     layout.check_name(name, "project")
-    outer = _find_project_root(root)
+    outer = find_project_root(root)
     if outer == root and _is_expipe06_project(root):
         raise AlreadyExistsError(_import_hint(root))
     if outer is not None:
@@ -118,7 +120,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
             layout.IGNORE_FILE: layout.IGNORE_TEXT.encode(),
         }
 
-    project._commit(("project",), "create", build, detail=repr(name))
+    project.session.commit(("project",), "create", build, detail=repr(name))
     return project
 
 
@@ -163,69 +165,21 @@ _NO_VALUE = object()
 class Project:
     """An expipe project: a git repository of actions, entities, templates and modules."""
 
+    # Set by expipe_git.import_expipe_project on the project it returns.
+    import_report: ImportReport | None = None
+
     def __init__(self, root: pathlib.Path, *, store: Store | None = None):
         self.path = pathlib.Path(root)
         self._store = store or Store(self.path)
-        self._author: Identity | None = None
+        self.session = Session(self._store)
+        """The seam the object layer reaches the repository through (:mod:`expipe_git.session`)."""
 
     # -- plumbing shared by every object of the project --------------------
 
     @property
     def store(self) -> Store:
+        """The repository, for the commands that still reach it here; new code uses ``session``."""
         return self._store
-
-    def _snap(self) -> Snapshot:
-        return self._store.snapshot()
-
-    def _record(self, snap: Snapshot, path: str, what: str) -> Any:
-        raw = snap.read_parsed(path, lambda data: values.parse(data, what=f"{what} ({path})"))
-        if raw is None:
-            return None
-        return values.decode(raw, what=f"{what} ({path})")
-
-    def _existing(self, snap: Snapshot | None, path: str, obj: tuple[str, ...]) -> Any:
-        """Return the record of ``obj`` at ``path``; NotFoundError if it is gone."""
-        what = layout.describe(obj)
-        record = self._record(snap or self._snap(), path, what)
-        if record is None:
-            raise NotFoundError(f"{what} does not exist (it was deleted)")
-        return record
-
-    def _identity(self) -> Identity:
-        if self._author is None:
-            config = self._store.git_identity()
-            author = expipe_config.identity(config, "author")
-            committer = expipe_config.identity(config, "committer")
-            self._author = Identity(*author, None if committer == author else Identity(*committer))
-        return self._author
-
-    def _commit(
-        self,
-        obj: tuple[str, ...],
-        operation: str,
-        build: Callable[[Snapshot], Changes],
-        detail: str = "",
-    ) -> bytes | None:
-        message = layout.commit_message(obj, operation, detail)
-        return self._store.mutate(self._keeping_layout(build), message, author=self._identity())
-
-    def _keeping_layout(self, build: Callable[[Snapshot], Changes]) -> Callable[[Snapshot], Changes]:
-        """Wrap ``build`` so a record file a person laid out keeps its comments and layout."""
-
-        def keep(snap: Snapshot) -> Changes:
-            changes = build(snap)
-            for path, data in changes.items():
-                old_sha = None if data is None else snap.blob_id(path)
-                if old_sha is None or not path.endswith(layout.SUFFIX):
-                    continue
-                old = self._store.read_blob(old_sha)
-                if old == data:
-                    continue
-                old_raw = self._store.parsed(old_sha, functools.partial(values.parse, what=path))
-                changes[path] = tomltext.keep_layout(old.decode("utf-8"), old_raw, data.decode()).encode()
-            return changes
-
-        return keep
 
     @contextlib.contextmanager
     def transaction(self, message: str | None = None) -> Iterator[Project]:
@@ -238,7 +192,7 @@ class Project:
         changes); its body lists each change. If another program committed
         meanwhile, the changes are applied again on top of its commit.
         """
-        with self._store.transaction(message, self._identity):
+        with self.session.transaction(message):
             yield self
 
     # -- expipe's project API ---------------------------------------------
@@ -292,10 +246,10 @@ class Project:
         return ModuleMap(self, ("project",))
 
     def require_action(self, name: str) -> Action:
-        return self._require_object("action", name)
+        return cast(Action, self._require_object("action", name))
 
     def create_action(self, name: str) -> Action:
-        return self._create_object("action", name)
+        return cast(Action, self._create_object("action", name))
 
     def delete_action(self, name: str, remove_data: bool = False) -> None:
         """Delete action ``name``: its attributes, modules and messages, in one commit.
@@ -308,17 +262,14 @@ class Project:
         self._delete_object("action", name, remove_data)
 
     def require_entity(self, name: str) -> Entity:
-        return self._require_object("entity", name)
+        return cast(Entity, self._require_object("entity", name))
 
     def create_entity(self, name: str) -> Entity:
-        return self._create_object("entity", name)
+        return cast(Entity, self._create_object("entity", name))
 
     def delete_entity(self, name: str, remove_data: bool = False) -> None:
         """Delete entity ``name`` in one commit; its data folder as :meth:`delete_action` says."""
         self._delete_object("entity", name, remove_data)
-
-    def _handle(self, kind: str, name: str) -> Action | Entity:
-        return (Action if kind == "action" else Entity)(self, name)
 
     def _require_object(self, kind: str, name: str) -> Action | Entity:
         layout.check_name(name, kind)
@@ -336,8 +287,8 @@ class Project:
             record = {"registered": _now()}
             return {path: values.dumps(record, what=f"{kind} {name!r}").encode()}
 
-        self._commit((kind, name), "create", build)
-        return self._handle(kind, name)
+        self.session.commit((kind, name), "create", build)
+        return maps.handle(self, kind, name)
 
     def _delete_object(self, kind: str, name: str, remove_data: bool = False) -> None:
         layout.check_name(name, kind)
@@ -348,7 +299,7 @@ class Project:
                 raise NotFoundError(f"{kind} {name!r} does not exist in project {self.id!r}")
             return {path: None for path, _ in snap.walk(folder)}
 
-        self._commit((kind, name), "delete", build)
+        self.session.commit((kind, name), "delete", build)
         self._drop_data_folder(kind, name, remove_data)
 
     def _drop_data_folder(self, kind: str, name: str, remove_data: bool) -> None:
@@ -408,7 +359,7 @@ class Project:
                 )
             return {path: data}
 
-        self._commit(("template", name), "create", build)
+        self.session.commit(("template", name), "create", build)
         return Template(self, name)
 
     def delete_template(self, name: str) -> None:
@@ -420,7 +371,7 @@ class Project:
                 raise NotFoundError(f"template {name!r} does not exist in project {self.id!r}")
             return {path: None}
 
-        self._commit(("template", name), "delete", build)
+        self.session.commit(("template", name), "delete", build)
 
     def require_module(self, name=None, template=None, contents=None) -> Module:
         return require_module(self, ("project",), name, template, contents, exist_ok=True)
@@ -491,7 +442,7 @@ class Project:
             return changes
 
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"
-        sha = self._store.mutate(build, body, author=self._identity(), from_worktree=True)
+        sha = self.session.commit_as_is(build, body, from_worktree=True)
         return None if sha is None else sha.decode()
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
@@ -562,7 +513,7 @@ class Project:
                 set back; nothing is written.
         """
         build, message = history.history_of(self._store).revert_builder(commit, checks.check_objects_whole)
-        sha = self._store.mutate(build, message, author=self._identity())
+        sha = self.session.commit_as_is(build, message)
         return None if sha is None else self.get_commit(sha.decode())
 
     # -- remotes (expipe_git.remote does the work) -------------------------
@@ -645,253 +596,3 @@ def _kept_data_text(kind: str, name: str, data: pathlib.Path) -> str:
         f"nothing could bring it back; a new {kind} named {name!r} will see it. Remove it by hand, "
         f"or pass remove_data=True to delete_{kind}"
     )
-
-
-class ProjectConfig(collections.abc.MutableMapping):
-    """``project.config``: the project's ``expipe.toml`` over the user's expipe settings.
-
-    Reads merge as expipe 0.6 merged: the user's settings
-    (:data:`expipe_git.settings`, from ``~/.config/expipe/config.yaml``), then
-    the project's named settings (``~/.config/expipe/<project>/<project>.yaml``),
-    then the keys of ``expipe.toml``, which win; ``database_version`` is 2 (0.6's
-    number for its folder layout) unless the project stores one. So
-    ``project.config.get("username")`` finds the user's name.
-
-    Writes go to ``expipe.toml``: each assignment or deletion is one commit,
-    and :meth:`update` is one commit for all its keys. ``storage_format`` is
-    expipe_git's and cannot be changed here.
-    """
-
-    PROTECTED = ("storage_format",)
-
-    def __init__(self, project: Project):
-        self._project = project
-
-    @property
-    def stored(self) -> dict:
-        """The keys ``expipe.toml`` holds, without the user's settings."""
-        project = self._project
-        return project._record(project._snap(), layout.CONFIG_FILE, "project config") or {}
-
-    def _merged(self) -> dict:
-        stored = self.stored
-        named = expipe_config.load_config_by_name(str(stored.get("project", self._project.path.name)))
-        merged = expipe_config.merge_config(expipe_config.refresh_settings(), named, stored)
-        merged.setdefault("database_version", 2)
-        return merged
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._merged()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._merged())
-
-    def __len__(self) -> int:
-        return len(self._merged())
-
-    def __repr__(self) -> str:
-        return repr(self._merged())
-
-    def copy(self) -> dict:
-        """Return the merged config as a plain dict."""
-        return self._merged()
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._change({key: value}, f"set {key}")
-
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
-        """Set several keys in one commit."""
-        items = dict(other, **kwargs)
-        if items:
-            self._change(items, "update " + ", ".join(map(str, items)))
-
-    def __delitem__(self, key: str) -> None:
-        self._check_key(key)
-        if key not in self.stored:
-            if key in self._merged():
-                raise NotFoundError(
-                    f"project config: {key!r} comes from your expipe settings "
-                    f"({expipe_config.config_home()}), not the project; change it there"
-                )
-            raise NotFoundError(f"project config has no key {key!r}")
-
-        def build(snap: Snapshot) -> Changes:
-            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
-            if key not in record:
-                raise NotFoundError(f"project config has no key {key!r}")
-            del record[key]
-            return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
-
-        self._project._commit(("project",), f"delete {key} from config", build)
-
-    def _check_key(self, key: Any) -> None:
-        if not isinstance(key, str):
-            raise InvalidTypeError(f"project config keys are str, got {type(key).__name__} {key!r}")
-        if key in self.PROTECTED:
-            raise InvalidValueError(
-                f"project config: {key!r} is expipe_git's record of the project's file layout "
-                "and cannot be changed"
-            )
-
-    def _change(self, items: dict, operation: str) -> None:
-        for key in items:
-            self._check_key(key)
-        values.dumps(items, what="project config")  # refuse what cannot be stored before anything
-
-        def build(snap: Snapshot) -> Changes:
-            record = self._project._record(snap, layout.CONFIG_FILE, "project config") or {}
-            record.update(items)
-            return {layout.CONFIG_FILE: values.dumps(record, what="project config").encode()}
-
-        self._project._commit(("project",), f"{operation} in config", build)
-
-
-class FileStatus(collections.namedtuple("FileStatus", "path state")):
-    """A file that differs from the last commit: state is added, modified or deleted."""
-
-
-class ObjectMap(ReadMapping):
-    """``project.actions`` or ``project.entities``."""
-
-    def __init__(self, project: Project, kind: str):
-        self._project = project
-        self._kind = kind
-
-    def _names(self) -> list[str]:
-        snap = self._project._snap()
-        folder = layout.FOLDER_KINDS[self._kind]
-        names = []
-        for shard, (_, _) in snap.listdir(folder).items():
-            names.extend(snap.listdir(f"{folder}/{shard}"))
-        return sorted(names)
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        if layout._name_problem(name) or not name:
-            return False
-        return self._project._snap().blob_id(layout.attributes_path(self._kind, name)) is not None
-
-    def __getitem__(self, name: str) -> Action | Entity:
-        layout.check_name(name, self._kind)
-        if name not in self:
-            raise NotFoundError(f"{self._kind} {name!r} does not exist in project {self._project.id!r}")
-        return self._project._handle(self._kind, name)
-
-    @property
-    def object(self) -> Project:
-        """The project (expipe 0.6's name for a map's owner)."""
-        return self._project
-
-    @property
-    def contents(self) -> dict:
-        """Every action's (or entity's) attributes by name."""
-        return {name: self[name].attributes for name in self}
-
-    def where(self, **criteria: Any) -> query.Selection:
-        """Return the actions (or entities) that meet every criterion, by name, in name order.
-
-        Criteria: ``tags`` (a str, or a list: has all), ``any_tags`` (a list:
-        has at least one), ``type``, ``location``, ``users`` and, for actions,
-        ``entities`` (a str or a list: has all), ``since`` and ``until``
-        (on the object's ``datetime``; inclusive; a bare date as ``until``
-        means through that day), and ``modules`` (a dict of
-        ``"module.key.subkey"`` -> value; see docs/queries.md).
-
-        Raises:
-            TypeError: an unknown criterion, or a value of the wrong type.
-            ValueError: a value that cannot be read, such as a date.
-        """
-        project = self._project
-        return query.select(
-            project.store,
-            project._snap(),
-            self._kind,
-            criteria,
-            lambda name: project._handle(self._kind, name),
-        )
-
-    def to_dataframe(self, modules: list[str] | None = None) -> Any:
-        """Return a pandas DataFrame, one row per object, indexed by name.
-
-        ``modules``: module names whose keys become columns, e.g.
-        ``electrophysiology.probe.depth [um]`` (see docs/queries.md).
-        """
-        return self.where().to_dataframe(modules)
-
-    def _repr_html_(self) -> str:
-        return self.where()._repr_html_()
-
-
-class ActionMap(ObjectMap):
-    """``project.actions`` (expipe 0.6's ``expipe.core.Actions``)."""
-
-    def __init__(self, project: Project):
-        super().__init__(project, "action")
-
-
-class EntityMap(ObjectMap):
-    """``project.entities`` (expipe 0.6's ``expipe.core.Entities``)."""
-
-    def __init__(self, project: Project):
-        super().__init__(project, "entity")
-
-
-class TemplateMap(ReadMapping):
-    """``project.templates``."""
-
-    def __init__(self, project: Project):
-        self._project = project
-
-    def _names(self) -> list[str]:
-        entries = self._project._snap().listdir("templates")
-        return sorted(s for s in map(layout.strip_suffix, entries) if s)
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not name or layout._name_problem(name):
-            return False
-        return self._project._snap().blob_id(layout.template_path(name)) is not None
-
-    def __getitem__(self, name: str) -> Template:
-        layout.check_name(name, "template")
-        if name not in self:
-            raise NotFoundError(f"template {name!r} does not exist in project {self._project.id!r}")
-        return Template(self._project, name)
-
-    @property
-    def object(self) -> Project:
-        """The project (expipe 0.6's name for a map's owner)."""
-        return self._project
-
-    @property
-    def contents(self) -> dict:
-        """Every template's contents by name."""
-        return {name: self[name].contents for name in self}
-
-    def __setitem__(self, name: str, contents: Mapping) -> None:
-        """Create template ``name``, or replace its contents, in one commit (as expipe 0.6)."""
-        layout.check_name(name, "template")
-        if not isinstance(contents, Mapping):
-            raise InvalidTypeError(
-                f"template {name!r}: contents must be a dict, got {type(contents).__name__}"
-            )
-        identifier = contents.get("identifier", name)
-        if not isinstance(identifier, str):
-            raise InvalidTypeError(f"template {name!r}: identifier must be a str")
-        layout.check_name(identifier, "module")
-        path = layout.template_path(name)
-        data = values.dumps(dict(contents), what=f"template {name!r}").encode()
-        operation = "replace" if name in self else "create"
-        self._project._commit(("template", name), operation, lambda snap: {path: data})
-
-
-class CommitLog(list):
-    """The commits ``project.log()`` returns, newest first: a list, with a table and HTML."""
-
-    def to_dataframe(self) -> Any:
-        """Return one row per key-level change: commit, author, datetime, object, key, old, new."""
-        tables.require_pandas()
-        return tables.dataframe(tables.LOG_COLUMNS, tables.log_rows(self))
-
-    def _repr_html_(self) -> str:
-        return display.log_html(self)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections.abc
 import datetime as dt
-import hashlib
 import os
 import pathlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,14 +18,16 @@ import dateutil.parser
 
 from . import display, history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
-from .records import Backend06, Module, ModuleMap, ReadMapping, delete_module, require_module
+from .messages import Message, MessageMap, check_str, message_bytes, message_id_of, new_message
+from .messages import datetime_key_format as datetime_key_format
+from .records import Backend06, Module, ModuleMap, delete_module, require_module
 from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
+    from .history import Commit
     from .model import Project
 
 datetime_format = "%Y-%m-%dT%H:%M:%S"
-datetime_key_format = "%Y%m%dT%H%M%S"
 LIST_ATTRIBUTES = ("users", "tags", "entities")
 
 
@@ -42,7 +43,7 @@ class PropertyList(collections.abc.Sequence):
     dtype = str
     unique = True
 
-    def __init__(self, owner: _Attributed, key: str):
+    def __init__(self, owner: Attributed, key: str):
         self._owner = owner
         self.name = key
         self._seen: tuple[bytes | None, list[str]] | None = None
@@ -56,13 +57,13 @@ class PropertyList(collections.abc.Sequence):
     def data(self) -> list[str]:
         # ``list(action.tags)`` asks for the length and then the items: read
         # the record once per commit, not once per question.
-        snap = self._owner._project._snap()
+        snap = self._owner._project.session.snapshot()
         if self._seen is None or self._seen[0] != snap.commit:
             items = self._owner._read_attributes(snap).get(self.name)
             self._seen = (snap.commit, list(items or []))
         return list(self._seen[1])
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return self.data[index]
 
     def __len__(self) -> int:
@@ -120,7 +121,7 @@ def _check_str_list(items: Any, key: str) -> list[str]:
     return unique
 
 
-class _Attributed:
+class Attributed:
     """What actions and entities share: attributes, modules, messages, data."""
 
     _kind = ""
@@ -160,7 +161,7 @@ class _Attributed:
             type(other) is type(self)
             and other._obj == self._obj
             and other._project.path == self._project.path
-        )  # type: ignore[attr-defined]
+        )
 
     def __hash__(self) -> int:
         return hash((self._obj, str(self._project.path)))
@@ -168,7 +169,7 @@ class _Attributed:
     # -- attributes --------------------------------------------------------
 
     def _read_attributes(self, snap: Snapshot | None) -> dict:
-        return self._project._existing(snap, self._attributes_path, self._obj)
+        return self._project.session.existing(snap, self._attributes_path, self._obj)
 
     @property
     def attributes(self) -> dict:
@@ -186,7 +187,7 @@ class _Attributed:
             change(record)
             return {self._attributes_path: values.dumps(record, what=what).encode()}
 
-        self._project._commit(self._obj, operation, build)
+        self._project.session.commit(self._obj, operation, build)
 
     def _set_attribute(self, key: str, value: Any) -> None:
         self._change_attributes(lambda record: record.__setitem__(key, value), f"set {key}")
@@ -213,7 +214,7 @@ class _Attributed:
 
     @type.setter
     def type(self, value: str) -> None:
-        _check_str(value, "type")
+        check_str(value, "type")
         self._set_attribute("type", value)
 
     @property
@@ -222,7 +223,7 @@ class _Attributed:
 
     @location.setter
     def location(self, value: str) -> None:
-        _check_str(value, "location")
+        check_str(value, "location")
         self._set_attribute("location", value)
 
     @property
@@ -306,12 +307,12 @@ class _Attributed:
         folder = layout.messages_dir(self._kind, self.name)
         new: Changes = {}
         for record in records:
-            path = layout.message_path(self._kind, self.name, _message_id(record))
+            path = layout.message_path(self._kind, self.name, message_id_of(record))
             if path in new:
                 raise AlreadyExistsError(
                     f"messages: the message {record['text']!r} by {record['user']} is given twice"
                 )
-            new[path] = _dump_message(record, self._obj)
+            new[path] = message_bytes(record, self._obj)
 
         def build(snap: Snapshot) -> Changes:
             self._read_attributes(snap)
@@ -319,7 +320,7 @@ class _Attributed:
             changes.update(new)
             return changes
 
-        self._project._commit(self._obj, "set messages", build)
+        self._project.session.commit(self._obj, "set messages", build)
 
     def _message_record(self, message: Mapping) -> dict:
         if not isinstance(message, Mapping):
@@ -333,7 +334,7 @@ class _Attributed:
         when = message.get("datetime")
         if isinstance(when, str):
             when = _as_datetime(when, "messages: datetime", InvalidValueError)
-        return _new_message(text, message.get("user"), when, self._project)
+        return new_message(text, message.get("user"), when, self._project)
 
     def create_message(
         self, text: str, user: str | None = None, datetime: dt.datetime | None = None
@@ -343,10 +344,10 @@ class _Attributed:
         Raises:
             AlreadyExistsError: the same text by the same user at the same time exists.
         """
-        record = _new_message(text, user, datetime, self._project)
-        message_id = _message_id(record)
+        record = new_message(text, user, datetime, self._project)
+        message_id = message_id_of(record)
         path = layout.message_path(self._kind, self.name, message_id)
-        data = _dump_message(record, self._obj)
+        data = message_bytes(record, self._obj)
 
         def build(snap: Snapshot) -> Changes:
             self._read_attributes(snap)
@@ -356,26 +357,26 @@ class _Attributed:
                 )
             return {path: data}
 
-        self._project._commit((*self._obj, "message", message_id), "create", build)
+        self._project.session.commit((*self._obj, "message", message_id), "create", build)
         return Message(self, message_id)
 
-    def history(self) -> list[history.Commit]:
+    def history(self) -> list[Commit]:
         """Return the commits that changed this object (its attributes, modules and messages)."""
         return history.log(self._project, path=self)
 
-    def blame(self) -> dict[tuple, history.Commit]:
+    def blame(self) -> dict[tuple, Commit]:
         """Return each leaf key of the attributes -> the commit that last set it."""
         return history.blame(self._project, self._obj)
 
     def delete_messages(self) -> None:
         """Delete every message of this object in one commit."""
         folder = layout.messages_dir(self._kind, self.name)
-        self._project._commit(
+        self._project.session.commit(
             self._obj, "delete messages", lambda snap: {path: None for path, _ in snap.walk(folder)}
         )
 
 
-class Action(_Attributed):
+class Action(Attributed):
     """An action: a recording, surgery or analysis with attributes, modules and messages."""
 
     _kind = "action"
@@ -392,15 +393,10 @@ class Action(_Attributed):
     subjects = entities
 
 
-class Entity(_Attributed):
+class Entity(Attributed):
     """An entity: a subject of actions, such as a rat or a mouse."""
 
     _kind = "entity"
-
-
-def _check_str(value: Any, key: str) -> None:
-    if not isinstance(value, str):
-        raise InvalidTypeError(f'{key}: expected "str", got "{type(value).__name__}"')
 
 
 def _as_datetime(value: Any, what: str, error: type[Exception] = CorruptFileError) -> dt.datetime | None:
@@ -422,7 +418,7 @@ stored_datetime = _as_datetime
 class DataMap(collections.abc.MutableMapping):
     """``action.data``: names of data entries; each change is a commit."""
 
-    def __init__(self, owner: _Attributed):
+    def __init__(self, owner: Attributed):
         self._owner = owner
 
     def _data(self) -> dict:
@@ -449,9 +445,9 @@ class DataMap(collections.abc.MutableMapping):
         return self._data()
 
     def __setitem__(self, key: str, value: str | os.PathLike[str]) -> None:
-        _check_str(key, "data key")
+        check_str(key, "data key")
         value = os.fspath(value)
-        _check_str(value, f"data[{key!r}]")
+        check_str(value, f"data[{key!r}]")
 
         def apply(record: dict) -> None:
             record["data"] = {**(record.get("data") or {}), key: value}
@@ -473,186 +469,6 @@ class DataMap(collections.abc.MutableMapping):
 # Messages
 
 
-def _new_message(text: Any, user: Any, when: Any, project: Project) -> dict:
-    if not isinstance(text, str):
-        raise InvalidTypeError(f"message text must be a str, not {type(text).__name__}")
-    if user is None:
-        user = project._identity().name
-    if not isinstance(user, str):
-        raise InvalidTypeError(f"message user must be a str, not {type(user).__name__}")
-    if when is None:
-        when = dt.datetime.now()
-    if not isinstance(when, dt.datetime):
-        raise InvalidTypeError(f"message datetime must be a datetime, not {type(when).__name__}")
-    return {"text": text, "user": user, "datetime": when}
-
-
-def _message_id(record: dict) -> str:
-    """Name a message by its time, and by its content so same-second ones differ."""
-    digest = hashlib.sha1(
-        "\0".join((record["text"], record["user"], record["datetime"].isoformat())).encode(
-            "utf-8", "surrogatepass"
-        )
-    ).hexdigest()[:8]
-    return f"{record['datetime'].strftime(datetime_key_format)}-{digest}"
-
-
-def _dump_message(record: dict, owner: tuple[str, ...]) -> bytes:
-    return values.dumps(record, what=f"message of {layout.describe(owner)}").encode()
-
-
-class MessageMap(ReadMapping):
-    """The messages of an action or entity, ordered by datetime."""
-
-    def __init__(self, owner: _Attributed):
-        self._owner = owner
-
-    def _folder(self) -> str:
-        return layout.messages_dir(self._owner._kind, self._owner.name)
-
-    def _names(self) -> list[str]:
-        project = self._owner._project
-        snap = project._snap()
-        folder = self._folder()
-        found = []
-        for filename in snap.listdir(folder):
-            stem = layout.strip_suffix(filename)
-            if stem:
-                record = project._record(snap, f"{folder}/{filename}", f"message {stem}")
-                when = record.get("datetime") if isinstance(record, dict) else None
-                key = when.timestamp() if isinstance(when, dt.datetime) and when.tzinfo else None
-                found.append((key if key is not None else _naive_key(when), stem))
-        return [stem for _, stem in sorted(found)]
-
-    def __contains__(self, message_id: object) -> bool:
-        if not isinstance(message_id, str) or not message_id or layout._name_problem(message_id):
-            return False
-        return bool(self._matches(message_id))
-
-    def __getitem__(self, message_id: str) -> Message:
-        found = self._matches(message_id) if isinstance(message_id, str) and message_id else []
-        if len(found) > 1:
-            raise NotFoundError(
-                f"{layout.describe(self._owner._obj)} has {len(found)} messages in the second "
-                f"{message_id!r} ({', '.join(found)}); name one by its id"
-            )
-        if not found:
-            raise NotFoundError(f"{layout.describe(self._owner._obj)} has no message {message_id!r}")
-        return Message(self._owner, found[0])
-
-    def _matches(self, message_id: str) -> list[str]:
-        """Return the ids ``message_id`` names: itself, or every message of an expipe 0.6 key's second.
-
-        expipe 0.6 named a message by its time, ``datetime_key_format``
-        (``20170601T214220``); ours add a hash (``20170601T214220-1a2b3c4d``),
-        so an old key still finds the message of that second.
-        """
-        try:
-            layout.check_name(message_id, "message")
-        except (InvalidTypeError, InvalidValueError):
-            return []
-        snap = self._owner._project._snap()
-        if snap.blob_id(f"{self._folder()}/{message_id}{layout.SUFFIX}") is not None:
-            return [message_id]
-        if not _is_datetime_key(message_id):
-            return []
-        stems = (layout.strip_suffix(name) for name in snap.listdir(self._folder()))
-        return sorted(s for s in stems if s and s.startswith(message_id + "-"))
-
-    @property
-    def object(self) -> _Attributed:
-        """The action or entity the messages belong to (expipe 0.6's name)."""
-        return self._owner
-
-    @property
-    def contents(self) -> dict:
-        """Every message's contents by id."""
-        return {message_id: self[message_id].contents for message_id in self}
-
-    def to_list(self) -> list[dict]:
-        return [self[m].contents for m in self]
-
-
-def _is_datetime_key(text: str) -> bool:
-    try:
-        dt.datetime.strptime(text, datetime_key_format)
-    except ValueError:
-        return False
-    return len(text) == 15
-
-
-def _naive_key(when: Any) -> float:
-    if isinstance(when, dt.datetime):
-        return when.replace(tzinfo=dt.timezone.utc).timestamp()
-    return float("inf")
-
-
-class Message:
-    """A note by a user on an action or entity; each setter is a commit."""
-
-    def __init__(self, owner: _Attributed, message_id: str):
-        self._owner = owner
-        self.id = self.name = message_id
-        self._path = layout.message_path(owner._kind, owner.name, message_id)
-        self._obj = (*owner._obj, "message", message_id)
-
-    def __repr__(self) -> str:
-        return f"<expipe_git Message {self.id!r} of {layout.describe(self._owner._obj)}>"
-
-    def _read(self, snap: Snapshot | None = None) -> dict:
-        return self._owner._project._existing(snap, self._path, self._obj)
-
-    @property
-    def contents(self) -> dict:
-        return self._read()
-
-    @property
-    def text(self) -> str:
-        return self._read()["text"]
-
-    @text.setter
-    def text(self, value: str) -> None:
-        _check_str(value, "message text")
-        self._set("text", value)
-
-    @property
-    def user(self) -> str:
-        return self._read()["user"]
-
-    @user.setter
-    def user(self, value: str | None) -> None:
-        if value is None:
-            value = self._owner._project._identity().name
-        _check_str(value, "message user")
-        self._set("user", value)
-
-    @property
-    def datetime(self) -> dt.datetime:
-        return self._read()["datetime"]
-
-    @datetime.setter
-    def datetime(self, value: dt.datetime) -> None:
-        if not isinstance(value, dt.datetime):
-            raise InvalidTypeError(f'message datetime: expected "datetime", got "{type(value).__name__}"')
-        self._set("datetime", value)
-
-    def blame(self) -> dict[tuple, history.Commit]:
-        """Return each key of the message (text, user, datetime) -> the commit that last set it."""
-        return history.blame(self._owner._project, self._obj)
-
-    def history(self) -> list[history.Commit]:
-        """Return the commits that changed this message, newest first."""
-        return history.log(self._owner._project, path=self)
-
-    def _set(self, key: str, value: Any) -> None:
-        def build(snap: Snapshot) -> Changes:
-            record = self._read(snap)
-            record[key] = value
-            return {self._path: _dump_message(record, self._owner._obj)}
-
-        self._owner._project._commit(self._obj, f"set {key}", build)
-
-
 # ---------------------------------------------------------------------------
 # expipe 0.6's private backend, for the scripts that reached into it (see records.Backend06)
 
@@ -660,7 +476,7 @@ class Message:
 class Attributes06:
     """``obj._backend.attributes`` of expipe 0.6: read or set one attribute; each set is one commit."""
 
-    def __init__(self, owner: _Attributed):
+    def __init__(self, owner: Attributed):
         self._owner = owner
 
     def get(self, name: str | None = None) -> Any:
@@ -670,7 +486,7 @@ class Attributes06:
 
     def set(self, name: str, value: Any) -> None:
         """Set attribute ``name`` in one commit (``users``, ``tags``, ``entities``: lists of str)."""
-        _check_str(name, "attribute name")
+        check_str(name, "attribute name")
         if name in LIST_ATTRIBUTES:
             self._owner._set_list(name, value)
         else:

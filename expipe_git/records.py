@@ -22,6 +22,7 @@ from .errors import AlreadyExistsError, InvalidTypeError, InvalidValueError, Not
 from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
+    from .history import Commit
     from .model import Project
 
 # Keys of a template that describe the template rather than its fields.
@@ -78,14 +79,14 @@ class ModuleMap(ReadMapping):
         self._owner = owner
 
     def _names(self) -> list[str]:
-        entries = self._project._snap().listdir(layout.modules_dir(self._owner))
+        entries = self._project.session.snapshot().listdir(layout.modules_dir(self._owner))
         return sorted(s for s in map(layout.strip_suffix, entries) if s)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not name or layout._name_problem(name):
+        if not isinstance(name, str) or not name or layout.name_problem(name):
             return False
         path = layout.module_path(self._owner, name)
-        return self._project._snap().blob_id(path) is not None
+        return self._project.session.snapshot().blob_id(path) is not None
 
     def __getitem__(self, name: str) -> Module:
         layout.check_name(name, "module")
@@ -132,7 +133,7 @@ class ModuleMap(ReadMapping):
             return {path: data}
 
         operation = "replace" if name in self else "create"
-        self._project._commit(obj, operation, build)
+        self._project.session.commit(obj, operation, build)
 
 
 def _owner_text(owner: tuple[str, ...]) -> str:
@@ -141,6 +142,29 @@ def _owner_text(owner: tuple[str, ...]) -> str:
 
 def _module_obj(owner: tuple[str, ...], name: str) -> tuple[str, ...]:
     return ("module", name) if owner == ("project",) else (*owner, "module", name)
+
+
+def _from_template(project, owner, name, template, contents, exist_ok) -> tuple[str, Any]:
+    """Return the module's name and contents taken from ``template``."""
+    if contents is not None:
+        raise InvalidValueError("give a module either a template or contents, not both")
+    layout.check_name(template, "template")
+    if template in project.templates:
+        record = project.templates[template].contents
+        identifier = record.get("identifier") or template
+        contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
+    elif exist_ok and name is not None:
+        contents = {}
+        if name not in ModuleMap(project, owner):
+            warnings.warn(
+                f"template {template!r} does not exist in project {project.id!r}, so module "
+                f"{name!r} starts empty; project.require_template({template!r}, {{...}}) "
+                "makes a template that fills modules in",
+                stacklevel=4,
+            )
+    else:
+        project.templates[template]  # raises NotFoundError naming the template
+    return (identifier if name is None else name), contents
 
 
 def require_module(project, owner, name, template, contents, exist_ok) -> Module:
@@ -153,26 +177,7 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
     asks for a ``tracking`` template it never made, runs.
     """
     if template is not None:
-        if contents is not None:
-            raise InvalidValueError("give a module either a template or contents, not both")
-        layout.check_name(template, "template")
-        if template in project.templates:
-            record = project.templates[template].contents
-            identifier = record.get("identifier") or template
-            contents = {k: v for k, v in record.items() if k not in TEMPLATE_META}
-        elif exist_ok and name is not None:
-            contents = {}
-            if name not in ModuleMap(project, owner):
-                warnings.warn(
-                    f"template {template!r} does not exist in project {project.id!r}, so module "
-                    f"{name!r} starts empty; project.require_template({template!r}, {{...}}) "
-                    "makes a template that fills modules in",
-                    stacklevel=3,
-                )
-        else:
-            project.templates[template]  # raises NotFoundError naming the template
-        if name is None:
-            name = identifier
+        name, contents = _from_template(project, owner, name, template, contents, exist_ok)
     if name is None:
         raise InvalidTypeError("a module needs a name (or a template to take its name from)")
     layout.check_name(name, "module")
@@ -214,7 +219,7 @@ def require_module(project, owner, name, template, contents, exist_ok) -> Module
             )
         return {path: data}
 
-    project._commit(obj, "create", build)
+    project.session.commit(obj, "create", build)
     return Module(project, owner, name)
 
 
@@ -227,7 +232,7 @@ def delete_module(project: Project, owner: tuple[str, ...], name: str) -> None:
             raise NotFoundError(f"module {name!r} does not exist in {_owner_text(owner)}")
         return {path: None}
 
-    project._commit(_module_obj(owner, name), "delete", build)
+    project.session.commit(_module_obj(owner, name), "delete", build)
 
 
 class _Record(collections.abc.MutableMapping):
@@ -253,7 +258,7 @@ class _Record(collections.abc.MutableMapping):
         return layout.describe(self._obj)
 
     def _read(self, snap: Snapshot | None = None) -> Any:
-        return self._project._existing(snap, self._path, self._obj)
+        return self._project.session.existing(snap, self._path, self._obj)
 
     @property
     def contents(self) -> Any:
@@ -300,7 +305,7 @@ class _Record(collections.abc.MutableMapping):
         return display.record_html(self._what(), self.contents)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._update_at((), lambda node: node.__setitem__(key, value), f"set {_key_text((key,))}")
+        self._update_at((), lambda node: node.__setitem__(key, value), f"set {layout.key_text((key,))}")
 
     def __delitem__(self, key: Any) -> None:
         def remove(node: dict) -> None:
@@ -308,7 +313,7 @@ class _Record(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._update_at((), remove, f"delete {_key_text((key,))}")
+        self._update_at((), remove, f"delete {layout.key_text((key,))}")
 
     def _add_missing(self, contents: Mapping) -> None:
         """Add the keys of ``contents`` this record lacks, in one commit (or none)."""
@@ -325,7 +330,7 @@ class _Record(collections.abc.MutableMapping):
 
         self._update_at((), add, "add " + ", ".join(map(str, missing)))
 
-    def update(self, other=(), /, **kwargs) -> None:  # type: ignore[override]
+    def update(self, other=(), /, **kwargs) -> None:
         """Set several keys in one commit."""
         items = dict(other, **kwargs)
         self._update_at((), lambda node: node.update(items), "update " + ", ".join(map(str, items)))
@@ -340,21 +345,21 @@ class _Record(collections.abc.MutableMapping):
             for key in keys:
                 node = node[key]
             if not isinstance(node, dict):
-                raise InvalidTypeError(f"{what}: {_key_text(keys)} is not a mapping")
+                raise InvalidTypeError(f"{what}: {layout.key_text(keys)} is not a mapping")
             change(node)
             self._check(record)
             return {self._path: values.dumps(record, what=what).encode()}
 
-        self._project._commit(self._obj, operation, build)
+        self._project.session.commit(self._obj, operation, build)
 
     def _check(self, record: Any) -> None:
         """Hook for subclasses to refuse records that break their rules."""
 
-    def history(self) -> list[history.Commit]:
+    def history(self) -> list[Commit]:
         """Return the commits that changed this record, newest first."""
         return history.log(self._project, path=self)
 
-    def blame(self) -> dict[tuple, history.Commit]:
+    def blame(self) -> dict[tuple, Commit]:
         """Return each leaf key path -> the commit that last set it."""
         return history.blame(self._project, self._obj)
 
@@ -431,7 +436,7 @@ class _NodeView(collections.abc.MutableMapping):
     def __setitem__(self, key: Any, value: Any) -> None:
         keys = (*self._keys, key)
         self._record._update_at(
-            self._keys, lambda node: node.__setitem__(key, value), f"set {_key_text(keys)}"
+            self._keys, lambda node: node.__setitem__(key, value), f"set {layout.key_text(keys)}"
         )
 
     def __delitem__(self, key: Any) -> None:
@@ -440,15 +445,11 @@ class _NodeView(collections.abc.MutableMapping):
                 raise KeyError(key)
             del node[key]
 
-        self._record._update_at(self._keys, remove, f"delete {_key_text((*self._keys, key))}")
+        self._record._update_at(self._keys, remove, f"delete {layout.key_text((*self._keys, key))}")
 
 
 def _wrap(record: _Record, keys: tuple, value: Any) -> Any:
     return _NodeView(record, keys) if isinstance(value, dict) else value
-
-
-def _key_text(keys: tuple) -> str:
-    return ".".join(str(k) for k in keys)
 
 
 def _equal(a: Any, b: Any) -> bool:

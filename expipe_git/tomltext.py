@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import sys
 from typing import Any
 
 _WIDTH = 88  # target line width; lines may exceed it (long strings)
@@ -172,10 +173,10 @@ def keep_layout(old: str, old_raw: dict, new: str) -> str:
         return new
     import tomlkit
 
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: the same parser, published as tomli
+        import tomli as tomllib
     try:
         new_raw = tomllib.loads(new)
         document = tomlkit.parse(old)

@@ -90,75 +90,44 @@ numpy was imported already.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import sys
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python 3.10: the same parser, published as tomli
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
+from expipe_git.decoding import (
+    MAX_DEPTH,
+    Corrupt,
+    Failure,
+    article,
+    check_fields,
+    decode_array,
+    decode_table,
+    type_name,
+    unit_is_safe,
+    where_text,
+)
 from expipe_git.errors import CorruptFileError, InvalidTypeError, InvalidValueError
 from expipe_git.tomltext import emit_document, same_raw
 
 __all__ = ["dumps", "parse", "decode", "loads"]
 
-MAX_DEPTH = 48
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 _FIX = "fix the file or restore it with git"
 
 
-# ---------------------------------------------------------------------------
-# Errors carry their key path up the stack, so the happy path builds no paths.
-
-
-class _Failure(Exception):
-    """A value that cannot be stored; becomes ``cls`` with the key path filled in."""
-
-    def __init__(self, cls: type[Exception], subject: str, problem: str):
-        super().__init__(problem)
-        self.cls = cls
-        self.subject = subject  # e.g. "value", "key 1.5 of the dict"
-        self.problem = problem  # e.g. "is a set; store a list instead"
-        self.path: list[Any] = []  # innermost first; reversed when reported
-
-
-class _Corrupt(Exception):
-    """Stored data that does not decode; becomes CorruptFileError with the path."""
-
-    def __init__(self, problem: str):
-        super().__init__(problem)
-        self.problem = problem
-        self.path: list[Any] = []
-
-
-def _where(path_innermost_first: list[Any]) -> str:
-    if not path_innermost_first:
-        return "the top level"
-    return "".join(f"[{step!r}]" for step in reversed(path_innermost_first))
-
-
-def _article(name: str) -> str:
-    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    module = cls.__module__.split(".")[0]
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-# ---------------------------------------------------------------------------
 # Encoding: Python value -> raw TOML data (what tomllib would return).
 
 
 def _check_level(level: int) -> None:
     if level > MAX_DEPTH:
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             f"is nested more than {MAX_DEPTH} levels deep (dicts, lists and tagged values "
@@ -172,7 +141,7 @@ def _encode_str(value: str, subject: str = "value") -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise _Failure(
+            raise Failure(
                 InvalidValueError,
                 subject,
                 f"is a str that is not valid Unicode (lone surrogate {value[exc.start]!r} at "
@@ -188,7 +157,7 @@ def _encode_int(value: int, level: int) -> Any:
     try:
         digits = str(value)
     except ValueError:  # beyond sys.get_int_max_str_digits()
-        raise _Failure(InvalidValueError, "value", "is an int too large to write as decimal digits") from None
+        raise Failure(InvalidValueError, "value", "is an int too large to write as decimal digits") from None
     return {"$type": "int", "value": digits}
 
 
@@ -243,7 +212,7 @@ def _encode_other(value: Any, level: int) -> Any:
         return _encode_table(value, level)
     if isinstance(value, (list, tuple)):  # namedtuple and other subclasses
         return _encode_array(value, level)
-    raise _Failure(InvalidTypeError, "value", f"is {_article(_type_name(value))}; {_hint(value)}")
+    raise Failure(InvalidTypeError, "value", f"is {article(type_name(value))}; {_hint(value)}")
 
 
 def _hint(value: Any) -> str:
@@ -279,11 +248,11 @@ def _encode_table(table: Mapping, level: int) -> dict:
                 int_keys.append(number)
         try:
             out[name] = _encode(item, level + 1)
-        except _Failure as failure:
+        except Failure as failure:
             failure.path.append(key)
             raise
     if len(out) != len(table):
-        raise _Failure(InvalidValueError, "the dict", _collision(table))
+        raise Failure(InvalidValueError, "the dict", _collision(table))
     if int_keys:
         # First, so a person sees at once that some keys are numbers.
         out = {"$int_keys": int_keys, **out}
@@ -298,7 +267,7 @@ def _encode_key(key: Any) -> tuple[str, int | None]:
     if is_int and not is_bool:
         number = int(key)
         if not _I64_MIN <= number <= _I64_MAX:
-            raise _Failure(
+            raise Failure(
                 InvalidValueError,
                 f"key {number} of the dict",
                 "does not fit in 64 bits; int keys must be 64-bit, use a str key instead",
@@ -307,10 +276,10 @@ def _encode_key(key: Any) -> tuple[str, int | None]:
     if isinstance(key, str):
         name = _encode_str(str.__str__(key), f"key {key!r} of the dict")
         return ("$" + name if name.startswith("$") else name), None
-    raise _Failure(
+    raise Failure(
         InvalidTypeError,
         f"key {key!r} of the dict",
-        f"is {_article(_type_name(key))}; dict keys must be str or int",
+        f"is {article(type_name(key))}; dict keys must be str or int",
     )
 
 
@@ -335,7 +304,7 @@ def _encode_array(items: Any, level: int) -> list:
     try:
         for index, item in enumerate(items):  # noqa: B007 - index is read on failure
             out.append(_encode(item, level + 1))
-    except _Failure as failure:
+    except Failure as failure:
         failure.path.append(index)
         raise
     return out
@@ -346,7 +315,7 @@ def _encode_ndarray(array: Any, level: int) -> Any:
     if quantities is not None and isinstance(array, quantities.Quantity):
         return _encode_quantity(array, level, quantities)
     if array.dtype.kind in "mM":
-        raise _Failure(
+        raise Failure(
             InvalidTypeError,
             "value",
             f"is a numpy array of {array.dtype}; store a list of datetime.datetime "
@@ -372,16 +341,6 @@ def _encode_quantity(quantity: Any, level: int, quantities: Any) -> dict:
     return tag
 
 
-# quantities evaluates a unit name as a (whitelisted) Python expression; a
-# number raised to a power (9**9**9) or a huge expression in a hand-edited file
-# would make it compute forever, so such names are refused before it sees them.
-_UNIT_NUMBER_POWER = re.compile(r"[0-9.)]\s*\*\*")
-
-
-def _unit_is_safe(unit: str) -> bool:
-    return 0 < len(unit) <= 200 and unit.isprintable() and not _UNIT_NUMBER_POWER.search(unit)
-
-
 _UNITS_READ_BACK: dict[str, Any] = {}  # unit string -> dimensionality it parses to
 
 
@@ -390,13 +349,13 @@ def _check_unit(unit: str, quantity: Any, quantities: Any) -> None:
     known = _UNITS_READ_BACK.get(unit)
     if known is None:
         try:
-            known = quantities.Quantity(1.0, unit).dimensionality if _unit_is_safe(unit) else None
+            known = quantities.Quantity(1.0, unit).dimensionality if unit_is_safe(unit) else None
         except Exception:  # quantities raises LookupError, SyntaxError, ...
             known = None
         if known is not None:
             _UNITS_READ_BACK[unit] = known
     if known is None or known != quantity.dimensionality:
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             f"is a Quantity in {unit!r}, a unit quantities cannot read back from its "
@@ -408,13 +367,13 @@ def _magnitude(magnitude: Any, level: int) -> Any:
     """Return a quantity magnitude as plain numbers, refusing what would not round-trip."""
     kind, dtype = magnitude.dtype.kind, magnitude.dtype
     if kind == "c":
-        raise _Failure(
+        raise Failure(
             InvalidTypeError,
             "value",
             "is a Quantity with complex values; store the real and imaginary parts as two Quantities",
         )
     if kind not in "biuf":
-        raise _Failure(
+        raise Failure(
             InvalidTypeError,
             "value",
             f"is a Quantity with values of dtype {dtype}; only bool, int and float magnitudes can be stored",
@@ -423,7 +382,7 @@ def _magnitude(magnitude: Any, level: int) -> Any:
         _check_level(level + magnitude.ndim)
     if magnitude.size == 0 and 0 in magnitude.shape[:-1]:
         # [] cannot say how many columns an array of shape (0, 3) had.
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             f"is an empty Quantity of shape {magnitude.shape}, which a list cannot "
@@ -432,7 +391,7 @@ def _magnitude(magnitude: Any, level: int) -> Any:
     if kind == "f" and dtype.itemsize > 8:
         magnitude = magnitude.astype("float64")  # .tolist() of longdouble stays numpy
     if kind == "u" and dtype.itemsize == 8 and magnitude.size and int(magnitude.max()) > _I64_MAX:
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             "is a Quantity with uint64 values beyond the int64 range; convert it to float",
@@ -458,7 +417,7 @@ def _encode_datetime(value: _dt.datetime, level: int) -> Any:
         return value
     offset = value.utcoffset()
     if offset is None:
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             f"is a datetime whose tzinfo {tzinfo!r} gives no UTC offset; make it "
@@ -490,7 +449,7 @@ def _encode_date_or_time(value: Any, level: int) -> Any:
         return plain
     offset = value.utcoffset()
     if offset is None:
-        raise _Failure(
+        raise Failure(
             InvalidValueError,
             "value",
             f"is a time whose tzinfo {value.tzinfo!r} gives no fixed UTC offset (a "
@@ -501,213 +460,6 @@ def _encode_date_or_time(value: Any, level: int) -> Any:
     return {"$type": "time", "value": plain, "utcoffset": offset.total_seconds()}
 
 
-# ---------------------------------------------------------------------------
-# Decoding: raw TOML data -> Python value, always in new containers.
-
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-
-
-def _decode(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return _decode_table(value)
-    if kind is list:
-        return _decode_array(value)
-    return value  # str, int, float, bool, date/time: immutable
-
-
-def _decode_array(items: list) -> list:
-    out = []
-    index = 0
-    try:
-        for index, item in enumerate(items):  # noqa: B007 - index is read on failure
-            kind = type(item)
-            out.append(_decode_table(item) if kind is dict else _decode_array(item) if kind is list else item)
-    except _Corrupt as corrupt:
-        corrupt.path.append(index)
-        raise
-    return out
-
-
-def _decode_table(table: dict) -> Any:
-    if "$type" in table:
-        return _decode_tag(table)
-    int_names: set[str] = set()
-    if "$int_keys" in table:
-        int_names = _int_key_names(table)
-    out: dict[Any, Any] = {}
-    for name, item in table.items():
-        if name[:1] == "$":
-            if name == "$int_keys":
-                continue
-            if name[:2] != "$$":
-                raise _Corrupt(
-                    f"has the key {name!r}, which is neither data (a key that "
-                    "begins with '$' is written '$$...') nor '$int_keys'"
-                )
-            key: Any = name[1:]
-        elif name in int_names:
-            key = int(name)
-        else:
-            key = name
-        try:
-            out[key] = _decode(item)
-        except _Corrupt as corrupt:
-            corrupt.path.append(name)
-            raise
-    return out
-
-
-def _int_key_names(table: dict) -> set[str]:
-    numbers = table["$int_keys"]
-    if type(numbers) is not list or any(type(n) is not int for n in numbers):
-        raise _Corrupt("has '$int_keys' that is not a list of integers")
-    names = {str(n) for n in numbers}
-    missing = sorted(names.difference(table), key=len)
-    if missing:
-        raise _Corrupt(f"lists {missing[0]} in '$int_keys' but has no key {missing[0]!r}")
-    return names
-
-
-def _fields(table: dict, tag: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    for name in required:
-        if name not in table:
-            raise _Corrupt(f"is a {tag!r} tagged value without the field {name!r}")
-    for name in table:
-        if name != "$type" and name not in required and name not in optional:
-            raise _Corrupt(f"is a {tag!r} tagged value with the unknown field {name!r}")
-
-
-def _decode_tag(table: dict) -> Any:
-    tag = table["$type"]
-    decoder = _TAGS.get(tag) if type(tag) is str else None
-    if decoder is None:
-        if tag == "list":
-            raise _Corrupt("is a 'list' tagged value, which is allowed only at the top level")
-        raise _Corrupt(f'has the unknown "$type" {tag!r}')
-    return decoder(table)
-
-
-def _decode_none(table: dict) -> None:
-    _fields(table, "none", ())
-    return None
-
-
-def _decode_int(table: dict) -> int:
-    _fields(table, "int", ("value",))
-    digits = table["value"]
-    if type(digits) is not str or not _INT_RE.fullmatch(digits):
-        raise _Corrupt("is an 'int' tagged value whose value is not a string of decimal digits")
-    try:
-        return int(digits)
-    except ValueError:  # more digits than sys.get_int_max_str_digits()
-        raise _Corrupt("is an 'int' tagged value with too many digits to read") from None
-
-
-_UNITS_PARSED: dict[str, Any] = {}  # unit name -> its quantities Dimensionality (copied by each Quantity)
-
-
-def _decode_quantity(table: dict) -> Any:
-    uncertain = table["$type"] == "uncertain_quantity"
-    if uncertain:
-        _fields(table, "uncertain_quantity", ("value", "unit", "uncertainty"))
-    else:
-        _fields(table, "quantity", ("value", "unit"))
-    unit = table["unit"]
-    if type(unit) is not str or not _unit_is_safe(unit):
-        raise _Corrupt(f"is a quantity whose unit {unit!r} is not a unit name")
-    names = ("value", "uncertainty") if uncertain else ("value",)
-    for name in names:
-        if not _is_number_tree(table[name], 0):
-            raise _Corrupt(f"is a quantity whose {name} is not a number or an array of numbers")
-    import quantities  # only now: importing it takes about 0.2 s
-
-    try:
-        # quantities parses a unit's name with ``ast`` every time (~0.2 ms);
-        # a table of 10,000 modules names a few units: parse each once.
-        units = _UNITS_PARSED.get(unit)
-        if units is None:
-            units = _UNITS_PARSED[unit] = quantities.Quantity(1.0, unit).dimensionality
-        if uncertain:
-            return quantities.UncertainQuantity(table["value"], units, table["uncertainty"])
-        return quantities.Quantity(table["value"], units)
-    except Exception as exc:  # LookupError for units, ValueError for ragged arrays, ...
-        raise _Corrupt(f"is a quantity that quantities cannot build ({exc})") from None
-
-
-def _is_number_tree(value: Any, depth: int) -> bool:
-    kind = type(value)
-    if kind is float or kind is int or kind is bool:
-        return True
-    if kind is list and depth <= MAX_DEPTH:
-        return all(_is_number_tree(item, depth + 1) for item in value)
-    return False
-
-
-def _offset(table: dict, tag: str) -> _dt.timedelta:
-    seconds = table["utcoffset"]
-    if type(seconds) not in (int, float) or not -86400 < seconds < 86400:
-        raise _Corrupt(f"is a {tag!r} tagged value whose utcoffset is not a number of seconds within a day")
-    return _dt.timedelta(seconds=seconds)
-
-
-def _decode_datetime(table: dict) -> _dt.datetime:
-    _fields(table, "datetime", ("value",), ("utcoffset", "tz"))
-    value = table["value"]
-    if type(value) is not _dt.datetime:
-        raise _Corrupt("is a 'datetime' tagged value whose value is not a date-time")
-    if "utcoffset" in table:
-        if value.tzinfo is not None:
-            raise _Corrupt("is a 'datetime' tagged value with both an offset in value and a utcoffset")
-        offset = _offset(table, "datetime")
-        wall = value
-    else:
-        if value.tzinfo is None:
-            raise _Corrupt("is a 'datetime' tagged value with neither an offset nor a utcoffset")
-        offset = value.utcoffset()
-        wall = value.replace(tzinfo=None)
-    if "tz" not in table:
-        if "utcoffset" not in table:
-            raise _Corrupt("is a 'datetime' tagged value without tz or utcoffset")
-        return wall.replace(tzinfo=_dt.timezone(offset))
-    key = table["tz"]
-    try:
-        zone = zoneinfo.ZoneInfo(key)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise _Corrupt(
-            f"names the time zone {key!r}, which this computer does not know "
-            "(is the tzdata package installed?)"
-        ) from None
-    for fold in (0, 1):
-        candidate = wall.replace(tzinfo=zone, fold=fold)
-        if candidate.utcoffset() == offset:
-            return candidate
-    # The zone's rules changed since writing: keep the instant.
-    try:
-        return (wall - offset).replace(tzinfo=_dt.timezone.utc).astimezone(zone)
-    except OverflowError:
-        raise _Corrupt("is a 'datetime' tagged value outside the representable range") from None
-
-
-def _decode_time(table: dict) -> _dt.time:
-    _fields(table, "time", ("value", "utcoffset"))
-    value = table["value"]
-    if type(value) is not _dt.time:
-        raise _Corrupt("is a 'time' tagged value whose value is not a local time")
-    return value.replace(tzinfo=_dt.timezone(_offset(table, "time")))
-
-
-_TAGS = {
-    "none": _decode_none,
-    "int": _decode_int,
-    "quantity": _decode_quantity,
-    "uncertain_quantity": _decode_quantity,
-    "datetime": _decode_datetime,
-    "time": _decode_time,
-}
-
-
-# ---------------------------------------------------------------------------
 # The public interface.
 
 
@@ -739,10 +491,10 @@ def dumps(value: Any, *, what: str) -> str:
             raw = {"$type": "list", "value": _encode_array(items, 1)}
         else:
             raise InvalidTypeError(
-                f"{what}: the record is {_article(_type_name(value))}; store a dict (or a list) instead"
+                f"{what}: the record is {article(type_name(value))}; store a dict (or a list) instead"
             )
-    except _Failure as failure:
-        message = f"{what}: {failure.subject} at {_where(failure.path)} {failure.problem}"
+    except Failure as failure:
+        message = f"{what}: {failure.subject} at {where_text(failure.path)} {failure.problem}"
         raise failure.cls(message) from None
     text = emit_document(raw)
     # Cheap insurance: what reaches disk must read back as what we meant.
@@ -780,7 +532,7 @@ def parse(text: str | bytes, *, what: str) -> dict:
         if text.startswith("\ufeff"):
             text = text[1:]
     else:
-        raise InvalidTypeError(f"{what}: parse() takes str or bytes, not {_type_name(text)}")
+        raise InvalidTypeError(f"{what}: parse() takes str or bytes, not {type_name(text)}")
     if not text.strip():
         return {}
     try:
@@ -810,23 +562,23 @@ def decode(raw: dict, *, what: str) -> Any:
     """
     if type(raw) is not dict:
         raise InvalidTypeError(
-            f"{what}: decode() takes the dict parse() returns, not {_article(_type_name(raw))}"
+            f"{what}: decode() takes the dict parse() returns, not {article(type_name(raw))}"
         )
     try:
         if "$type" not in raw:
-            return _decode_table(raw)
+            return decode_table(raw)
         if raw["$type"] != "list":
-            raise _Corrupt(f"has \"$type\" = {raw['$type']!r}; only a 'list' tag can be a whole document")
-        _fields(raw, "list", ("value",))
+            raise Corrupt(f"has \"$type\" = {raw['$type']!r}; only a 'list' tag can be a whole document")
+        check_fields(raw, "list", ("value",))
         if type(raw["value"]) is not list:
-            raise _Corrupt("is a 'list' document whose value is not an array")
+            raise Corrupt("is a 'list' document whose value is not an array")
         try:
-            return _decode_array(raw["value"])
-        except _Corrupt as corrupt:
+            return decode_array(raw["value"])
+        except Corrupt as corrupt:
             corrupt.path.append("value")
             raise
-    except _Corrupt as corrupt:
-        where = _where(corrupt.path)
+    except Corrupt as corrupt:
+        where = where_text(corrupt.path)
         subject = "the document" if not corrupt.path else f"the value at {where}"
         raise CorruptFileError(f"{what}: {subject} {corrupt.problem}; {_FIX}", path=None) from None
 

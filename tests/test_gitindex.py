@@ -222,12 +222,10 @@ def test_one_patch_with_inserts_and_deletes_on_both_sides_of_existing_entries(pr
         }
 
     before = commit_count(path)
-    project.store.mutate(change, "raw change", author=project._identity())
+    project.session.commit_as_is(change, "raw change")
     assert commit_count(path) == before + 1
     assert_index_is_head(path)
-    project.store.mutate(
-        lambda snap: {"aaa/first.toml": None, "zzz/last.toml": None}, "undo", author=project._identity()
-    )
+    project.session.commit_as_is(lambda snap: {"aaa/first.toml": None, "zzz/last.toml": None}, "undo")
     assert_index_is_head(path)
     assert_clean(path)
 

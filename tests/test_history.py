@@ -493,7 +493,7 @@ def test_history_cache_can_be_deleted_or_damaged(rec):
     expected = ids(action.history())
     from expipe_git import commitgraph
 
-    commitgraph.of(project.store).save(force=True)
+    commitgraph.of(project.session.repository).save(force=True)
     cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
     assert cache.exists()
     for damage in (b"", b"garbage", None):
@@ -549,7 +549,9 @@ def test_random_branch_and_merge_histories_match_git_log(project, seed):
     for target in [*files, "modules", "templates", "actions", layout.object_dir("action", "r")]:
         assert ids(project.log(path=target)) == git_ids(path, "--", target), target
         for branch in branches[1:]:
-            history = expipe_git.history.history_of(project.store).log(paths=[target], start=branch)
+            history = expipe_git.history.history_of(project.session.repository).log(
+                paths=[target], start=branch
+            )
             assert ids(history) == git_ids(path, branch, "--", target), (branch, target)
 
 
@@ -585,7 +587,7 @@ def test_blame_agrees_with_the_history_of_each_key(project):
     """Blame against an oracle: the newest commit whose key value differs from its parent's."""
     import random
 
-    from expipe_git.history import leaves, same_value
+    from expipe_git.changes import leaves, same_value
 
     rng = random.Random(3)
     module = project.require_module("m", contents={"a": 1, "b": {"c": 1, "d": 1}, "e": 1})

@@ -463,7 +463,7 @@ def test_fast_forward_refuses_a_head_that_is_not_an_ancestor(ours, tmp_path):
     fetch(ours, theirs)
     ours.require_action("mine")
     before = head(ours)
-    assert not ours.store.fast_forward(head(theirs).encode())
+    assert not ours.session.repository.fast_forward(head(theirs).encode())
     assert head(ours) == before and "mine" in ours.actions
 
 
@@ -489,7 +489,7 @@ def test_a_hand_edit_in_the_way_is_refused(ours, tmp_path):
     with pytest.raises(expipe_git.UncommittedChangesError):
         ours.merge(fetch(ours, theirs))
     assert "unsaved" in attributes.read_text()
-    assert ours.store.head().decode() == git(project_path(ours), "rev-parse", "HEAD").strip()
+    assert ours.session.repository.head().decode() == git(project_path(ours), "rev-parse", "HEAD").strip()
     assert len(parents(ours)) == 1
 
 
@@ -533,7 +533,7 @@ def test_merge_bases_agree_with_git_merge_base(project):
     git(path, "merge", "-q", "--no-edit", main_tip)
     git(path, "checkout", "-q", "main")
     project.require_action("c")
-    store = project.store
+    store = project.session.repository
     for one, two in [("main", "side"), ("main", "main~2"), ("side", "main~1"), ("main~1", "side~1")]:
         a, b = (git(path, "rev-parse", r).strip().encode() for r in (one, two))
         expected = sorted(git(path, "merge-base", "--all", one, two).split())
@@ -833,7 +833,7 @@ def test_three_merge_bases_fold_into_one_virtual_base(ours, tmp_path):
     git(project_path(ours), "fetch", "-q", str(root), "+a:refs/remotes/theirs/a", "+b:refs/remotes/theirs/b")
     ours.merge("theirs/a")  # a fast-forward
     b = git(project_path(ours), "rev-parse", "theirs/b").strip().encode()
-    assert len(ours.store.merge_bases(head(ours).encode(), b)) == 3
+    assert len(ours.session.repository.merge_bases(head(ours).encode(), b)) == 3
     ours.merge("theirs/b")
     action = ours.actions["rec-1"]
     assert action.type == "Surgery"

@@ -42,7 +42,7 @@ def make_project(path, n=600):
             changes[layout.attributes_path("action", f"rec-{i}")] = values.dumps(record, what="x").encode()
         return changes
 
-    project.store.mutate(build, "many actions\n", author=project._identity())
+    project.session.commit_as_is(build, "many actions\n")
     project.actions["rec-0"].require_module(name="m", contents={"depth": 2 * pq.um})
     return project
 

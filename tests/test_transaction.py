@@ -182,7 +182,9 @@ def test_a_read_only_view_refuses_a_transaction(project):
     from expipe_git.store import Store
 
     project.require_action("rec-1")
-    pinned = expipe_git.Project(project.path, store=Store(project.path, read_only_at=project.store.head()))
+    pinned = expipe_git.Project(
+        project.path, store=Store(project.path, read_only_at=project.session.repository.head())
+    )
     with pytest.raises(ExpipeError, match="read-only"):
         with pinned.transaction():
             pass

@@ -127,41 +127,47 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlette:
-    """Return the ASGI application serving ``project`` read-only."""
-    snapshots = snapshots or Snapshots(project)
-    templates = _environment()
-    project_name = project.id
+# What a filtered actions page shows: the criteria, the rows chosen (sorted), and every row by name.
+_Chosen = tuple[table.Criteria, list[table.ActionRow], dict[str, table.ActionRow]]
 
-    def render(ctx: Context | None, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
+
+class _Site:
+    """The pages of one project's web view: each page is a method taking a :class:`Context`."""
+
+    def __init__(self, project: Project, snapshots: Snapshots):
+        self.snapshots = snapshots
+        self.templates = _environment()
+        self.project_name = project.id
+
+    def render(self, ctx: Context | None, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
         at_commit = None
         if ctx is not None and ctx.at:
             at_commit = pages.commit_view(ctx.view.get_commit(ctx.commit_id), with_changes=False)
-        html = templates.get_template(name).render(
-            ctx=ctx, project_name=project_name, at_commit=at_commit, **data
+        html = self.templates.get_template(name).render(
+            ctx=ctx, project_name=self.project_name, at_commit=at_commit, **data
         )
         return HTMLResponse(html, status_code=status_code)
 
-    def error_page(status: int, title: str, message: str) -> HTMLResponse:
-        return render(None, "error.html", status, status=status, title=title, message=message)
+    def error_page(self, status: int, title: str, message: str) -> HTMLResponse:
+        return self.render(None, "error.html", status, status=status, title=title, message=message)
 
-    def page(handler: Callable[[Context], Response]) -> Callable[[Request], Response]:
+    def page(self, handler: Callable[[Context], Response]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
             start = time.perf_counter()
-            with snapshots.lock:
+            with self.snapshots.lock:
                 try:
-                    ctx = Context(snapshots, request)
+                    ctx = Context(self.snapshots, request)
                     response = handler(ctx)
                     response.headers["X-Expipe-Commit"] = ctx.commit_id  # the snapshot this page shows
                 except (NotFoundError, InvalidTypeError) as exc:
-                    response = error_page(404, "Not found", str(exc))
+                    response = self.error_page(404, "Not found", str(exc))
                 except InvalidValueError as exc:
-                    response = error_page(400, "Cannot show this", str(exc))
+                    response = self.error_page(400, "Cannot show this", str(exc))
                 except ExpipeError as exc:
-                    response = error_page(500, "The project cannot be read", str(exc))
+                    response = self.error_page(500, "The project cannot be read", str(exc))
                 except Exception:  # a bug: say so on the page, the traceback goes to the server's log
                     traceback.print_exc(file=sys.stderr)
-                    response = error_page(
+                    response = self.error_page(
                         500,
                         "Internal error",
                         "This is a bug in expipe_git; the server's output has the details.",
@@ -171,23 +177,25 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
 
         return endpoint
 
-    def home(ctx: Context) -> Response:
+    def home(self, ctx: Context) -> Response:
         # Back in time, the picture still shows every day up to now, so that a click can travel on.
         now = ctx.snapshots.view(ctx.snapshots.head()) if ctx.at else None
         data = pages.home(ctx.view, lambda commit_id: ctx.url("/", keep_at=False, at=commit_id), now)
-        return render(ctx, "home.html", home=data)
+        return self.render(ctx, "home.html", home=data)
 
-    def chosen_rows(ctx: Context) -> tuple[table.Criteria, list[table.ActionRow], dict[str, table.ActionRow]]:
+    def chosen_rows(
+        self, ctx: Context
+    ) -> tuple[table.Criteria, list[table.ActionRow], dict[str, table.ActionRow]]:
         params = ctx.request.query_params
         criteria = table.Criteria.from_query(params)
         rows = ctx.snapshots.action_table(ctx.commit_id)
         chosen = table.select_actions(ctx.view, rows, criteria)
         return criteria, table.sort_rows(chosen, params.get("sort", "name")), rows
 
-    def actions(ctx: Context) -> Response:
-        criteria, chosen, rows = chosen_rows(ctx)
+    def actions(self, ctx: Context) -> Response:
+        criteria, chosen, rows = self.chosen_rows(ctx)
         number, last, start = pages.pages_of(len(chosen), table.PAGE_SIZE, _int(ctx.request, "page", 1))
-        return render(
+        return self.render(
             ctx,
             "actions.html",
             criteria=criteria,
@@ -199,12 +207,12 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
             page=number,
             last_page=last,
             first_shown=start + 1,
-            choices=table.choices(rows.values()),
+            choices=table.choices(list(rows.values())),
             when=display.when_text,
         )
 
-    def actions_csv(ctx: Context) -> Response:
-        _, chosen, _ = chosen_rows(ctx)
+    def actions_csv(self, ctx: Context) -> Response:
+        _, chosen, _ = self.chosen_rows(ctx)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["name", "datetime", "type", "location", "users", "entities", "tags", "registered"])
@@ -221,25 +229,25 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
                     row.registered.isoformat() if row.registered else "",
                 ]
             )
-        filename = urllib.parse.quote(f"{project_name}-actions.csv", safe="")
+        filename = urllib.parse.quote(f"{self.project_name}-actions.csv", safe="")
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"},
         )
 
-    def listing(ctx: Context) -> Response:
+    def listing(self, ctx: Context) -> Response:
         kind = ctx.request.url.path.strip("/")
-        return render(ctx, "listing.html", listing=pages.listing(ctx.view, kind))
+        return self.render(ctx, "listing.html", listing=pages.listing(ctx.view, kind))
 
-    def project_log(ctx: Context) -> Response:
-        return render(ctx, "log.html", log=pages.log_page(ctx.view, _int(ctx.request, "page", 1)))
+    def project_log(self, ctx: Context) -> Response:
+        return self.render(ctx, "log.html", log=pages.log_page(ctx.view, _int(ctx.request, "page", 1)))
 
-    def commit(ctx: Context) -> Response:
+    def commit(self, ctx: Context) -> Response:
         revision = ctx.request.path_params["revision"]
-        return render(ctx, "commit.html", **pages.commit_page(ctx.view, revision))
+        return self.render(ctx, "commit.html", **pages.commit_page(ctx.view, revision))
 
-    def object_or_history(ctx: Context) -> Response:
+    def object_or_history(self, ctx: Context) -> Response:
         parts = ctx.request.path_params["address"].strip("/").split("/")
         # An address has 1, 2 or 4 parts; "/history" after one asks for its history.
         wants_history = parts[-1] == "history" and (len(parts) in (3, 5) or parts == ["project", "history"])
@@ -256,38 +264,42 @@ def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlett
                 _int(ctx.request, "page", 1),
                 lambda commit_id: ctx.object_url(obj, keep_at=False, at=commit_id),
             )
-            return render(ctx, "history.html", history=data)
+            return self.render(ctx, "history.html", history=data)
         if obj == ("project",):
-            return home(ctx)
+            return self.home(ctx)
         rows = ctx.snapshots.action_table(ctx.commit_id) if obj[0] == "entity" and len(obj) == 2 else {}
-        return render(ctx, "object.html", page=pages.object_page(ctx.view, obj, rows))
+        return self.render(ctx, "object.html", page=pages.object_page(ctx.view, obj, rows))
 
-    def static(request: Request) -> Response:
+    def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in STATIC_FILES:
             raise HTTPException(404)
         body = importlib.resources.files("expipe_git.web").joinpath("static", name).read_bytes()
         return Response(body, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=3600"})
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def not_found(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         if status == 405:
             return _refused()
-        return error_page(404, "Not found", f"there is no page {request.url.path}")
+        return self.error_page(404, "Not found", f"there is no page {request.url.path}")
 
+
+def create_app(project: Project, snapshots: Snapshots | None = None) -> Starlette:
+    """Return the ASGI application serving ``project`` read-only."""
+    site = _Site(project, snapshots or Snapshots(project))
     routes = [
-        Route("/", page(home), methods=list(READ_METHODS)),
-        Route("/actions", page(actions), methods=list(READ_METHODS)),
-        Route("/actions.csv", page(actions_csv), methods=list(READ_METHODS)),
-        Route("/entities", page(listing), methods=list(READ_METHODS)),
-        Route("/templates", page(listing), methods=list(READ_METHODS)),
-        Route("/modules", page(listing), methods=list(READ_METHODS)),
-        Route("/history", page(project_log), methods=list(READ_METHODS)),
-        Route("/commit/{revision}", page(commit), methods=list(READ_METHODS)),
-        Route("/static/{name}", static, methods=list(READ_METHODS)),
-        Route("/{address:path}", page(object_or_history), methods=list(READ_METHODS)),
+        Route("/", site.page(site.home), methods=list(READ_METHODS)),
+        Route("/actions", site.page(site.actions), methods=list(READ_METHODS)),
+        Route("/actions.csv", site.page(site.actions_csv), methods=list(READ_METHODS)),
+        Route("/entities", site.page(site.listing), methods=list(READ_METHODS)),
+        Route("/templates", site.page(site.listing), methods=list(READ_METHODS)),
+        Route("/modules", site.page(site.listing), methods=list(READ_METHODS)),
+        Route("/history", site.page(site.project_log), methods=list(READ_METHODS)),
+        Route("/commit/{revision}", site.page(site.commit), methods=list(READ_METHODS)),
+        Route("/static/{name}", site.static, methods=list(READ_METHODS)),
+        Route("/{address:path}", site.page(site.object_or_history), methods=list(READ_METHODS)),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: site.not_found, 405: site.not_found})
     return ReadOnly(app)  # type: ignore[return-value]
 
 

@@ -57,7 +57,7 @@ class Criteria:
         """
 
         def listed(key: str) -> tuple[str, ...]:
-            items = []
+            items: list[str] = []
             for value in params.getlist(key):
                 items.extend(part.strip() for part in value.split(","))
             return tuple(dict.fromkeys(item for item in items if item))

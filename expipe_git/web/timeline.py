@@ -62,13 +62,7 @@ def draw(
     span_days = (last - first).days + 1
     step = 1 if span_days <= _MAX_DAILY_BARS else 7
     buckets = (span_days + step - 1) // step
-    counts: dict[int, Counter] = defaultdict(Counter)
-    newest: dict[int, Event] = {}
-    for event, day in zip(events, days, strict=True):
-        bucket = (day - first).days // step
-        counts[bucket][event.author] += 1
-        if bucket not in newest or event.when > newest[bucket].when:
-            newest[bucket] = event
+    counts, newest = _count(events, days, first, step)
     palette = colours(events)
     tallest = max(sum(c.values()) for c in counts.values())
     plot_w = WIDTH - _LEFT - _RIGHT
@@ -85,17 +79,13 @@ def draw(
         f'<text class="tick" x="{_LEFT - 4}" y="{_TOP + plot_h}" text-anchor="end">0</text>',
     ]
     for event, day in zip(events, days, strict=True):
-        if event.commit_id == marked:
-            x = _LEFT + (day - first).days // step * slot
-            parts.append(
-                f'<rect class="here" x="{x:.1f}" y="{_TOP - 6}" width="{slot:.1f}" height="{plot_h + 6}">'
-                f"<title>the state shown: after {_esc(marked[:7])}</title></rect>"
-            )
+        if marked is not None and event.commit_id == marked:
+            parts.append(_shade((day - first).days // step * slot, slot, plot_h, marked))
     for bucket in sorted(counts):
         start = first + dt.timedelta(days=bucket * step)
         span = start.isoformat() if step == 1 else f"week of {start.isoformat()}"
         x = _LEFT + bucket * slot + (slot - bar_w) / 2
-        y = _TOP + plot_h
+        y: float = _TOP + plot_h
         total = sum(counts[bucket].values())
         who = ", ".join(f"{author} {n}" for author, n in counts[bucket].most_common())
         title = (
@@ -113,6 +103,29 @@ def draw(
     parts.extend(_date_ticks(first, last, step, slot))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _count(
+    events: Sequence[Event], days: list[dt.date], first: dt.date, step: int
+) -> tuple[dict[int, Counter], dict[int, Event]]:
+    """Return each bar's commits per author, and each bar's newest event."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    newest: dict[int, Event] = {}
+    for event, day in zip(events, days, strict=True):
+        bucket = (day - first).days // step
+        counts[bucket][event.author] += 1
+        if bucket not in newest or event.when > newest[bucket].when:
+            newest[bucket] = event
+    return counts, newest
+
+
+def _shade(offset: float, slot: float, plot_h: float, marked: str) -> str:
+    """The shading of the span holding the commit a time-travelling page shows."""
+    x = _LEFT + offset
+    return (
+        f'<rect class="here" x="{x:.1f}" y="{_TOP - 6}" width="{slot:.1f}" height="{plot_h + 6}">'
+        f"<title>the state shown: after {_esc(marked[:7])}</title></rect>"
+    )
 
 
 def _date_ticks(first: dt.date, last: dt.date, step: int, slot: float) -> list[str]:

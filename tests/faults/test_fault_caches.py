@@ -34,7 +34,7 @@ def _project_with_cache(path: pathlib.Path, actions: int = 600):
             changes[layout.attributes_path("action", f"rec-{i}")] = values.dumps(record, what="x").encode()
         return changes
 
-    project.store.mutate(build, "many actions\n", author=project._identity())
+    project.session.commit_as_is(build, "many actions\n")
     reader = expipe_git.get_project(path)
     expected = {name: list(reader.actions[name].tags) for name in reader.actions}
     reader.store.close()
