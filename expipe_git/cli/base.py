@@ -59,17 +59,29 @@ def open_project(args: argparse.Namespace) -> Project:
 
 
 @contextlib.contextmanager
-def user_path(path: str | os.PathLike[str], doing: str) -> Iterator[None]:
+def user_path(path: str | os.PathLike[str], doing: str, *, only_this_path: bool = False) -> Iterator[None]:
     """Report the file system refusing ``path``, which the user named, as one line.
 
     ``doing`` says what was tried: "create the project in", "read the template file".
+    ``only_this_path``: the block does more than use ``path`` (it makes a
+    project there), so only an error about ``path`` or a file in it is the
+    user's; any other stays a bug.
     """
     try:
         yield
     except ExpipeError:
         raise  # NotAProjectError is an OSError too, and already says what to do
     except OSError as exc:
+        if only_this_path and not is_within(exc.filename, path):
+            raise
         raise CliError(f"cannot {doing} {path}: {exc.strerror or exc}") from None
+
+
+def is_within(filename: object, folder: str | os.PathLike[str]) -> bool:
+    """Whether ``filename`` (an OSError's, perhaps None) is ``folder`` or a path inside it."""
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    return pathlib.Path(os.path.abspath(filename)).is_relative_to(os.path.abspath(folder))
 
 
 def is_address(text: str) -> bool:

@@ -72,9 +72,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = web.load_app()  # before anything is printed: a missing extra is one error line
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number: use 1-65535, or 0 for a free port")
-    # The address and port are the user's: one the system refuses (in use, not ours) is their mistake.
-    with user_path(f"{args.host}:{args.port}", "serve at"):
+    try:
         app.serve(project, args.host, args.port, announce=lambda line: print(line, flush=True))
+    except OSError as exc:
+        # The address is the user's: web.app.bind words the system refusing it (in use, not
+        # this machine's) for people. Any other OSError is a bug.
+        if not str(exc).startswith("cannot listen on "):
+            raise
+        raise CliError(str(exc)) from None
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from ..model import Project, clone
 from ..remote import public_url
-from .base import base_folder, open_project
+from .base import base_folder, open_project, user_path
 from .parser import Commands
 from .rendering import transfer_progress
 
@@ -31,7 +31,8 @@ def conflict_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_clone(args: argparse.Namespace) -> int:
     target = (base_folder(args) / args.dir).absolute()
-    project = clone(args.url, target, progress=transfer_progress())
+    with user_path(target, "clone into", only_this_path=True):
+        project = clone(args.url, target, progress=transfer_progress())
     count = len(project.actions)
     print(f"Cloned {public_url(args.url)} into {project.path} ({count} action{'s' * (count != 1)})")
     return 0

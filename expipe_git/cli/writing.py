@@ -40,7 +40,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise CliError(f"{target} is a file; choose a new or empty folder")
         if any(target.iterdir()):
             raise CliError(f"{target} is not empty; choose a new or empty folder for the project")
-    with user_path(target, "create a project in"):
+    with user_path(target, "create a project in", only_this_path=True):
         project = create_project(target, name=args.name, init=True)
     print(f"Created expipe_git project {project.id!r} in {project.path}")
     return 0
