@@ -203,3 +203,14 @@ def test_cli_modules_and_functions_are_small():
                 if length > 60:
                     too_big.append(f"{path.name}:{node.lineno} {node.name}: {length} lines")
     assert too_big == []
+
+
+def test_the_entry_point_and_python_m_run_main():
+    import importlib
+    import re
+
+    pyproject = (CLI_PACKAGE.parent.parent / "pyproject.toml").read_text()
+    module, function = re.search(r'^expipe-git = "([\w.]+):(\w+)"$', pyproject, re.MULTILINE).groups()
+    assert getattr(importlib.import_module(module), function) is cli.main
+    main_module = (CLI_PACKAGE.parent / "__main__.py").read_text()
+    assert "from .cli import main" in main_module
