@@ -25,6 +25,9 @@ from conftest import (
 
 import expipe_git
 from expipe_git import cli, layout
+from expipe_git.cli import reading
+from expipe_git.cli.maintenance import history_lines
+from expipe_git.errors import NotFoundError
 
 
 def run_sub(*argv: str, cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
@@ -546,10 +549,10 @@ def test_tour_inside_a_project_fails_in_one_line(project, capsys):
 
 
 def test_history_lines_match_git(rec):
-    lines = cli._history_lines(rec.project)
+    lines = history_lines(rec.project)
     log = git(rec.project.path, "log", "--format=%H %s").splitlines()
     assert lines == [f"{line[:7]} {line[41:]}" for line in log]
-    assert cli._history_lines(rec.project, limit=2) == lines[:2]
+    assert history_lines(rec.project, limit=2) == lines[:2]
 
 
 # ---------------------------------------------------------------------------
@@ -594,40 +597,48 @@ def test_ctrl_c_exits_130(project, capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_status", interrupted)
+    monkeypatch.setattr(reading, "cmd_status", interrupted)
     code, _, err = run(capsys, "-C", str(project.path), "status")
     assert code == 130
     assert err == "expipe-git: interrupted\n"
 
 
-def test_an_unexpected_error_is_still_one_line(project, capsys, monkeypatch):
+def test_a_bug_shows_its_traceback_and_exits_70(project, capsys, monkeypatch):
     def broken(args):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_status", broken)
+    monkeypatch.setattr(reading, "cmd_status", broken)
     code, _, err = run(capsys, "-C", str(project.path), "status")
-    assert code == 1
-    assert_one_error_line(err, "internal error", "RuntimeError", "boom second line", cli.TRACEBACK_ENV)
-    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
-    with pytest.raises(RuntimeError):
-        cli.main(["-C", str(project.path), "status"])
+    assert code == cli.BUG_EXIT == 70
+    assert "Traceback (most recent call last)" in err and "RuntimeError: boom" in err
+    assert err.splitlines()[-1].startswith("expipe-git: error: internal error (RuntimeError): this is a bug")
+    assert "report it" in err
 
 
-def test_plain_key_error_is_readable(project, capsys, monkeypatch):
+def test_a_plain_key_error_is_a_bug_not_a_missing_object(project, capsys, monkeypatch):
     def missing(args):
         raise KeyError("depth")
 
-    monkeypatch.setattr(cli, "cmd_status", missing)
+    monkeypatch.setattr(reading, "cmd_status", missing)
     code, _, err = run(capsys, "-C", str(project.path), "status")
+    assert code == 70
+    assert "KeyError: 'depth'" in err and "not found" not in err and "bug" in err
+
+
+def test_an_expipe_error_is_one_line_or_its_traceback_on_request(project, capsys, monkeypatch):
+    code, _, err = run(capsys, "-C", str(project.path), "show", "action/nope")
     assert code == 1
-    assert err == "expipe-git: error: not found: depth\n"
+    assert_one_error_line(err, "nope", "list actions")
+    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
+    with pytest.raises(NotFoundError):
+        cli.main(["-C", str(project.path), "show", "action/nope"])
 
 
 def test_broken_pipe_is_quiet(project, capsys, monkeypatch):
     def closed(args):
         raise BrokenPipeError
 
-    monkeypatch.setattr(cli, "cmd_status", closed)
+    monkeypatch.setattr(reading, "cmd_status", closed)
     code, _, err = run(capsys, "-C", str(project.path), "status")
     assert code == 141
     assert err == ""

@@ -61,6 +61,7 @@ def paged(enabled: bool = True) -> Iterator[None]:
     except OSError:
         yield
         return
+    assert process.stdin is not None  # stdin=PIPE
     terminal = sys.stdout
     stream = _PagerStream(process.stdin, encoding=terminal.encoding or "utf-8", errors="replace")
     sys.stdout = stream
