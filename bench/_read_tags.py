@@ -79,7 +79,7 @@ def _instrument(expipe):
     version under test are skipped.
     """
     from expipe_git import layout, values
-    from expipe_git.store import Store
+    from expipe_git.git.repository import Store
 
     totals = {}
 

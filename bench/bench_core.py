@@ -410,8 +410,8 @@ def phase_breakdown(root: pathlib.Path, names: list[str]) -> dict[str, float]:
     wraps the steps with perf_counter instead. Steps absent from the library
     version under test are skipped.
     """
-    from expipe_git import gitindex
-    from expipe_git.store import Store
+    from expipe_git.git import index as gitindex
+    from expipe_git.git.repository import Store
 
     current: dict[str, float] = {}
     restore = []

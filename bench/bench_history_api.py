@@ -36,7 +36,7 @@ import quantities as pq  # noqa: E402
 
 import expipe_git  # noqa: E402
 from expipe_git import layout  # noqa: E402
-from expipe_git.store import Store  # noqa: E402
+from expipe_git.git.repository import Store  # noqa: E402
 
 FIRST_CALL = """
 import sys, time

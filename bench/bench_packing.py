@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import expipe_git  # noqa: E402
-from expipe_git import lockfile, packing  # noqa: E402
+from expipe_git.git import lockfile, packing  # noqa: E402
 
 MODES = ("off", "background", "inline")
 

@@ -1264,7 +1264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from . import packing
+    from .git import packing
 
     project = _open_project(args)
     git_dir = os.path.join(project.path, ".git")

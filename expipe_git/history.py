@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import dateutil.parser
 
-from . import commitgraph, layout, values
+from . import layout, values
 from .errors import (
     CorruptFileError,
     InvalidTypeError,
@@ -69,7 +69,8 @@ from .errors import (
     NotFoundError,
     RevertConflictError,
 )
-from .store import Changes, Snapshot, Store
+from .git import historyindex
+from .git.repository import Changes, Snapshot, Store
 
 if TYPE_CHECKING:
     from .model import Project
@@ -181,7 +182,7 @@ class _History:
 
     def __init__(self, store: Store):
         self.store = store
-        self.graph = commitgraph.of(store)
+        self.graph = historyindex.of(store)
 
     # -- revisions ---------------------------------------------------------
 
@@ -321,7 +322,7 @@ class _History:
                 pass
         return data.decode("utf-8", "replace")
 
-    def file_changes(self, files: tuple[commitgraph.FileChange, ...]) -> list[Change]:
+    def file_changes(self, files: tuple[historyindex.FileChange, ...]) -> list[Change]:
         changes: list[Change] = []
         for path, old_sha, new_sha in files:
             place = layout.place_of(path)

@@ -57,8 +57,8 @@ from .errors import (
     NotFoundError,
     RepositoryStateError,
 )
+from .git.repository import Changes, Snapshot, Store
 from .objects import LIST_ATTRIBUTES
-from .store import Changes, Snapshot, Store
 
 if TYPE_CHECKING:  # merge sits below model: Project only annotates
     from .model import Project

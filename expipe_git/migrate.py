@@ -7,7 +7,7 @@ can see that they did, so an import
    ``typ="safe"``: no tag is ever executed) and never writes to it;
 2. turns each object into the files expipe_git stores, with the same encoder
    the API uses (:func:`expipe_git.values.dumps`), and commits it through
-   :meth:`Store.mutate <expipe_git.store.Store.mutate>` — one commit per object,
+   :meth:`Store.mutate <expipe_git.git.repository.Store.mutate>` — one commit per object,
    dated by its ``registered`` time, or one commit for everything;
 3. builds the project in a hidden sibling folder and renames it into place at
    the end, so a failure leaves no destination behind; the importer holds a
@@ -39,16 +39,17 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import expipe06, layout, lockfile, values
+from . import expipe06, layout, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
     ExpipeError,
     InvalidValueError,
 )
+from .git import lockfile
+from .git.repository import Changes, Snapshot, Store
 from .model import Project, _find_project_root
 from .objects import _dump_message, _message_id, datetime_format
-from .store import Changes, Snapshot, Store
 
 __all__ = ["ImportReport", "import_expipe_project", "verify_import"]
 

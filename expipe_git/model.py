@@ -31,9 +31,9 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
+from .git.repository import Changes, Identity, Snapshot, Store
 from .objects import Action, Entity
 from .records import Backend06, Module, ModuleMap, ReadMapping, Template, delete_module, require_module
-from .store import Changes, Identity, Snapshot, Store
 
 
 def _now() -> dt.datetime:

@@ -19,8 +19,8 @@ import dateutil.parser
 
 from . import display, history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from .git.repository import Changes, Snapshot
 from .records import Backend06, Module, ModuleMap, ReadMapping, delete_module, require_module
-from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
     from .model import Project

@@ -17,7 +17,7 @@ from .queryindex import Record, index_of
 from .records import ReadMapping
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from .git.repository import Snapshot, Store
 
 
 # ---------------------------------------------------------------------------

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 from dulwich.objects import parse_tree
 
-from . import commitgraph, layout, readcache, values
+from . import layout, values
 from .criteria import CRITERIA, LIST_CRITERIA, Criteria, Facts, facts_of, matches
 from .errors import CorruptFileError, ExpipeError
+from .git import historyindex, readcache
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from .git.repository import Snapshot, Store
 
 FORMAT = 2
 INDEX_FILE = "query-index.sqlite"
@@ -182,7 +183,7 @@ def changed_objects(store: Store, old: bytes | None, new: bytes | None) -> set[t
     found: set[tuple[str, str]] = set()
     if old == new:
         return found
-    for path, _, _ in commitgraph.of(store).diff_trees(old, new):
+    for path, _, _ in historyindex.of(store).diff_trees(old, new):
         parts = path.split("/", 3)
         if len(parts) == 4 and parts[0] in layout.KIND_OF_FOLDER:
             found.add((layout.KIND_OF_FOLDER[parts[0]], parts[2]))

@@ -65,7 +65,7 @@ from dulwich.pack import (
 )
 from dulwich.repo import Repo
 
-from . import fetchcheck, layout, merge, outgoing, packs, reflocks
+from . import layout, merge
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -76,7 +76,8 @@ from .errors import (
     RemoteError,
     UnsafeRemoteError,
 )
-from .store import BRANCH, CommitInfo, Store
+from .git import fetchcheck, outgoing, packs, reflocks
+from .git.repository import BRANCH, CommitInfo, Store
 
 if TYPE_CHECKING:
     from .model import Project

@@ -24,7 +24,7 @@ from faults.faultkit import setup_shared, state_at_head
 
 import expipe_git
 from expipe_git import ProjectBusyError, layout
-from expipe_git.store import Store
+from expipe_git.git.repository import Store
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -331,7 +331,7 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_mutation(project)
 
 def test_lock_of_a_loose_object_left_by_a_killed_writer_does_not_block_forever(project):
     from expipe_git import values
-    from expipe_git.store import blob_sha
+    from expipe_git.git.repository import blob_sha
 
     action = project.require_action("rec")
     record = action.attributes
@@ -542,8 +542,8 @@ DYING_WRITER = textwrap.dedent(
     """
     import os, sys
     import expipe_git
-    from expipe_git import gitindex
-    from expipe_git.store import Store
+    from expipe_git.git import index as gitindex
+    from expipe_git.git.repository import Store
     path, where, op = sys.argv[1:4]
 
     def die(*args, **kwargs):

@@ -18,8 +18,9 @@ import pytest
 from conftest import assert_clean, commit_count, git
 
 import expipe_git
-from expipe_git import gitindex, layout
-from expipe_git.store import Store
+from expipe_git import layout
+from expipe_git.git import index as gitindex
+from expipe_git.git.repository import Store
 
 
 def index_file(project) -> pathlib.Path:
@@ -558,7 +559,7 @@ def test_staged_entry_between_our_paths_falls_back_to_a_walk(project, monkeypatc
 def test_predecessor_agrees_with_sorting_every_path(tmp_path):
     import random
 
-    from expipe_git.store import Identity, Store
+    from expipe_git.git.repository import Identity, Store
 
     rng = random.Random(7)
     alphabet = ["a", "b", "a.b", "a-b", "ab", "a b", "b0", "é", "Z", "_"]

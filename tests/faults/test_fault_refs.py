@@ -19,7 +19,7 @@ from conftest import assert_clean, assert_one_error_line, commit_count, git, run
 
 import expipe_git
 from expipe_git import CorruptRepositoryError, ProjectBusyError
-from expipe_git.store import Store
+from expipe_git.git.repository import Store
 
 # ``python -c WRITE path``: one write through a handle opened before the
 # damage is done (it goes on when a line on stdin says the damage is in

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from dulwich.pack import create_delta
 
 from . import lockfile, packs
-from .treediff import TreeDiff
+from .trees import TreeDiff
 
 # Loose objects past which a write starts packing: about 35 mutations. Loose
 # objects cost a file each and are zlib'd one by one; packed they are a

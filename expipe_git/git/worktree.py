@@ -23,7 +23,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterable
 
-from .errors import ExpipeError, RepositoryStateError
+from ..errors import ExpipeError, RepositoryStateError
 
 # Windows has no O_NOFOLLOW; links there are refused by the scan (lstat) instead.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

@@ -52,8 +52,7 @@ from dulwich.ignore import IgnoreFilterManager
 from dulwich.objects import Commit, Tree, parse_tree
 from dulwich.repo import Repo
 
-from . import commitgraph, gitindex, lockfile, packing, packs, readcache
-from .errors import (
+from ..errors import (
     CorruptRepositoryError,
     ExpipeError,
     ProjectBusyError,
@@ -61,6 +60,8 @@ from .errors import (
     RepositoryStateError,
     UncommittedChangesError,
 )
+from . import historyindex, lockfile, packing, packs, readcache
+from . import index as gitindex
 from .worktree import WorkTree, blob_sha
 
 BRANCH = b"refs/heads/main"
@@ -696,7 +697,7 @@ class Store:
         History walks compare thousands of old trees once each: keeping them
         in the shared read cache would bloat it with trees nobody reads
         again, and two versions of a big folder differ in a few bytes, so the
-        caller parses only around those (:mod:`expipe_git.commitgraph`).
+        caller parses only around those (:mod:`expipe_git.git.historyindex`).
         """
         type_num, raw = self._raw_object(sha)
         if type_num != _TYPE_NUMBERS[b"tree"]:
@@ -1054,7 +1055,7 @@ class Store:
         info = self.read_commit(commit)  # parsed when it was written
         if info.parents != ((parent,) if parent else ()):
             return
-        commitgraph.of(self).record(commit, parent, info.commit_time, files)
+        historyindex.of(self).record(commit, parent, info.commit_time, files)
 
     def _check_repository_state(self) -> None:
         """Refuse to commit where git is in the middle of something of the user's."""

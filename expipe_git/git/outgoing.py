@@ -4,7 +4,7 @@ Two costs decide how fast a first push of a long history is, and git's
 ``pack-objects`` avoids both; so does this module:
 
 - Finding the objects. Each new commit's tree is compared with its first
-  parent's (:class:`expipe_git.treediff.TreeDiff`), so only the folders it
+  parent's (:class:`expipe_git.git.trees.TreeDiff`), so only the folders it
   changed are opened; dulwich's own walk opens every tree of every commit
   (23 s for a 10,000-commit project).
 - Packing them. An object already in a pack file goes out as the pack
@@ -28,10 +28,10 @@ from typing import NamedTuple, Protocol
 
 from dulwich.pack import UnpackedObject, create_delta
 
-from .errors import RemoteError
+from ..errors import RemoteError
 from .packs import StoredObject, object_header
-from .store import TREE_MODE, CommitInfo
-from .treediff import TreeDiff
+from .repository import TREE_MODE, CommitInfo
+from .trees import TreeDiff
 
 _COMMIT, _TREE, _BLOB, _REF_DELTA = 1, 2, 3, 7
 _SUBMODULE_MODE = 0o160000
@@ -40,7 +40,7 @@ _DELTA_MIN_SIZE = 256  # smaller trees go whole: a delta's header and base id wo
 
 
 class ObjectSource(Protocol):
-    """A repository to read from: a :class:`~expipe_git.store.Store`, or a bare one given by path."""
+    """A repository to read from: a :class:`~expipe_git.git.repository.Store`, or a bare one given by path."""
 
     def read_blob(self, sha: bytes) -> bytes: ...  # any object's contents, by hex id
 

@@ -29,11 +29,11 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .errors import ExpipeError
-from .treediff import TreeDiff
+from ..errors import ExpipeError
+from .trees import TreeDiff
 
 if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
-    from .store import Store
+    from .repository import Store
 
 FORMAT = 1
 _SAVE_AFTER = 200  # new entries that make saving worth a write
