@@ -79,7 +79,7 @@ def _instrument(expipe):
     version under test are skipped.
     """
     from expipe_git import layout, values
-    from expipe_git.git.repository import Store
+    from expipe_git.git import Repository
 
     totals = {}
 
@@ -98,10 +98,10 @@ def _instrument(expipe):
 
         setattr(owner, attr, timed)
 
-    wrap(Store, "head", "Store.head (stat/read the branch ref)")
-    wrap(Store, "commit_tree", "Store.commit_tree (read the commit)")
-    wrap(Store, "tree_entries", "Store.tree_entries (read + parse trees; cached)")
-    wrap(Store, "read_blob", "Store.read_blob (read + inflate a blob)")
+    wrap(Repository, "head", "Repository.head (stat/read the branch ref)")
+    wrap(Repository, "commit_tree", "Repository.commit_tree (read the commit)")
+    wrap(Repository, "tree_entries", "Repository.tree_entries (read + parse trees; cached)")
+    wrap(Repository, "read_blob", "Repository.read_blob (read + inflate a blob)")
     wrap(values, "parse", "values.parse (tomllib)")
     wrap(values, "decode", "values.decode (tagged values -> Python)")
     wrap(layout, "_name_problem", "layout._name_problem (name checks)")

@@ -12,7 +12,7 @@ import re
 
 from . import layout, values
 from .errors import CorruptFileError
-from .git.repository import Changes, Snapshot
+from .git import Changes, Snapshot
 from .objects import LIST_ATTRIBUTES, stored_datetime
 
 

@@ -69,8 +69,7 @@ from .errors import (
     NotFoundError,
     RevertConflictError,
 )
-from .git import historyindex
-from .git.repository import Changes, Snapshot, Store
+from .git import Changes, Repository, Snapshot, historyindex
 
 if TYPE_CHECKING:
     from .model import Project
@@ -180,7 +179,7 @@ class Commit:
 class _History:
     """The history operations over one store."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Repository):
         self.store = store
         self.graph = historyindex.of(store)
 
@@ -550,7 +549,7 @@ class _History:
         return values.dumps(result, what=what).encode()
 
 
-def history_of(store: Store) -> _History:
+def history_of(store: Repository) -> _History:
     return _History(store)
 
 

@@ -7,7 +7,7 @@ can see that they did, so an import
    ``typ="safe"``: no tag is ever executed) and never writes to it;
 2. turns each object into the files expipe_git stores, with the same encoder
    the API uses (:func:`expipe_git.values.dumps`), and commits it through
-   :meth:`Store.mutate <expipe_git.git.repository.Store.mutate>` — one commit per object,
+   :meth:`Repository.mutate <expipe_git.git.repository.Repository.mutate>` — one commit per object,
    dated by its ``registered`` time, or one commit for everything;
 3. builds the project in a hidden sibling folder and renames it into place at
    the end, so a failure leaves no destination behind; the importer holds a
@@ -46,8 +46,7 @@ from .errors import (
     ExpipeError,
     InvalidValueError,
 )
-from .git import lockfile
-from .git.repository import Changes, Snapshot, Store
+from .git import Changes, Repository, Snapshot, lockfile
 from .model import Project, _find_project_root
 from .objects import _dump_message, _message_id, datetime_format
 
@@ -597,7 +596,7 @@ def _build(
     data: str,
     progress: Progress | None,
 ) -> None:
-    store = Store.init(folder)
+    store = Repository.init(folder)
     # Nobody sees the folder until it is renamed into place: sync once, at the end.
     store.sync_objects = False
     project = Project(folder, store=store)

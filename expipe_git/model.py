@@ -2,7 +2,7 @@
 
 Every object is a handle: a project plus the object's name. Reads come from
 the latest commit (so an old handle sees what another process wrote) and are
-cached by blob id in the store; every mutation is one :meth:`Store.mutate`
+cached by blob id in the store; every mutation is one :meth:`Repository.mutate`
 call whose builder re-reads the record at the latest commit, applies the
 change and returns the new file contents.
 """
@@ -31,7 +31,7 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
-from .git.repository import Changes, Identity, Snapshot, Store
+from .git import Changes, Identity, Repository, Snapshot
 from .objects import Action, Entity
 from .records import Backend06, Module, ModuleMap, ReadMapping, Template, delete_module, require_module
 
@@ -103,7 +103,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
             f"{root} is inside the {kind} at {outer}; a project cannot be created inside another project"
         )
     root.mkdir(parents=True, exist_ok=init)
-    store = Store.init(root)
+    store = Repository.init(root)
     config = {
         "project": name,
         "type": "project",
@@ -163,15 +163,15 @@ _NO_VALUE = object()
 class Project:
     """An expipe project: a git repository of actions, entities, templates and modules."""
 
-    def __init__(self, root: pathlib.Path, *, store: Store | None = None):
+    def __init__(self, root: pathlib.Path, *, store: Repository | None = None):
         self.path = pathlib.Path(root)
-        self._store = store or Store(self.path)
+        self._store = store or Repository(self.path)
         self._author: Identity | None = None
 
     # -- plumbing shared by every object of the project --------------------
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repository:
         return self._store
 
     def _snap(self) -> Snapshot:
@@ -552,7 +552,7 @@ class Project:
         and writes nothing.
         """
         sha = history.history_of(self._store).resolve(revision)
-        return Project(self.path, store=Store(self.path, read_only_at=sha))
+        return Project(self.path, store=Repository(self.path, read_only_at=sha))
 
     def revert(self, commit: Any) -> history.Commit | None:
         """Undo a commit's changes, key by key, in one new commit; return it.

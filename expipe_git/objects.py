@@ -19,7 +19,7 @@ import dateutil.parser
 
 from . import display, history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
-from .git.repository import Changes, Snapshot
+from .git import Changes, Snapshot
 from .records import Backend06, Module, ModuleMap, ReadMapping, delete_module, require_module
 
 if TYPE_CHECKING:

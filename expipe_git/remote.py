@@ -4,7 +4,7 @@ With :mod:`expipe_git.store` this is one of the two modules that import
 dulwich; it uses only dulwich's client (the wire protocols) and object store,
 never its porcelain, which starts auto-gc and moves HEAD without
 compare-and-swap. Refs are moved here; the branch and the working tree only
-through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
+through :meth:`Repository.fast_forward` and :meth:`Repository.mutate` (via the merge).
 
 Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
 sends is written and indexed in a temporary object folder that reads our
@@ -76,8 +76,7 @@ from .errors import (
     RemoteError,
     UnsafeRemoteError,
 )
-from .git import fetchcheck, outgoing, packs, reflocks
-from .git.repository import BRANCH, CommitInfo, Store
+from .git import BRANCH, CommitInfo, Repository, fetchcheck, outgoing, packs, reflocks
 
 if TYPE_CHECKING:
     from .model import Project
@@ -225,7 +224,7 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _credential_files(store: Store) -> list[str]:
+def _credential_files(store: Repository) -> list[str]:
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     files = [os.path.join(store.state_dir, CREDENTIALS_FILE)]
@@ -242,7 +241,7 @@ def _credential_files(store: Store) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
+def _stored_credentials(store: Repository, public: str) -> tuple[str, str] | None:
     """Return (user, password) for ``public`` from a credential-store file."""
     wanted = urlsplit(public)
     for path in _credential_files(store):
@@ -264,7 +263,7 @@ def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
     return None
 
 
-def _with_credentials(store: Store | None, location: Location) -> Location:
+def _with_credentials(store: Repository | None, location: Location) -> Location:
     """Fill in the user name and password of an http(s) remote."""
     if location.kind != "http" or location.password is not None:
         return location
@@ -279,7 +278,7 @@ def _with_credentials(store: Store | None, location: Location) -> Location:
     return location
 
 
-def _save_credentials(store: Store, location: Location, config: ConfigFile) -> None:
+def _save_credentials(store: Repository, location: Location, config: ConfigFile) -> None:
     """Keep a URL's credentials out of .git/config: in a file only we read (0600).
 
     ``config`` (the caller writes it) gets that file named as this host's
@@ -322,7 +321,7 @@ def check_remote_name(name: object) -> str:
     return name
 
 
-def remotes(store: Store) -> dict[str, str]:
+def remotes(store: Repository) -> dict[str, str]:
     """Return remote name -> URL (as stored: without credentials)."""
     config = store.repo.get_config()
     found = {}
@@ -334,7 +333,7 @@ def remotes(store: Store) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def add_remote(store: Store, name: str, url: str) -> str:
+def add_remote(store: Repository, name: str, url: str) -> str:
     """Record remote ``name``; return its URL as stored (without credentials).
 
     Raises:
@@ -357,7 +356,7 @@ def add_remote(store: Store, name: str, url: str) -> str:
     return location.public
 
 
-def remove_remote(store: Store, name: str) -> None:
+def remove_remote(store: Repository, name: str) -> None:
     """Forget remote ``name`` and its remote-tracking refs.
 
     Raises:
@@ -376,7 +375,7 @@ def remove_remote(store: Store, name: str) -> None:
             store.repo.refs.remove_if_equals(ref, None)
 
 
-def _no_remote(store: Store, name: str) -> str:
+def _no_remote(store: Repository, name: str) -> str:
     known = ", ".join(remotes(store)) or "none"
     return (
         f"the project has no remote {name!r} (remotes: {known}); add one with "
@@ -384,7 +383,7 @@ def _no_remote(store: Store, name: str) -> str:
     )
 
 
-def _location_of(store: Store, name: str) -> Location:
+def _location_of(store: Repository, name: str) -> Location:
     check_remote_name(name)
     config = store.repo.get_config()
     try:
@@ -500,7 +499,7 @@ class _Transfer:
 # Fetch: quarantine, check, then move in
 
 
-def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+def fetch(store: Repository, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
     """Fetch ``main`` of ``remote`` into ``refs/remotes/<remote>/main``.
 
     Returns the commit fetched, or None if the remote has no branch main.
@@ -529,7 +528,7 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
     return tip
 
 
-def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManager[None]:
+def _tracking_refs(store: Repository, remote: str) -> contextlib.AbstractContextManager[None]:
     """Update ``refs/remotes/<remote>/main`` so that a process killed meanwhile blocks nobody."""
     lock = tracking_ref(remote).decode() + ".lock"
     os.makedirs(store.state_dir, exist_ok=True)
@@ -541,7 +540,7 @@ def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManag
     )
 
 
-def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
+def _fetch_main(store: Repository, location: Location, progress: Progress | None) -> bytes | None:
     transfer = _Transfer(location, progress, "fetch from")
     wanted: dict[str, bytes | None] = {}
 
@@ -632,7 +631,7 @@ class _RepoReader:
         return self.read_commit(sha).tree
 
 
-def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
+def _pack_from_path(store: Repository, path: str, out: BinaryIO) -> bytes | None:
     """Write the pack a server would send for main of the repository at ``path``; return main.
 
     dulwich's LocalGitClient walks every tree of every commit and sends no
@@ -690,7 +689,7 @@ class _Received:
             os.replace(self.index, target + ".idx")
 
 
-def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
+def _index_pack(store: Repository, path: str, transfer: _Transfer) -> _Received:
     """Index the pack at ``path`` in one pass over it, keeping its commits and trees.
 
     :func:`expipe_git.packs.index_pack` reads each object once (dulwich's
@@ -726,7 +725,7 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
 # Push and pull
 
 
-def push(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+def push(store: Repository, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
     """Send main to ``remote`` if that is a fast-forward there; never force.
 
     Returns the commit pushed, or None if the remote had it already.
@@ -813,7 +812,7 @@ def _receiving(location: Location) -> contextlib.AbstractContextManager[None]:
     )
 
 
-def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
+def _set_tracking(store: Repository, remote: str, commit: bytes) -> None:
     with _tracking_refs(store, remote), contextlib.suppress(FileLocked):
         # The push landed; if a git command holds the ref, its next fetch sets it.
         store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
@@ -861,7 +860,7 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
     store = None
     try:
         os.makedirs(root, exist_ok=True)
-        store = Store.init(root)
+        store = Repository.init(root)
         add_remote(store, "origin", url)
         location = _with_credentials(store, location)
         tip = _fetch_main(store, location, progress)

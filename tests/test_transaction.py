@@ -179,10 +179,12 @@ def test_delete_and_recreate_inside_a_block(project):
 
 
 def test_a_read_only_view_refuses_a_transaction(project):
-    from expipe_git.git.repository import Store
+    from expipe_git.git import Repository
 
     project.require_action("rec-1")
-    pinned = expipe_git.Project(project.path, store=Store(project.path, read_only_at=project.store.head()))
+    pinned = expipe_git.Project(
+        project.path, store=Repository(project.path, read_only_at=project.store.head())
+    )
     with pytest.raises(ExpipeError, match="read-only"):
         with pinned.transaction():
             pass

@@ -31,7 +31,9 @@ from typing import Any
 from .. import layout
 from ..errors import UnsafeRemoteError
 from . import historyindex
-from .repository import FILE_MODE, TREE_MODE, CommitInfo, Store
+from .format import FILE_MODE, TREE_MODE
+from .objects import CommitInfo
+from .repository import Repository
 from .trees import Entry, TreeDiff
 
 COMMIT_TYPE, TREE_TYPE, BLOB_TYPE, TAG_TYPE = 1, 2, 3, 4
@@ -101,7 +103,7 @@ class HistoryCheck:
 
     def __init__(
         self,
-        store: Store,
+        store: Repository,
         kept: dict[bytes, tuple[int, bytes]],
         received: set[bytes],
         where: str,

@@ -29,8 +29,9 @@ from typing import NamedTuple, Protocol
 from dulwich.pack import UnpackedObject, create_delta
 
 from ..errors import RemoteError
+from .format import TREE_MODE
+from .objects import CommitInfo
 from .packs import StoredObject, object_header
-from .repository import TREE_MODE, CommitInfo
 from .trees import TreeDiff
 
 _COMMIT, _TREE, _BLOB, _REF_DELTA = 1, 2, 3, 7
@@ -40,7 +41,7 @@ _DELTA_MIN_SIZE = 256  # smaller trees go whole: a delta's header and base id wo
 
 
 class ObjectSource(Protocol):
-    """A repository to read from: a :class:`~expipe_git.git.repository.Store`, or a bare one given by path."""
+    """A repository to read from: a :class:`~expipe_git.git.Repository`, or a bare one given by path."""
 
     def read_blob(self, sha: bytes) -> bytes: ...  # any object's contents, by hex id
 

@@ -34,7 +34,6 @@ kept, reachable or not: nothing is pruned.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import threading
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from dulwich.pack import create_delta
 
 from . import lockfile, packs
+from .format import HASH
 from .trees import TreeDiff
 
 # Loose objects past which a write starts packing: about 35 mutations. Loose
@@ -483,7 +483,7 @@ def _read_loose(path: str, sha: bytes) -> tuple[int, bytes] | None:
             raw = zlib.decompress(f.read())
         header, _, body = raw.partition(b"\0")
         kind, _, size = header.partition(b" ")
-        if int(size) != len(body) or hashlib.sha1(raw).hexdigest().encode("ascii") != sha:
+        if int(size) != len(body) or HASH(raw).hexdigest().encode("ascii") != sha:
             return None
         return _TYPES[kind], body
     except (OSError, zlib.error, ValueError, KeyError):

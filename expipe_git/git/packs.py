@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
 import mmap
 import os
 import struct
@@ -38,6 +37,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dulwich.pack import apply_delta, write_pack_index
+
+from .format import HASH, TYPE_NAMES, raw_object
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -433,7 +434,7 @@ class PackWriter:
         self.count = count
         self.path = path
         self.file = open(self.path + ".pack", "wb")  # noqa: SIM115 - closed in install or __exit__
-        self.sha = hashlib.sha1()
+        self.sha = HASH()
         self.offsets: dict[bytes, int] = {}  # hex id -> offset
         self._ids: dict[int, bytes] = {}  # offset -> hex id
         self.entries: list[tuple[bytes, int, int]] = []  # (binary id, offset, CRC-32)
@@ -517,8 +518,6 @@ def sync_folder(path: str) -> None:
 
 # -- indexing a received pack -------------------------------------------------------
 
-_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
-
 
 @dataclass
 class IndexedPack:
@@ -547,7 +546,7 @@ def index_pack(
         if len(data) < 32 or data[:4] != b"PACK" or struct.unpack(">I", data[4:8])[0] not in (2, 3):
             raise ValueError("not a version 2 or 3 pack")
         checksum = data[-20:]
-        if hashlib.sha1(data[:-20]).digest() != checksum:
+        if HASH(data[:-20]).digest() != checksum:
             raise ValueError("the pack's checksum does not match its contents")
         count = struct.unpack(">I", data[8:12])[0]
         raw_objects, pos = _scan(data, count)
@@ -594,7 +593,7 @@ def _resolve(
 
     def done(offset: int, kind: int, contents: bytes) -> None:
         full[offset] = (kind, contents)
-        ids[hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(contents)) + contents).digest()] = offset
+        ids[HASH(raw_object(TYPE_NAMES[kind], contents)).digest()] = offset
 
     pending = []
     for offset, (kind, contents, base, _) in scanned.items():
