@@ -27,7 +27,7 @@ def effective_changes(
     repo: Repository, snap: Snapshot, changes: Changes
 ) -> dict[str, tuple[bytes | None, bytes | None]]:
     """Return path -> (new sha, data) for changes that change something."""
-    updates = {}
+    updates: dict[str, tuple[bytes | None, bytes | None]] = {}
     for path, data in changes.items():
         old = snap.blob_id(path)
         if data is None:

@@ -126,6 +126,7 @@ class CommitGraph:
     def _compute(self, sha: bytes) -> Node:
         info = self.store.read_commit(sha)
         tree = info.tree
+        diffs: tuple[tuple[FileChange, ...], ...]
         if not info.parents:
             diffs = (self._diff(None, tree),)
         else:
@@ -154,7 +155,9 @@ class CommitGraph:
             a_dir = a is not None and stat.S_ISDIR(a[0])
             b_dir = b is not None and stat.S_ISDIR(b[0])
             if a_dir or b_dir:
-                self._diff_into(a[1] if a_dir else None, b[1] if b_dir else None, f"{prefix}{name}/", out)
+                self._diff_into(
+                    a[1] if a and a_dir else None, b[1] if b and b_dir else None, f"{prefix}{name}/", out
+                )
             a_file = None if a is None or a_dir else a[1]
             b_file = None if b is None or b_dir else b[1]
             if a_file != b_file:

@@ -15,6 +15,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 
@@ -213,6 +214,32 @@ class ObjectStore:
                 os.unlink(tmp)  # a full disk must not keep half an object
             raise
         return sha.encode("ascii")
+
+
+def utc_offset(when: datetime) -> int:
+    """Seconds east of UTC of an aware datetime."""
+    offset = when.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds())
+
+
+def commit_object(
+    tree: bytes,
+    parents: list[bytes],
+    author: tuple[bytes, int, int],
+    committer: tuple[bytes, int, int],
+    message: str,
+) -> bytes:
+    """A commit's contents as git writes them; ``author``, ``committer``: (``Name <email>``, time, offset)."""
+
+    def signature(role: bytes, who: tuple[bytes, int, int]) -> bytes:
+        name, seconds, offset = who
+        sign = b"-" if offset < 0 else b"+"
+        minutes = abs(offset) // 60
+        return b"%s %s %d %s%02d%02d" % (role, name, seconds, sign, minutes // 60, minutes % 60)
+
+    lines = [b"tree " + tree, *(b"parent " + parent for parent in parents)]
+    lines += [signature(b"author", author), signature(b"committer", committer), b"encoding UTF-8"]
+    return b"\n".join(lines) + b"\n\n" + message.encode("utf-8")
 
 
 def keep(objects: InMemory, kind: bytes, content: bytes) -> bytes:

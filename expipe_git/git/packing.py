@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import threading
 import time
@@ -78,8 +79,15 @@ _running: set[str] = set()  # git folders a thread of this process packs now
 _again: set[str] = set()  # of those, the ones a write found over the limit meanwhile
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
+
+
+def _forget_running() -> None:
+    _running.clear()
+    _again.clear()
+
+
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
-    os.register_at_fork(after_in_child=lambda: (_running.clear(), _again.clear()))
+    os.register_at_fork(after_in_child=lambda: _forget_running())
 
 
 @dataclass
@@ -551,7 +559,7 @@ class _Source:
             yield bytes.fromhex(sha.decode("ascii")), offset, end
 
 
-def _chain_heights(data: object, entries: list[tuple[bytes, int, int]]) -> dict[int, int]:
+def _chain_heights(data: mmap.mmap, entries: list[tuple[bytes, int, int]]) -> dict[int, int]:
     """For each entry that deltas depend on: the longest chain of deltas built on it, by offset."""
     at = {sha: offset for sha, offset, _ in entries}
     height: dict[int, int] = {}

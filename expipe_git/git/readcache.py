@@ -205,7 +205,7 @@ class ReadCache:
             self._damaged = False
 
 
-def _checked(raw: bytes) -> bytes | None:
+def _checked(raw: bytes) -> memoryview | None:
     """Return the marshal data of a cache file, or None if its header or checksum is wrong."""
     start = len(_MAGIC) + _DIGEST_SIZE
     if not raw.startswith(_MAGIC) or len(raw) < start:

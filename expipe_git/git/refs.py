@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from ..errors import CorruptRepositoryError, ProjectBusyError
 from .format import ID_HEX, OBJECT_ID, TAG, ZERO_ID
+from .objects import utc_offset
 
 BRANCH = b"refs/heads/main"
 LOCK_WAIT_SECONDS = 3.0
@@ -53,10 +54,10 @@ class Branch:
         # another process committed. git replaces a ref file (loose, or
         # packed-refs once it packed them) by rename, so an unchanged
         # (inode, mtime, size) means an unchanged ref.
-        key = _stat_key(self.file)
+        key: tuple | None = _stat_key(self.file)
         if key is None:
-            key = _stat_key(self.packed_refs)
-            key = None if key is None else ("packed", *key)
+            packed = _stat_key(self.packed_refs)
+            key = None if packed is None else ("packed", *packed)
         if key is not None and self._seen is not None and self._seen[0] == key:
             return self._seen[1]
         sha = self.read()
@@ -78,9 +79,10 @@ class Branch:
                 value = f.read().strip()
         except FileNotFoundError:
             where = f"{self.packed_refs} (the line of branch main)"
-            value = self._packed()
-            if value is None:
+            packed = self._packed()
+            if packed is None:
                 return None  # no commit yet
+            value = packed
         except OSError as exc:
             raise CorruptRepositoryError(
                 f"cannot read {where}: {exc.strerror}; {_REF_ADVICE.format(root=self.root)}",
@@ -161,7 +163,7 @@ class Branch:
         """
         name, email = self.reflog_identity()
         now = datetime.now(timezone.utc).astimezone()
-        offset = int(now.utcoffset().total_seconds()) // 60
+        offset = utc_offset(now) // 60
         sign = "-" if offset < 0 else "+"
         zone = f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
         flat = message.replace("\n", " ")

@@ -34,6 +34,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from dulwich.errors import MissingCommitError, NotGitRepository
 from dulwich.repo import Repo
@@ -69,9 +70,11 @@ class Repository:
         self.index_trust = os.path.join(self.state_dir, "index-written")
         self.worktree = WorkTree(self.root, self.state_dir)
         self.pinned = read_only_at
-        self.objects = ObjectStore(self.git_dir, self.state_dir, self.repo.object_store.get_raw)
+        # dulwich types ids as its own NewTypes of bytes; ours are plain bytes.
+        dulwich: Any = self.repo
+        self.objects = ObjectStore(self.git_dir, self.state_dir, dulwich.object_store.get_raw)
         self.branch = Branch(self.root, self.git_dir, self.git_identity)
-        self.ref_names = RefNames(self.repo.refs, self.objects.read)
+        self.ref_names = RefNames(dulwich.refs, self.objects.read)
         self._cache = readcache.ReadCache(os.path.join(self.state_dir, "read-cache"))
         self.trees = Trees(self.objects.read, self.objects.write, self._cache)
         # At exit (or when this repository is collected): save what was
@@ -203,7 +206,8 @@ class Repository:
             return []
         found = []
         try:
-            for entry in self.repo.get_walker(include=[head], max_entries=limit):
+            dulwich: Any = self.repo
+            for entry in dulwich.get_walker(include=[head], max_entries=limit):
                 message = entry.commit.message.decode("utf-8", "replace")
                 found.append((entry.commit.id.decode("ascii"), message.split("\n", 1)[0]))
         except (KeyError, MissingCommitError) as exc:  # dulwich's words for a missing object
@@ -250,7 +254,8 @@ class Repository:
         try:
             type_num, _ = self.objects.read(sha)
         except CorruptRepositoryError:
-            if OBJECT_ID.fullmatch(sha) and sha in self.repo.object_store:
+            known: Any = self.repo.object_store
+            if OBJECT_ID.fullmatch(sha) and sha in known:
                 raise  # there, but damaged
             return None
         kind = TYPE_NAMES.get(type_num)

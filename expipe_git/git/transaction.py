@@ -152,7 +152,7 @@ def stage(repo: Repository, snap: Snapshot, build: Callable[[Snapshot], Changes]
     """Run ``build`` on ``snap``; keep the new blobs in the transaction's memory."""
     updates = checkout.effective_changes(repo, snap, build(snap))
     for sha, data in updates.values():
-        if data is not None:
+        if sha is not None and data is not None:
             tx.objects[sha] = (BLOB, data)
     return updates
 

@@ -291,11 +291,10 @@ class Trees:
             if not stat.S_ISDIR(mode):
                 return prefix + name
             prefix = f"{prefix}{name}/"
-            inner = self.entries(sha)
             best = max(
                 (
                     ((n + "/" if stat.S_ISDIR(e[0]) else n).encode("utf-8", "surrogateescape"), n, e)
-                    for n, e in inner.items()
+                    for n, e in self.entries(sha).items()
                 ),
                 default=None,
             )
@@ -322,7 +321,9 @@ class Trees:
             b_dir = b is not None and stat.S_ISDIR(b[0])
             if a_dir or b_dir:
                 changed.update(
-                    self.diff(a[1] if a_dir else None, b[1] if b_dir else None, f"{prefix}{name}/")
+                    self.diff(
+                        a[1] if a and a_dir else None, b[1] if b and b_dir else None, f"{prefix}{name}/"
+                    )
                 )
             a_file = None if a is None or a_dir else a[1]
             b_file = None if b is None or b_dir else b[1]

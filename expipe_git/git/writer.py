@@ -12,13 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from dulwich.objects import Commit
-
 from ..errors import ExpipeError, ProjectBusyError, ReadOnlyError, RepositoryStateError
 from . import checkout, historyindex, recovery
 from . import index as gitindex
 from .format import id_text
-from .objects import Changes, CommitInfo, Identity
+from .objects import Changes, CommitInfo, Identity, commit_object, utc_offset
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:  # the façade calls down into this module; it only annotates
@@ -201,22 +199,20 @@ def write_commit(
             if data is not None:
                 repo.objects.write(b"blob", data)
         tree = repo.trees.build(snap.tree, {p: sha for p, (sha, _) in updates.items()})
-    commit = Commit()
-    commit.tree = tree
-    commit.parents = [snap.commit] if snap.commit else []
+    parents = [snap.commit] if snap.commit else []
     if merge_parent is not None:
-        commit.parents.append(merge_parent)
-    commit.author = author.git_form()
-    commit.committer = (author.committer or author).git_form()
+        parents.append(merge_parent)
     if when is not None and when.tzinfo is None:
         when = when.astimezone()  # a naive time is local time
     now = when if when is not None else datetime.now(timezone.utc).astimezone()
-    offset = int(now.utcoffset().total_seconds())
-    commit.author_time = commit.commit_time = int(now.timestamp())
-    commit.author_timezone = commit.commit_timezone = offset
-    commit.encoding = b"UTF-8"
-    commit.message = message.encode("utf-8")
-    raw = commit.as_raw_string()
+    signed = (int(now.timestamp()), utc_offset(now))
+    raw = commit_object(
+        tree,
+        parents,
+        (author.git_form(), *signed),
+        ((author.committer or author).git_form(), *signed),
+        message,
+    )
     sha = repo.objects.write(b"commit", raw)
     # The history index reads the new commit's header right after it
     # lands: keep it parsed instead of reading the object back.
