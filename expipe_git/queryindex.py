@@ -32,12 +32,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dulwich.objects import parse_tree
-
 from . import layout, values
 from .criteria import CRITERIA, LIST_CRITERIA, Criteria, Facts, facts_of, matches
 from .errors import CorruptFileError, ExpipeError
 from .git import historyindex, readcache
+from .git.trees import parse_tree
 
 if TYPE_CHECKING:
     from .git import Repository, Snapshot

@@ -85,3 +85,19 @@ def _imported_modules(package: pathlib.Path, name: str, node: object) -> list[st
         found = ["/".join([*path, alias.name]) for alias in node.names]
         return [m for m in found if (package / f"{m}.py").exists()] or ["/".join(path)]
     return ["/".join(path)]
+
+
+def test_only_the_git_layer_imports_dulwich():
+    """dulwich is imported by expipe_git/git/ and nowhere else in the package."""
+    import ast
+
+    package = ROOT / "expipe_git"
+    outside = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).parts[0] == "git":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            outside += [f"{path.relative_to(package)}: {n}" for n in names if n.split(".")[0] == "dulwich"]
+    assert outside == []
