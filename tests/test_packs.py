@@ -271,3 +271,28 @@ def test_a_thin_pack_whose_deltas_chain_onto_an_outside_base(tmp_path):
             ValueError, match=f"missing.*{sha(b'blob', a).hex()}|{sha(b'blob', a).hex()} is missing"
         ):
             index_pack(str(pack), external_base={}.__getitem__)
+
+
+def test_a_pack_this_reader_cannot_decode_is_a_logged_counted_fallback(project, caplog):
+    """An index version 1 (old git) is not read here: dulwich reads it, and the fallback is seen.
+
+    It used to be silent, so a decoding bug showed only as slowness.
+    """
+    action = project.require_action("rec")
+    action.tags = ["a", "b"]
+    path = project_path(project)
+    git(path, "repack", "-a", "-d", "-q")
+    pack_dir = path / ".git" / "objects" / "pack"
+    (pack,) = pack_dir.glob("*.pack")
+    index = pack.with_suffix(".idx")
+    os.chmod(index, 0o644)
+    index.unlink()
+    git(path, "index-pack", "--index-version=1", str(pack))
+    assert index.read_bytes()[:4] != b"\xfftOc"  # version 1 has no header
+    fresh = expipe_git.get_project(path)
+    with caplog.at_level("WARNING", logger="expipe_git.git.packs"):
+        assert list(fresh.actions["rec"].tags) == ["a", "b"]  # read all the same, by dulwich
+    assert fresh.store.objects.packs.fallbacks >= 1
+    assert any(
+        "cannot be read here" in r.getMessage() and pack.name in r.getMessage() for r in caplog.records
+    )

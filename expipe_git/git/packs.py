@@ -14,7 +14,10 @@ a history share a few bases.
 
 Only what git writes today is read: index version 2 and pack version 2 or
 3. Anything else (an index version 1, a damaged pack) makes
-:meth:`Packs.get` return None, and the caller asks dulwich instead.
+:meth:`Packs.get` return None, and the caller asks dulwich instead — never
+silently: each such fallback is logged (logger ``expipe_git.git.packs``) and
+counted in ``Packs.fallbacks``, so a bug here shows as a warning, not only
+as slowness.
 
 Also here: indexing a received pack (:func:`index_pack`) and writing one
 (:class:`PackWriter`, for :mod:`expipe_git.packing`).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import mmap
 import os
 import struct
@@ -39,6 +43,8 @@ from typing import NamedTuple
 from dulwich.pack import apply_delta, write_pack_index
 
 from .format import HASH, TYPE_NAMES, raw_object
+
+_log = logging.getLogger(__name__)
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -165,6 +171,13 @@ class Packs:
         self._bases: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._base_bytes = 0
         self._lock = threading.RLock()  # a delta's base may be looked up while reading it
+        self.fallbacks = 0  # objects or packs left to dulwich because this reader could not decode them
+
+    def _fall_back(self, what: str, problem: BaseException) -> None:
+        self.fallbacks += 1
+        _log.warning(
+            "%s cannot be read here (%s: %s); dulwich reads it instead", what, type(problem).__name__, problem
+        )
 
     def get(self, sha: bytes, *, look_again: bool = True) -> tuple[int, bytes] | None:
         """Return (type number, contents) of a packed object, or None if not found here.
@@ -186,9 +199,10 @@ class Packs:
         try:
             with self._lock:
                 return self._object_at(pack, offset)
-        except (ValueError, IndexError, zlib.error, struct.error, RecursionError):
+        except (ValueError, IndexError, zlib.error, struct.error, RecursionError) as exc:
             # Damaged, or unusual (a delta chain deeper than Python's stack,
             # which git allows up to 4095): let dulwich read it, or say what is wrong.
+            self._fall_back(f"object {sha.decode('ascii', 'replace')} in the pack of {pack.index_path}", exc)
             return None
 
     def stored(self, sha: bytes) -> StoredObject | None:
@@ -253,7 +267,10 @@ class Packs:
             pack_path = os.path.join(self.pack_dir, name[: -len(".idx")] + ".pack")
             try:
                 pack = PackFile(pack_path, os.path.join(self.pack_dir, name))
-            except (OSError, ValueError, struct.error):
+            except FileNotFoundError:
+                continue  # removed meanwhile (packing merged it into another)
+            except (OSError, ValueError, struct.error) as exc:
+                self._fall_back(f"pack {pack_path}", exc)
                 continue
             self._packs[name] = pack
             if self._where is not None:
