@@ -297,7 +297,10 @@ def loose_bytes(git_dir: pathlib.Path) -> tuple[int, int]:
                 continue
             with os.scandir(d.path) as files:
                 for f in files:
-                    st = f.stat()
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:
+                        continue  # packed meanwhile (packing runs after a write)
                     apparent += st.st_size
                     disk += st.st_blocks * 512
     return apparent, disk

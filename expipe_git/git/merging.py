@@ -1,12 +1,31 @@
-"""Merge bases: the best common ancestors of two commits, walked as git walks them."""
+"""Merge bases: the best common ancestors of two commits.
+
+dulwich's (:func:`dulwich.graph.find_merge_base`) for commits on disk: on a
+5,500-commit history with two merge bases it took 21 ms against 350 ms for
+the walk below from a fresh handle (bench/bench_mergebase.py; warm, the walk
+below takes 2.5 ms against 11). The walk below stays for commits that exist
+only in memory (a merge's virtual base), which dulwich cannot read.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
 from collections.abc import Callable
+from typing import Any
+
+from dulwich.graph import find_merge_base
 
 from .objects import CommitInfo
+
+
+def on_disk(repo: Any, one: bytes, two: bytes) -> list[bytes] | None:
+    """The merge bases dulwich finds in ``repo`` (a dulwich ``Repo``); None if it lacks a commit."""
+    try:
+        commits: Any = [one, two]  # dulwich types ids as its own NewType of bytes
+        return list(find_merge_base(repo, commits))
+    except KeyError:
+        return None  # missing, or only in memory: the walk below reads it, or says what is wrong
 
 
 def merge_bases(read_commit: Callable[[bytes], CommitInfo], one: bytes, two: bytes) -> list[bytes]:

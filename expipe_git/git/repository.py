@@ -40,9 +40,8 @@ from dulwich.errors import MissingCommitError, NotGitRepository
 from dulwich.repo import Repo
 
 from ..errors import CorruptRepositoryError, ExpipeError
-from . import checkout, packs, readcache, transaction, writer
+from . import checkout, merging, packs, readcache, transaction, writer
 from .format import COMMIT, ID_HEX, OBJECT_ID, TREE, TYPE_NAMES
-from .merging import merge_bases
 from .objects import Changes, CommitInfo, Identity, ObjectStore
 from .readcache import remember
 from .refs import BRANCH, Branch, RefNames
@@ -170,7 +169,12 @@ class Repository:
 
     def merge_bases(self, one: bytes, two: bytes) -> list[bytes]:
         """Return the best common ancestors of two commits (usually one; none if unrelated)."""
-        return merge_bases(self.read_commit, one, two)
+        scratch = self.objects.in_memory
+        if not scratch or (one not in scratch and two not in scratch):
+            found = merging.on_disk(self.repo, one, two)
+            if found is not None:
+                return found
+        return merging.merge_bases(self.read_commit, one, two)
 
     def is_ancestor(self, ancestor: bytes, descendant: bytes) -> bool:
         """Say whether ``ancestor`` is ``descendant`` or in its history."""
