@@ -58,7 +58,7 @@ from .errors import (
     RemoteError,
     UnsafeRemoteError,
 )
-from .git import BRANCH, Repository, fetchcheck, outgoing, packs, reflocks, transport
+from .git import BRANCH, Repository, fetchcheck, outgoing, packindex, reflocks, transport
 
 if TYPE_CHECKING:
     from .model import Project
@@ -622,13 +622,13 @@ class _Received:
 def _index_pack(store: Repository, path: str, transfer: _Transfer) -> _Received:
     """Index the pack at ``path`` in one pass over it, keeping its commits and trees.
 
-    :func:`expipe_git.git.packs.index_pack` reads each object once (dulwich's
+    :func:`expipe_git.git.packindex.index_pack` reads each object once (dulwich's
     ``PackIndexer`` took three times as long, and its ``add_pack`` inflates
     every object twice more); the commits, trees and tags it keeps are all
     the check needs (what else the pack holds is blobs).
     """
     try:
-        indexed = packs.index_pack(
+        indexed = packindex.index_pack(
             path,
             keep=(fetchcheck.COMMIT_TYPE, fetchcheck.TREE_TYPE, fetchcheck.TAG_TYPE),
             external_base=transport.get_raw(store),
@@ -650,6 +650,18 @@ def _index_pack(store: Repository, path: str, transfer: _Transfer) -> _Received:
 # Push and pull
 
 
+def _pushable_head(store: Repository, location: Location) -> bytes:
+    head = store.head()
+    if head is None:
+        raise RemoteError("the project has no commits to push")
+    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
+        raise RemoteError(
+            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
+            "repository (make one with 'git init --bare PATH')"
+        )
+    return head
+
+
 def push(store: Repository, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
     """Send main to ``remote`` if that is a fast-forward there; never force.
 
@@ -662,14 +674,7 @@ def push(store: Repository, remote: str = "origin", *, progress: Progress | None
         RemoteError: the remote cannot be reached.
     """
     location = _location_of(store, remote)
-    head = store.head()
-    if head is None:
-        raise RemoteError("the project has no commits to push")
-    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
-        raise RemoteError(
-            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
-            "repository (make one with 'git init --bare PATH')"
-        )
+    head = _pushable_head(store, location)
     transfer = _Transfer(location, progress, "push to")
     state: dict[str, object] = {}
 

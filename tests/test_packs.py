@@ -119,7 +119,7 @@ def show_index(idx) -> list[tuple[bytes, int, int]]:
 
 @pytest.mark.parametrize("gc", [["gc", "-q"], ["repack", "-q", "-a", "-d", "--depth=50", "-f"]])
 def test_indexing_a_pack_agrees_with_git(project, gc):
-    from expipe_git.git.packs import index_pack
+    from expipe_git.git.packindex import index_pack
 
     path = project_path(project)
     history(project)
@@ -133,7 +133,7 @@ def test_indexing_a_pack_agrees_with_git(project, gc):
 
 
 def test_indexing_a_thin_pack_names_its_outside_bases(project, tmp_path):
-    from expipe_git.git.packs import index_pack
+    from expipe_git.git.packindex import index_pack
 
     path = project_path(project)
     history(project)
@@ -247,7 +247,8 @@ def test_a_thin_pack_whose_deltas_chain_onto_an_outside_base(tmp_path):
     """outside A <- B (in the pack, a delta of A) <- C (a delta of B): git sends such chains."""
     from dulwich.pack import create_delta
 
-    from expipe_git.git.packs import index_pack, object_header
+    from expipe_git.git.packindex import index_pack
+    from expipe_git.git.packs import object_header
 
     def sha(kind: bytes, data: bytes) -> bytes:
         return hashlib.sha1(b"%s %d\0" % (kind, len(data)) + data).digest()

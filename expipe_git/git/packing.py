@@ -248,13 +248,8 @@ class _Packer:
             packed += len(objects)
         return packed
 
-    def _order(self, loose: set[bytes]) -> tuple[list[bytes], dict[bytes, bytes]]:
-        """Order the loose objects so a file's versions follow each other; map each to its previous one.
-
-        The loose commits are walked parents first; each one's tree is
-        compared with its first parent's, and an object that changed at a
-        path gets the object that was there before as its delta base.
-        """
+    def _loose_commits(self, loose: set[bytes]) -> dict[bytes, tuple[bytes, tuple[bytes, ...]]]:
+        """The loose commits: id -> (tree, parents)."""
         commits: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
         # A few thousand loose objects (what a write leaves) are read once and
         # kept for writing the pack; more (a first gc of a big project) are
@@ -272,6 +267,16 @@ class _Packer:
                 continue
             if found is not None and found[0] == _COMMIT:
                 commits[sha] = _tree_and_parents(found[1])
+        return commits
+
+    def _order(self, loose: set[bytes]) -> tuple[list[bytes], dict[bytes, bytes]]:
+        """Order the loose objects so a file's versions follow each other; map each to its previous one.
+
+        The loose commits are walked parents first; each one's tree is
+        compared with its first parent's, and an object that changed at a
+        path gets the object that was there before as its delta base.
+        """
+        commits = self._loose_commits(loose)
         order: list[bytes] = []
         seen: set[bytes] = set()
         previous: dict[bytes, bytes] = {}

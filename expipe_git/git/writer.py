@@ -113,14 +113,7 @@ def land(
                         raise RepositoryStateError(f"{repo.root}: {index.problem}")
                 # (path, blob before, blob after) of every changed file
                 files = [(p, snap.blob_id(p), sha) for p, (sha, _) in updates.items()]
-                recovery.journal(
-                    repo,
-                    {
-                        "old": id_text(head),
-                        "new": commit.decode(),
-                        "paths": {p: [id_text(old), id_text(new)] for p, old, new in files},
-                    },
-                )
+                recovery.journal(repo, _journal_entry(head, commit, files))
                 if repo.branch.swap(head, commit, message):
                     break
                 # Stock git moved the branch without our lock; rebuild on top.
@@ -136,6 +129,15 @@ def land(
             # lets the next mutation finish.
             after_landing(repo, commit, head, files, updates, index, snap, into_empty=into_empty)
         return commit
+
+
+def _journal_entry(head: bytes | None, commit: bytes, files: list) -> dict:
+    """What recovery needs to finish a checkout: the move of the branch, and each path's blobs."""
+    return {
+        "old": id_text(head),
+        "new": commit.decode(),
+        "paths": {path: [id_text(old), id_text(new)] for path, old, new in files},
+    }
 
 
 def after_landing(
