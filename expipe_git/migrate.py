@@ -46,7 +46,7 @@ from .errors import (
     ExpipeError,
     InvalidValueError,
 )
-from .git import Changes, Repository, Snapshot, lockfile
+from .git import Changes, Repository, Snapshot, lockfile, packing
 from .model import Project, _find_project_root
 from .objects import _dump_message, _message_id, datetime_format
 
@@ -445,6 +445,8 @@ def import_expipe_project(
                 raise AlreadyExistsError(appeared) from None
             raise
     except BaseException:
+        # A packing thread of this process may still write there: the folder would come back.
+        packing.wait_for_packing(os.path.join(os.path.abspath(building), ".git"))
         shutil.rmtree(building, ignore_errors=True)
         raise
     finally:

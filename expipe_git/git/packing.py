@@ -146,6 +146,16 @@ def after_write(git_dir: str) -> None:
             _running.discard(git_dir)
 
 
+def wait_for_packing(git_dir: str, timeout: float = 60.0) -> None:
+    """Wait until no thread of this process packs ``git_dir`` (before its folder is removed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _running_lock:
+            if git_dir not in _running:
+                return
+        time.sleep(0.01)
+
+
 def _pack_quietly(git_dir: str) -> None:
     try:
         while True:
