@@ -30,6 +30,7 @@ def main() -> None:
         for i, name in enumerate(names):
             action = project.actions[name]
             if op == "attribute":
+
                 def run(action=action, i=i):
                     action.tags = [f"bench{i}", "baseline"]
             elif op == "module":

@@ -24,8 +24,11 @@ def main() -> None:
     parser.add_argument("path")
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--profile", help="write cProfile stats of pass 1 to this file")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="expipe_git only: time the leaf steps of pass 1 (see _instrument)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="expipe_git only: time the leaf steps of pass 1 (see _instrument)",
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -79,7 +82,7 @@ def _instrument(expipe):
     version under test are skipped.
     """
     from expipe_git import layout, values
-    from expipe_git.store import Store
+    from expipe_git.git import Repository
 
     totals = {}
 
@@ -98,10 +101,10 @@ def _instrument(expipe):
 
         setattr(owner, attr, timed)
 
-    wrap(Store, "head", "Store.head (stat/read the branch ref)")
-    wrap(Store, "commit_tree", "Store.commit_tree (read the commit)")
-    wrap(Store, "tree_entries", "Store.tree_entries (read + parse trees; cached)")
-    wrap(Store, "read_blob", "Store.read_blob (read + inflate a blob)")
+    wrap(Repository, "head", "Repository.head (stat/read the branch ref)")
+    wrap(Repository, "commit_tree", "Repository.commit_tree (read the commit)")
+    wrap(Repository, "tree_entries", "Repository.tree_entries (read + parse trees; cached)")
+    wrap(Repository, "read_blob", "Repository.read_blob (read + inflate a blob)")
     wrap(values, "parse", "values.parse (tomllib)")
     wrap(values, "decode", "values.decode (tagged values -> Python)")
     wrap(layout, "_name_problem", "layout.name_problem (name checks)")

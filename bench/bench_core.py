@@ -80,8 +80,9 @@ def load_library(tmp: pathlib.Path) -> dict:
     """Copy expipe_git/ into ``tmp`` and import it from there; describe the copy."""
     global expipe_git, layout, values, _message_id, LIB_DIR
     LIB_DIR = tmp / "lib"
-    shutil.copytree(REPO / "expipe_git", LIB_DIR / "expipe_git",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO / "expipe_git", LIB_DIR / "expipe_git", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     digest = hashlib.sha256()
     for path in sorted((LIB_DIR / "expipe_git").rglob("*.py")):
         digest.update(path.relative_to(LIB_DIR).as_posix().encode() + b"\0" + path.read_bytes())
@@ -89,6 +90,7 @@ def load_library(tmp: pathlib.Path) -> dict:
     import expipe_git as lib
     from expipe_git import layout as lay
     from expipe_git import values as val
+
     try:
         from expipe_git.objects import message_id_of as mid
     except ImportError:  # a copy from before issue 11 (a before/after measure)
@@ -99,10 +101,12 @@ def load_library(tmp: pathlib.Path) -> dict:
     expipe_git, layout, values, _message_id = lib, lay, val, mid
     info = {"expipe_git_sources_sha256": digest.hexdigest()[:16]}
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "expipe_git"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "expipe_git"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         info["expipe_git_revision"] = rev + (" + uncommitted changes in expipe_git/" if dirty else "")
     except OSError:
         pass
@@ -130,8 +134,17 @@ def isolated_env(tmp: pathlib.Path) -> dict[str, str]:
     home.mkdir()
     (home / ".gitconfig").write_text("[user]\n\tname = Bench Mark\n\temail = bench@example.org\n")
     env = dict(os.environ)
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
-                "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL", "GIT_CONFIG_GLOBAL"):
+    for var in (
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "EMAIL",
+        "GIT_CONFIG_GLOBAL",
+    ):
         env.pop(var, None)
     env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", LC_ALL="C", PYTHONDONTWRITEBYTECODE="1")
     env["PYTHONPATH"] = str(LIB_DIR)
@@ -142,8 +155,13 @@ def ensure_expipe_venv(env: dict[str, str]) -> pathlib.Path | None:
     """Return the python of bench/.venv-expipe, creating it on first use."""
     python = EXPIPE_VENV / "bin" / "python"
     if python.exists():
-        check = subprocess.run([str(python), "-c", "import expipe, sys; print(expipe.__version__)"],
-                               capture_output=True, text=True, env=env, timeout=300)
+        check = subprocess.run(
+            [str(python), "-c", "import expipe, sys; print(expipe.__version__)"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         if check.returncode == 0:
             return python
         log(f"bench/.venv-expipe is broken ({check.stderr.strip()[-200:]}); recreating it")
@@ -173,23 +191,26 @@ def action_records(n: int, seed: int) -> list[dict]:
     for i, name in enumerate(action_names(n)):
         when = BASE_TIME + dt.timedelta(minutes=i)
         user = rng.choice(USERS)
-        records.append({
-            "name": name,
-            "attributes": {
-                "registered": when,
-                "type": rng.choice(TYPES),
-                "tags": [f"tag{rng.randrange(20)}", "baseline"],
-                "users": [user],
-                "datetime": when,
-            },
-            "message": {"text": f"note {i}", "user": user, "datetime": when},
-        })
+        records.append(
+            {
+                "name": name,
+                "attributes": {
+                    "registered": when,
+                    "type": rng.choice(TYPES),
+                    "tags": [f"tag{rng.randrange(20)}", "baseline"],
+                    "users": [user],
+                    "datetime": when,
+                },
+                "message": {"text": f"note {i}", "user": user, "datetime": when},
+            }
+        )
     return records
 
 
 def git(repo: pathlib.Path, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
-                            timeout=GIT_TIMEOUT)
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT
+    )
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
@@ -205,8 +226,9 @@ def build_expipe_git(root: pathlib.Path, records: list[dict], env: dict[str, str
         files = {
             layout.attributes_path("action", name): values.dumps(rec["attributes"], what=name),
             layout.module_path(("action", name), "tracking"): module_text,
-            layout.message_path("action", name, _message_id(rec["message"])):
-                values.dumps(rec["message"], what=name),
+            layout.message_path("action", name, _message_id(rec["message"])): values.dumps(
+                rec["message"], what=name
+            ),
         }
         for path, text in files.items():
             full = root / path
@@ -279,7 +301,10 @@ def loose_bytes(git_dir: pathlib.Path) -> tuple[int, int]:
                 continue
             with os.scandir(d.path) as files:
                 for f in files:
-                    st = f.stat()
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:
+                        continue  # packed meanwhile (packing runs after a write)
                     apparent += st.st_size
                     disk += st.st_blocks * 512
     return apparent, disk
@@ -304,8 +329,10 @@ class Mutations:
         self.roots = roots
         self.env = env
         self.project = expipe_git.get_project(roots["expipe_git"])
-        self.samples = {tool: {op: {"latency_s": [], "growth_bytes": [], "growth_disk_bytes": []}
-                               for op in OPS} for tool in self.TOOLS}
+        self.samples = {
+            tool: {op: {"latency_s": [], "growth_bytes": [], "growth_disk_bytes": []} for op in OPS}
+            for tool in self.TOOLS
+        }
         self.before = {tool: loose_bytes(roots[tool] / ".git") for tool in self.TOOLS}
 
     def _record(self, tool: str, op: str, elapsed: float, measured: bool) -> None:
@@ -322,6 +349,7 @@ class Mutations:
     def expipe_git(self, op: str, name: str, i: int, measured: bool) -> None:
         action = self.project.actions[name]
         if op == "attribute":
+
             def run():
                 action.tags = [f"bench{i}", "baseline"]
         elif op == "module":
@@ -334,6 +362,7 @@ class Mutations:
 
             def run():
                 action.create_message(f"bench note {i}", user="bench", datetime=when)
+
         os.sync()
         start = time.perf_counter()
         run()
@@ -355,8 +384,11 @@ class Mutations:
             record["fps"] = 200 + i
             data = values.dumps(record, what=path).encode()
         else:
-            record = {"text": f"cli note {i}", "user": "bench",
-                      "datetime": dt.datetime(2031, 1, 1) + dt.timedelta(seconds=i)}
+            record = {
+                "text": f"cli note {i}",
+                "user": "bench",
+                "datetime": dt.datetime(2031, 1, 1) + dt.timedelta(seconds=i),
+            }
             path = layout.message_path("action", name, _message_id(record))
             data = values.dumps(record, what=path).encode()
         full = root / path
@@ -366,8 +398,9 @@ class Mutations:
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_bytes(data)
         subprocess.run(["git", "add", path], cwd=root, env=self.env, check=True, timeout=GIT_TIMEOUT)
-        subprocess.run(["git", "commit", "-q", "-m", message], cwd=root, env=self.env, check=True,
-                       timeout=GIT_TIMEOUT)
+        subprocess.run(
+            ["git", "commit", "-q", "-m", message], cwd=root, env=self.env, check=True, timeout=GIT_TIMEOUT
+        )
         elapsed = time.perf_counter() - start
         self._record("git_cli", op, elapsed, measured)
 
@@ -407,14 +440,14 @@ def profile_mutations(root: pathlib.Path, names: list[str], out: pathlib.Path) -
 
 
 def phase_breakdown(root: pathlib.Path, names: list[str]) -> dict[str, float]:
-    """Median wall time of each step of Store.mutate over tag sets, without a profiler.
+    """Median wall time of each step of Repository.mutate over tag sets, without a profiler.
 
     cProfile inflates code that makes many small calls (the index scan); this
     wraps the steps with perf_counter instead. Steps absent from the library
     version under test are skipped.
     """
-    from expipe_git import gitindex
-    from expipe_git.store import Store
+    from expipe_git.git import Repository
+    from expipe_git.git import index as gitindex
 
     current: dict[str, float] = {}
     restore = []
@@ -434,7 +467,7 @@ def phase_breakdown(root: pathlib.Path, names: list[str]) -> dict[str, float]:
         restore.append((owner, attr, func))
         setattr(owner, attr, timed)
 
-    original_mutate = Store.mutate
+    original_mutate = Repository.mutate
 
     def mutate(self, build, *a, **k):
         def timed_build(snap):
@@ -446,12 +479,16 @@ def phase_breakdown(root: pathlib.Path, names: list[str]) -> dict[str, float]:
 
         return original_mutate(self, timed_build, *a, **k)
 
-    owners = {"Store": Store, "gitindex": gitindex, "IndexFile": getattr(gitindex, "IndexFile", None)}
+    owners = {
+        "Repository": Repository,
+        "gitindex": gitindex,
+        "IndexFile": getattr(gitindex, "IndexFile", None),
+    }
     steps = [(owners[o], attr, label) for o, attr, label in MUTATE_STEPS if owners[o] is not None]
     top_level = [label for owner, attr, label in steps if not label.startswith(" ")]
     totals: dict[str, list[float]] = {}
     try:
-        Store.mutate = mutate
+        Repository.mutate = mutate
         for owner, attr, label in steps:
             wrap(owner, attr, label)
         project = expipe_git.get_project(root)
@@ -468,37 +505,42 @@ def phase_breakdown(root: pathlib.Path, names: list[str]) -> dict[str, float]:
             for k, v in current.items():
                 totals.setdefault(k, []).append(v)
     finally:
-        Store.mutate = original_mutate
+        Repository.mutate = original_mutate
         for owner, attr, func in reversed(restore):
             setattr(owner, attr, func)
     return {k: statistics.median(v) for k, v in totals.items()}
 
 
-# The steps of Store.mutate, in the order it runs them, for phase_breakdown().
+# The steps of Repository.mutate, in the order it runs them, for phase_breakdown().
 # Labels that start with spaces run inside an earlier step and are not added
 # to the sum; steps a library version lacks are left out.
 BUILD_LABEL = "build: read record, change it, encode TOML"
 REST_LABEL = "lock, marker, Python glue (rest)"
 TOTAL_LABEL = "TOTAL action.tags = [...]"
 MUTATE_STEPS = [
-    ("Store", "_recover_dead_writer", "_recover_dead_writer"),
-    ("Store", "_finish_interrupted", "_finish_interrupted (journal check)"),
-    ("Store", "_check_repository_state", "_check_repository_state"),
+    ("Repository", "_recover_dead_writer", "_recover_dead_writer"),
+    ("Repository", "_finish_interrupted", "_finish_interrupted (journal check)"),
+    ("Repository", "_check_repository_state", "_check_repository_state"),
     ("IndexFile", "__init__", "gitindex.IndexFile(...) (read + parse the index)"),
-    ("Store", "_effective", "_effective (hash new contents)"),
-    ("Store", "_refuse_hand_edits", "_refuse_hand_edits (hash working-tree files)"),
-    ("Store", "_write_commit", "_write_commit (blobs, trees, commit; fsync)"),
-    ("Store", "_journal", "_journal"),
-    ("Store", "_swap_branch", "_swap_branch (ref + reflog)"),
-    ("Store", "_sync_worktree", "_sync_worktree (file + index)"),
+    ("Repository", "_effective", "_effective (hash new contents)"),
+    ("Repository", "_refuse_hand_edits", "_refuse_hand_edits (hash working-tree files)"),
+    ("Repository", "_write_commit", "_write_commit (blobs, trees, commit; fsync)"),
+    ("Repository", "_journal", "_journal"),
+    ("Repository", "_swap_branch", "_swap_branch (ref + reflog)"),
+    ("Repository", "_sync_worktree", "_sync_worktree (file + index)"),
     ("gitindex", "patch", "  in it: gitindex.patch"),
     ("IndexFile", "apply", "  in it: IndexFile.apply (splice + write)"),
     ("gitindex", "write_atomic", "    in that: gitindex.write_atomic (write the index)"),
     ("IndexFile", "_load", "  anywhere: IndexFile._load (parse the whole index)"),
-    ("Store", "_clear_journal", "_clear_journal"),
+    ("Repository", "_clear_journal", "_clear_journal"),
 ]
-BREAKDOWN_ORDER = [*(label for _, _, label in MUTATE_STEPS[:4]), BUILD_LABEL,
-                   *(label for _, _, label in MUTATE_STEPS[4:]), REST_LABEL, TOTAL_LABEL]
+BREAKDOWN_ORDER = [
+    *(label for _, _, label in MUTATE_STEPS[:4]),
+    BUILD_LABEL,
+    *(label for _, _, label in MUTATE_STEPS[4:]),
+    REST_LABEL,
+    TOTAL_LABEL,
+]
 
 
 def print_breakdown(breakdown: dict[str, float], title: str, text_out: pathlib.Path) -> None:
@@ -532,8 +574,15 @@ def print_profile(stats_file: pathlib.Path, title: str, text_out: pathlib.Path, 
 # -- reading -----------------------------------------------------------------------
 
 
-def read_once(python: pathlib.Path, lib: str, root: pathlib.Path, env: dict[str, str],
-              passes: int, profile: pathlib.Path | None = None, breakdown: bool = False) -> dict:
+def read_once(
+    python: pathlib.Path,
+    lib: str,
+    root: pathlib.Path,
+    env: dict[str, str],
+    passes: int,
+    profile: pathlib.Path | None = None,
+    breakdown: bool = False,
+) -> dict:
     cmd = [str(python), str(READER), lib, str(root), "--passes", str(passes)]
     if profile is not None:
         cmd += ["--profile", str(profile)]
@@ -596,7 +645,8 @@ def run_size(n: int, args, tmp: pathlib.Path, env: dict[str, str], e06_python: p
             "process_wall_s": summary([r["wall_s"] for r in runs]),
             "raw": runs,
         }
-        for lib, runs in reads.items() if runs
+        for lib, runs in reads.items()
+        if runs
     }
 
     # Mutations: distinct random actions for every repetition of every tool.
@@ -606,10 +656,13 @@ def run_size(n: int, args, tmp: pathlib.Path, env: dict[str, str], e06_python: p
     pool = rng.sample(action_names(n), needed) if n >= needed else rng.choices(action_names(n), k=needed)
     names: dict[str, dict[str, list[str]]] = {}
     for k, tool in enumerate(("expipe_git", "git_cli", "expipe06")):
-        names[tool] = {op: [pool[(k * len(OPS) + j) * per + r] for r in range(per)]
-                       for j, op in enumerate(OPS)}
-    log(f"mutations: {args.reps} repetitions each, expipe_git and git CLI alternating "
-        f"in blocks of {BLOCK} ...")
+        names[tool] = {
+            op: [pool[(k * len(OPS) + j) * per + r] for r in range(per)] for j, op in enumerate(OPS)
+        }
+    log(
+        f"mutations: {args.reps} repetitions each, expipe_git and git CLI alternating "
+        f"in blocks of {BLOCK} ..."
+    )
     t0 = time.perf_counter()
     cli_root = work / "gitcli"
     shutil.copytree(egit_root, cli_root, symlinks=True)
@@ -623,16 +676,23 @@ def run_size(n: int, args, tmp: pathlib.Path, env: dict[str, str], e06_python: p
     shutil.rmtree(cli_root)
     log(f"  done in {time.perf_counter() - t0:.0f} s; git status clean, git fsck ok")
     result["mutations"] = {
-        tool: {op: {key: {**summary(vals), "raw": vals} for key, vals in buckets.items()}
-               for op, buckets in ops.items()}
+        tool: {
+            op: {key: {**summary(vals), "raw": vals} for key, vals in buckets.items()}
+            for op, buckets in ops.items()
+        }
         for tool, ops in mut.samples.items()
     }
 
     if e06_python is not None:
         jobs = tmp / f"jobs-{n}.json"
         jobs.write_text(json.dumps({"warmup": WARMUP, "ops": names["expipe06"]}))
-        proc = subprocess.run([str(e06_python), str(EXPIPE06_OPS), str(e06_root), str(jobs)], env=env,
-                              capture_output=True, text=True, timeout=READ_TIMEOUT)
+        proc = subprocess.run(
+            [str(e06_python), str(EXPIPE06_OPS), str(e06_root), str(jobs)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=READ_TIMEOUT,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"expipe 0.6 mutations failed:\n{proc.stderr[-3000:]}")
         e06 = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -646,26 +706,39 @@ def run_size(n: int, args, tmp: pathlib.Path, env: dict[str, str], e06_python: p
         prof_names = rng.sample(action_names(n), min(n, args.reps + 1))
         breakdown = phase_breakdown(egit_root, rng.sample(action_names(n), min(n, args.reps + 1)))
         result["mutation_breakdown_s"] = breakdown
-        print_breakdown(breakdown, f"expipe_git: where one action.tags = [...] spends its time at N={n}",
-                        out / f"breakdown-mutation-{n}.txt")
+        print_breakdown(
+            breakdown,
+            f"expipe_git: where one action.tags = [...] spends its time at N={n}",
+            out / f"breakdown-mutation-{n}.txt",
+        )
         stats = profile_mutations(egit_root, prof_names, tmp / f"mutate-{n}.prof")
-        print_profile(stats, f"expipe_git: {len(prof_names) - 1} x action.tags = [...] at N={n}",
-                      out / f"profile-mutation-{n}.txt")
-        runs = [read_once(pathlib.Path(sys.executable), "expipe_git", egit_root, env, 1, breakdown=True)
-                for _ in range(5)]
+        print_profile(
+            stats,
+            f"expipe_git: {len(prof_names) - 1} x action.tags = [...] at N={n}",
+            out / f"profile-mutation-{n}.txt",
+        )
+        runs = [
+            read_once(pathlib.Path(sys.executable), "expipe_git", egit_root, env, 1, breakdown=True)
+            for _ in range(5)
+        ]
         labels = list(runs[0]["breakdown_s"])
         read_breakdown = {k: statistics.median(r["breakdown_s"][k] for r in runs) for k in labels}
         result["read_breakdown_s"] = read_breakdown
         total = read_breakdown["TOTAL pass 1"]
-        lines = [f"== expipe_git: where a fresh-process read of every action's tags spends its time at N={n}"
-                 " (median of 5 processes, wall clock, no profiler)"]
+        lines = [
+            f"== expipe_git: where a fresh-process read of every action's tags spends its time at N={n}"
+            " (median of 5 processes, wall clock, no profiler)"
+        ]
         lines += [f"{k:<55} {v * 1e3:9.1f} ms {100 * v / total:5.1f}%" for k, v in read_breakdown.items()]
         (out / f"breakdown-read-{n}.txt").write_text("\n".join(lines) + "\n")
         log("\n".join(lines))
         stats = tmp / f"read-{n}.prof"
         read_once(pathlib.Path(sys.executable), "expipe_git", egit_root, env, 1, profile=stats)
-        print_profile(stats, f"expipe_git: fresh-process read of every action's tags at N={n}",
-                      out / f"profile-read-{n}.txt")
+        print_profile(
+            stats,
+            f"expipe_git: fresh-process read of every action's tags at N={n}",
+            out / f"profile-read-{n}.txt",
+        )
 
     print_table(result)
     return result
@@ -712,21 +785,43 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
         rows.append((f"growth/commit, {op} (du -b)", fmt_bytes(g), fmt_bytes(c), "—", ratio(c, g), "—"))
     g = mut["expipe_git"]["attribute"]["growth_disk_bytes"]
     c = mut["git_cli"]["attribute"]["growth_disk_bytes"]
-    rows.append(("growth/commit, attribute (du, 4 KiB blocks)", fmt_bytes(g), fmt_bytes(c), "—",
-                 ratio(c, g), "—"))
+    rows.append(
+        ("growth/commit, attribute (du, 4 KiB blocks)", fmt_bytes(g), fmt_bytes(c), "—", ratio(c, g), "—")
+    )
     read = result["read"]
     g, o = read["expipe_git"], read.get("expipe06")
-    rows.append(("read all tags, fresh process", fmt_time(g["fresh_s"]), "—",
-                 fmt_time(o and o["fresh_s"]), "—", ratio(o and o["fresh_s"], g["fresh_s"])))
+    rows.append(
+        (
+            "read all tags, fresh process",
+            fmt_time(g["fresh_s"]),
+            "—",
+            fmt_time(o and o["fresh_s"]),
+            "—",
+            ratio(o and o["fresh_s"], g["fresh_s"]),
+        )
+    )
     rows.append(("read all tags, warm (2nd pass)", fmt_time(g["warm_s"]), "—", "—", "—", "—"))
-    rows.append(("  same, whole process incl. start + import", fmt_time(g["process_wall_s"]), "—",
-                 fmt_time(o and o["process_wall_s"]), "—",
-                 ratio(o and o["process_wall_s"], g["process_wall_s"])))
+    rows.append(
+        (
+            "  same, whole process incl. start + import",
+            fmt_time(g["process_wall_s"]),
+            "—",
+            fmt_time(o and o["process_wall_s"]),
+            "—",
+            ratio(o and o["process_wall_s"], g["process_wall_s"]),
+        )
+    )
     return rows
 
 
-HEADER = ("operation", "expipe_git", "git CLI", "expipe 0.6",
-          "git CLI / expipe_git", "expipe 0.6 / expipe_git")
+HEADER = (
+    "operation",
+    "expipe_git",
+    "git CLI",
+    "expipe 0.6",
+    "git CLI / expipe_git",
+    "expipe 0.6 / expipe_git",
+)
 
 
 def print_table(result: dict) -> None:
@@ -753,9 +848,13 @@ def targets(result: dict) -> list[tuple[str, bool, str]]:
     if "expipe06" in read:
         g = read["expipe_git"]["fresh_s"]["median"]
         o = read["expipe06"]["fresh_s"]["median"]
-        checks.append(("read all tags (fresh process) >= 10x faster than expipe 0.6", o / g >= 10,
-                       f"{o / g:.1f}x ({g * 1e6 / result['n']:.0f} vs "
-                       f"{o * 1e6 / result['n']:.0f} us/action)"))
+        checks.append(
+            (
+                "read all tags (fresh process) >= 10x faster than expipe 0.6",
+                o / g >= 10,
+                f"{o / g:.1f}x ({g * 1e6 / result['n']:.0f} vs {o * 1e6 / result['n']:.0f} us/action)",
+            )
+        )
     return checks
 
 
@@ -810,15 +909,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of actions")
     parser.add_argument("--big", action="store_true", help="add N = 100000 (slow: builds 300 000 files)")
     parser.add_argument("--reps", type=int, default=30, help="repetitions of each mutation (default 30)")
-    parser.add_argument("--read-reps", type=int, default=30,
-                        help="fresh-process reads per library (default 30)")
+    parser.add_argument(
+        "--read-reps", type=int, default=30, help="fresh-process reads per library (default 30)"
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--no-expipe06", action="store_true", help="skip the expipe 0.6 baseline")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile expipe_git's tag set and fresh read (bench/out/profile-*.txt)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile expipe_git's tag set and fresh read (bench/out/profile-*.txt)",
+    )
     parser.add_argument("--tmpdir", help="where to build the projects (default: the system temp folder)")
-    parser.add_argument("--json", default=str(HERE / "out" / "results.json"),
-                        help="where to write raw results")
+    parser.add_argument(
+        "--json", default=str(HERE / "out" / "results.json"), help="where to write raw results"
+    )
     parser.add_argument("--report", metavar="JSON", help="only print the tables of a saved results file")
     args = parser.parse_args(argv)
     if args.report:
@@ -840,8 +944,13 @@ def main(argv: list[str] | None = None) -> int:
     e06_python = None if args.no_expipe06 else ensure_expipe_venv(dict(os.environ))
     python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
     command = " ".join([python, "bench/bench_core.py", *(sys.argv[1:] if argv is None else argv)])
-    results = {"machine": describe_machine(), "command": command, "reps": args.reps,
-               "read_reps": args.read_reps, "sizes": {}}
+    results = {
+        "machine": describe_machine(),
+        "command": command,
+        "reps": args.reps,
+        "read_reps": args.read_reps,
+        "sizes": {},
+    }
     saved_env = dict(os.environ)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="expipe-git-bench-", dir=args.tmpdir))
     try:
@@ -851,8 +960,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.clear()
         os.environ.update(env)  # expipe_git in this process sees the same HOME and identity
         if e06_python is not None:
-            version = subprocess.run([str(e06_python), "-c", "import expipe; print(expipe.__version__)"],
-                                     env=env, capture_output=True, text=True, timeout=300).stdout.strip()
+            version = subprocess.run(
+                [str(e06_python), "-c", "import expipe; print(expipe.__version__)"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            ).stdout.strip()
             results["machine"]["expipe06"] = version
         for n in sizes:
             results["sizes"][str(n)] = run_size(n, args, tmp, env, e06_python)

@@ -51,7 +51,8 @@ sys.path.insert(0, str(REPO))
 import quantities as pq  # noqa: E402
 
 import expipe_git  # noqa: E402
-from expipe_git import commitgraph, layout, values  # noqa: E402
+from expipe_git import layout, values  # noqa: E402
+from expipe_git.git import historyindex  # noqa: E402
 
 BASE = dt.datetime(2026, 1, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -239,7 +240,7 @@ def run_all(root: pathlib.Path, env: dict, args) -> list[dict]:
             cache.unlink(missing_ok=True)
             project = fresh()
             seconds, result = timed(ours, project)
-            commitgraph.of(project.store).save(force=True)
+            historyindex.of(project.store).save(force=True)
             project.close()
             cold.append(seconds)
         for _ in range(args.reps):

@@ -13,7 +13,7 @@ processes, times the first ``action.history()`` and
 ``project.log(path=module)``, beside ``git log --format=%H -- <path>``, and
 checks they list the same commits. The timer starts after the imports,
 like bench_history.py's *fresh handle*. It also reports what the recording
-costs a mutation: the median time of ``Store._index_history`` beside the
+costs a mutation: the median time of ``Repository._index_history`` beside the
 median mutation.
 """
 
@@ -36,7 +36,7 @@ import quantities as pq  # noqa: E402
 
 import expipe_git  # noqa: E402
 from expipe_git import layout  # noqa: E402
-from expipe_git.store import Store  # noqa: E402
+from expipe_git.git import writer  # noqa: E402
 
 FIRST_CALL = """
 import sys, time
@@ -70,14 +70,14 @@ def main() -> int:
             for name in names:
                 project.require_action(name).create_module("tracking", contents={"depth": 1 * pq.um})
         record_times: list[float] = []
-        original = Store._index_history
+        original = writer.index_history
 
         def timed_index(self, *a):
             start = time.perf_counter()
             original(self, *a)
             record_times.append(time.perf_counter() - start)
 
-        Store._index_history = timed_index
+        writer.index_history = timed_index
         rng = random.Random(1)
         mutation_times = []
         start_all = time.perf_counter()
@@ -89,7 +89,7 @@ def main() -> int:
             else:
                 action.tags = [f"t{i}"]
             mutation_times.append(time.perf_counter() - start)
-        Store._index_history = original
+        writer.index_history = original
         project.close()
         print(f"wrote {args.commits} commits through the API in {time.perf_counter() - start_all:.0f} s")
         target = names[0]

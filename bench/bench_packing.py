@@ -1,7 +1,7 @@
 """What packing loose objects costs a mutation, and what it saves on disk.
 
 Three projects are built alike (``--actions`` actions, in one transaction),
-one per way of packing after a write (``expipe_git.packing.auto``):
+one per way of packing after a write (``expipe_git.git.packing.auto``):
 
 - ``off``: nothing packs — the library as it was before packing existed
   (the call after the write lock returns at once);
@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import expipe_git  # noqa: E402
-from expipe_git import lockfile, packing  # noqa: E402
+from expipe_git.git import lockfile, packing  # noqa: E402
 
 MODES = ("off", "background", "inline")
 

@@ -68,13 +68,22 @@ def read_experiment(root: pathlib.Path, env: dict[str, str], reps: int) -> dict[
     subprocess.run(["git", "repack", "-adq"], cwd=packed, env=env, check=True)
 
     def run(mode: str, path: pathlib.Path) -> float:
-        out = subprocess.run([sys.executable, __file__, "--child", mode, str(path), cache], env=env,
-                             capture_output=True, text=True, check=True, timeout=600).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(path), cache],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout
         return json.loads(out.strip().splitlines()[-1])["s"]
 
     run("write cache", root)
-    modes = [("library as is (loose objects)", root), ("persistent cache (load + read)", root),
-             ("library as is, packed repository", packed)]
+    modes = [
+        ("library as is (loose objects)", root),
+        ("persistent cache (load + read)", root),
+        ("library as is, packed repository", packed),
+    ]
     samples: dict[str, list[float]] = {label: [] for label, _ in modes}
     for _ in range(reps):  # interleaved, so drift hits every mode alike
         for label, path in modes:

@@ -12,8 +12,8 @@ import re
 
 from . import layout, values
 from .errors import CorruptFileError
+from .git import Changes, Snapshot
 from .objects import LIST_ATTRIBUTES, stored_datetime
-from .store import Changes, Snapshot
 
 
 def check_file(path: str, data: bytes) -> None:

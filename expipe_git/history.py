@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from . import commitgraph, layout, values
+from . import layout, values
 from .changes import (
     MISSING,
     Change,
@@ -78,8 +78,8 @@ from .errors import (
     NotFoundError,
     RevertConflictError,
 )
+from .git import Changes, Repository, Snapshot, historyindex
 from .layout import object_path, record_path
-from .store import Changes, Snapshot, Store
 from .timetext import aware, parse_when
 
 if TYPE_CHECKING:
@@ -149,9 +149,9 @@ class Commit:
 class _History:
     """The history operations over one store."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Repository):
         self.store = store
-        self.graph = commitgraph.of(store)
+        self.graph = historyindex.of(store)
 
     # -- revisions ---------------------------------------------------------
 
@@ -291,7 +291,7 @@ class _History:
                 pass
         return data.decode("utf-8", "replace")
 
-    def file_changes(self, files: tuple[commitgraph.FileChange, ...]) -> list[Change]:
+    def file_changes(self, files: tuple[historyindex.FileChange, ...]) -> list[Change]:
         changes: list[Change] = []
         for path, old_sha, new_sha in files:
             place = layout.place_of(path)
@@ -520,7 +520,7 @@ class _History:
         return values.dumps(result, what=what).encode()
 
 
-def history_of(store: Store) -> _History:
+def history_of(store: Repository) -> _History:
     return _History(store)
 
 

@@ -18,9 +18,9 @@ from .errors import (
     InvalidValueError,
     NotFoundError,
 )
+from .git import Changes, Snapshot
 from .objects import Action, Entity
 from .records import ReadMapping, Template
-from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
     from .model import Project

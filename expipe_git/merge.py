@@ -3,7 +3,7 @@
 git merges lines of text; expipe_git knows its files are records, so it merges
 what git would call a conflict. From the merge base (the newest commit both
 histories share; several are first merged into a virtual one, as git's
-recursive merge does) each side's changes are listed with :meth:`Store.diff_trees`,
+recursive merge does) each side's changes are listed with :meth:`Repository.diff_trees`,
 so the cost is the size of the change, not of the project:
 
 * a file changed on one side only takes that side's version;
@@ -26,7 +26,7 @@ one by one: a merge that stops on conflicts saves what it was merging in
 ``.git/expipe-git/merge.json``, touching neither HEAD, the index nor the
 working tree; :func:`resolve` records choices there and :func:`continue_merge`
 re-runs the merge against the current HEAD. The merge commit is made through
-:meth:`Store.mutate`, so locking, hand-edit refusal and index updates apply.
+:meth:`Repository.mutate`, so locking, hand-edit refusal and index updates apply.
 
 This module sits above :mod:`expipe_git.model` (it validates merged records
 with the same checks as committed hand edits); ``Project.merge`` and friends
@@ -53,6 +53,7 @@ from .errors import (
     NotFoundError,
     RepositoryStateError,
 )
+from .git import Changes, Repository, Snapshot
 from .recordmerge import (
     ABSENT,
     Conflict,
@@ -62,7 +63,6 @@ from .recordmerge import (
     decision_text,
     same_data,
 )
-from .store import Changes, Snapshot, Store
 from .valuetext import parse_value_text as parse_value_text  # what the command line reads values with
 
 if TYPE_CHECKING:  # merge sits below model: Project only annotates
@@ -98,7 +98,9 @@ class _Outcome:
 class Merger:
     """Merge ``theirs`` into the commit of ``snap``; collect changes and conflicts."""
 
-    def __init__(self, store: Store, snap: Snapshot, theirs: bytes, decide: Decide, *, virtual: bool = False):
+    def __init__(
+        self, store: Repository, snap: Snapshot, theirs: bytes, decide: Decide, *, virtual: bool = False
+    ):
         self.store = store
         self.snap = snap
         self.theirs = theirs
@@ -311,11 +313,11 @@ def _owner(path: str) -> tuple[str, ...] | None:
 # The saved state of a merge stopped by conflicts
 
 
-def _state_path(store: Store) -> str:
+def _state_path(store: Repository) -> str:
     return os.path.join(store.state_dir, STATE_FILE)
 
 
-def _load_state(store: Store) -> dict | None:
+def _load_state(store: Repository) -> dict | None:
     try:
         with open(_state_path(store)) as f:
             return json.load(f)
@@ -328,7 +330,7 @@ def _load_state(store: Store) -> dict | None:
         ) from None
 
 
-def _save_state(store: Store, state: dict) -> None:
+def _save_state(store: Repository, state: dict) -> None:
     os.makedirs(store.state_dir, exist_ok=True)
     tmp = _state_path(store) + ".tmp"
     with open(tmp, "w") as f:
@@ -336,7 +338,7 @@ def _save_state(store: Store, state: dict) -> None:
     os.replace(tmp, _state_path(store))
 
 
-def _clear_state(store: Store) -> None:
+def _clear_state(store: Repository) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_state_path(store))
 
@@ -451,7 +453,7 @@ def _commit_outcome(project: Project, outcome: _Outcome, message: str, their_com
     )
 
 
-def _check_commit(store: Store, sha: Any) -> bytes:
+def _check_commit(store: Repository, sha: Any) -> bytes:
     if isinstance(sha, str):
         sha = sha.encode("ascii")
     if not isinstance(sha, bytes) or not re.fullmatch(rb"[0-9a-f]{40}", sha):
@@ -507,7 +509,7 @@ def conflicts(project: Project) -> list[Conflict]:
     return _outcome(store, state).conflicts
 
 
-def _outcome(store: Store, state: dict) -> _Outcome:
+def _outcome(store: Repository, state: dict) -> _Outcome:
     head = store.head()
     theirs = state["theirs"].encode()
     if head is not None and store.is_ancestor(theirs, head):

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import history, layout, values
 from .errors import InvalidTypeError, InvalidValueError, NotFoundError
+from .git import Changes, Snapshot
 from .records import ReadMapping
-from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
     from .history import Commit

@@ -7,7 +7,7 @@ can see that they did, so an import
    ``typ="safe"``: no tag is ever executed) and never writes to it;
 2. turns each object into the files expipe_git stores, with the same encoder
    the API uses (:func:`expipe_git.values.dumps`), and commits it through
-   :meth:`Store.mutate <expipe_git.store.Store.mutate>` — one commit per object,
+   :meth:`Repository.mutate <expipe_git.git.repository.Repository.mutate>` — one commit per object,
    dated by its ``registered`` time, or one commit for everything;
 3. builds the project in a hidden sibling folder and renames it into place at
    the end, so a failure leaves no destination behind; the importer holds a
@@ -39,18 +39,18 @@ import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import expipe06, layout, lockfile, packing, values
+from . import expipe06, layout, values
 from .errors import (
     AlreadyExistsError,
     CorruptFileError,
     ExpipeError,
     InvalidValueError,
 )
+from .git import Changes, Repository, Snapshot, lockfile, packing
 from .importcheck import ImportReport, Progress, compare_with_source, count_objects, verify_import
 from .messages import message_bytes, message_id_of
 from .model import Project, find_project_root
 from .objects import datetime_format
-from .store import Changes, Snapshot, Store
 
 __all__ = ["ImportReport", "import_expipe_project", "verify_import"]
 
@@ -521,7 +521,7 @@ def _build(
     data: str,
     progress: Progress | None,
 ) -> None:
-    store = Store.init(folder)
+    store = Repository.init(folder)
     # Nobody sees the folder until it is renamed into place: sync once, at the end.
     store.sync_objects = False
     project = Project(folder, store=store)

@@ -2,7 +2,7 @@
 
 Every object is a handle: a project plus the object's name. Reads come from
 the latest commit (so an old handle sees what another process wrote) and are
-cached by blob id in the store; every mutation is one :meth:`Store.mutate`
+cached by blob id in the store; every mutation is one :meth:`Repository.mutate`
 call whose builder re-reads the record at the latest commit, applies the
 change and returns the new file contents.
 """
@@ -28,11 +28,11 @@ from .errors import (
     NotAProjectError,
     NotFoundError,
 )
+from .git import Changes, Repository, Snapshot
 from .maps import ActionMap, CommitLog, EntityMap, FileStatus, ProjectConfig, TemplateMap
 from .objects import Action, Entity
 from .records import Backend06, Module, ModuleMap, Template, delete_module, require_module
 from .session import Session
-from .store import Changes, Snapshot, Store
 
 if TYPE_CHECKING:
     from .importcheck import ImportReport
@@ -105,7 +105,7 @@ def create_project(path: str | os.PathLike[str], name: str | None = None, init: 
             f"{root} is inside the {kind} at {outer}; a project cannot be created inside another project"
         )
     root.mkdir(parents=True, exist_ok=init)
-    store = Store.init(root)
+    store = Repository.init(root)
     config = {
         "project": name,
         "type": "project",
@@ -168,16 +168,16 @@ class Project:
     # Set by expipe_git.import_expipe_project on the project it returns.
     import_report: ImportReport | None = None
 
-    def __init__(self, root: pathlib.Path, *, store: Store | None = None):
+    def __init__(self, root: pathlib.Path, *, store: Repository | None = None):
         self.path = pathlib.Path(root)
-        self._store = store or Store(self.path)
+        self._store = store or Repository(self.path)
         self.session = Session(self._store)
         """The seam the object layer reaches the repository through (:mod:`expipe_git.session`)."""
 
     # -- plumbing shared by every object of the project --------------------
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repository:
         """The repository, for the commands that still reach it here; new code uses ``session``."""
         return self._store
 
@@ -503,7 +503,7 @@ class Project:
         and writes nothing.
         """
         sha = history.history_of(self._store).resolve(revision)
-        return Project(self.path, store=Store(self.path, read_only_at=sha))
+        return Project(self.path, store=Repository(self.path, read_only_at=sha))
 
     def revert(self, commit: Any) -> history.Commit | None:
         """Undo a commit's changes, key by key, in one new commit; return it.

@@ -18,10 +18,10 @@ import dateutil.parser
 
 from . import display, history, layout, values
 from .errors import AlreadyExistsError, CorruptFileError, InvalidTypeError, InvalidValueError, NotFoundError
+from .git import Changes, Snapshot
 from .messages import Message, MessageMap, check_str, message_bytes, message_id_of, new_message
 from .messages import datetime_key_format as datetime_key_format
 from .records import Backend06, Module, ModuleMap, delete_module, require_module
-from .store import Changes, Snapshot
 
 if TYPE_CHECKING:
     from .history import Commit

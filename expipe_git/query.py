@@ -17,7 +17,7 @@ from .queryindex import Record, index_of
 from .records import ReadMapping
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from .git import Repository, Snapshot
 
 
 # ---------------------------------------------------------------------------
@@ -84,14 +84,14 @@ class Selection(ReadMapping):
         return display.rows_html(columns, rows, title, total=len(self._found))
 
 
-def where(store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:
+def where(store: Repository, snap: Snapshot, kind: str, criteria: Mapping[str, Any]) -> list[str]:
     """Return the sorted names of the objects of ``kind`` at ``snap`` meeting ``criteria``."""
     parsed = parse_criteria(kind, criteria)
     return index_of(store).names(snap, parsed)
 
 
 def select(
-    store: Store, snap: Snapshot, kind: str, criteria: Mapping[str, Any], handle: Callable[[str], Any]
+    store: Repository, snap: Snapshot, kind: str, criteria: Mapping[str, Any], handle: Callable[[str], Any]
 ) -> Selection:
     """Return the :class:`Selection` of ``where``; its tables read the objects at ``snap``."""
     names = where(store, snap, kind, criteria)

@@ -32,14 +32,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dulwich.objects import parse_tree
-
-from . import commitgraph, layout, readcache, values
+from . import layout, values
 from .criteria import CRITERIA, LIST_CRITERIA, Criteria, Facts, facts_of, matches
 from .errors import CorruptFileError, ExpipeError
+from .git import historyindex, readcache
+from .git.trees import parse_tree
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from .git import Repository, Snapshot
 
 FORMAT = 2
 INDEX_FILE = "query-index.sqlite"
@@ -59,7 +59,7 @@ def _parse(data: bytes) -> Any:
     return values.parse(data, what="record")
 
 
-def _raw(store: Store, blob: bytes, shared: bool) -> Any:
+def _raw(store: Repository, blob: bytes, shared: bool) -> Any:
     """Return a blob parsed as TOML (not decoded), or None if it does not parse.
 
     ``shared``: through the store's read cache. Building the index reads
@@ -95,7 +95,7 @@ class Stored:
 
 
 def _stored(
-    store: Store,
+    store: Repository,
     files: Mapping[str, tuple[int, bytes]],
     module_files: Iterable[tuple[str, int, bytes]],
     shared: bool,
@@ -113,7 +113,7 @@ def _stored(
     return Stored(found[1], modules, raw)
 
 
-def stored_at(store: Store, tree: bytes, kind: str, name: str) -> Stored | None:
+def stored_at(store: Repository, tree: bytes, kind: str, name: str) -> Stored | None:
     """Return an object's files at ``tree``, read through the store's caches; None if it is absent."""
     folder = store.lookup(tree, layout.object_dir(kind, name))
     if folder is None or not stat.S_ISDIR(folder[0]):
@@ -126,18 +126,18 @@ def stored_at(store: Store, tree: bytes, kind: str, name: str) -> Stored | None:
     return _stored(store, files, module_files, True)
 
 
-def read_facts(store: Store, tree: bytes, kind: str, name: str) -> Facts | None:
+def read_facts(store: Repository, tree: bytes, kind: str, name: str) -> Facts | None:
     """Return the facts of an object at ``tree``; None if it does not exist there."""
     found = stored_at(store, tree, kind, name)
     return None if found is None else found.facts()
 
 
-def _entries(store: Store, sha: bytes) -> Iterator[tuple[str, int, bytes]]:
+def _entries(store: Repository, sha: bytes) -> Iterator[tuple[str, int, bytes]]:
     for name, mode, child in parse_tree(store.tree_bytes(sha), 20):
         yield name.decode("utf-8", "surrogateescape"), mode, child
 
 
-def every_object(store: Store, tree: bytes, kind: str) -> Iterator[tuple[str, Stored]]:
+def every_object(store: Repository, tree: bytes, kind: str) -> Iterator[tuple[str, Stored]]:
     """Yield (name, files) of every action (or entity) at ``tree``, for building the index.
 
     Trees and records are read without the store's caches: they would hold
@@ -163,7 +163,7 @@ def every_object(store: Store, tree: bytes, kind: str) -> Iterator[tuple[str, St
                 yield name, found
 
 
-def all_objects(store: Store, tree: bytes | None, kind: str) -> Iterator[str]:
+def all_objects(store: Repository, tree: bytes | None, kind: str) -> Iterator[str]:
     """Yield the names of every action (or entity) at ``tree``."""
     if tree is None:
         return
@@ -177,12 +177,12 @@ def all_objects(store: Store, tree: bytes | None, kind: str) -> Iterator[str]:
                     yield name
 
 
-def changed_objects(store: Store, old: bytes | None, new: bytes | None) -> set[tuple[str, str]]:
+def changed_objects(store: Repository, old: bytes | None, new: bytes | None) -> set[tuple[str, str]]:
     """Return (kind, name) of every action and entity whose files differ between two trees."""
     found: set[tuple[str, str]] = set()
     if old == new:
         return found
-    for path, _, _ in commitgraph.of(store).diff_trees(old, new):
+    for path, _, _ in historyindex.of(store).diff_trees(old, new):
         parts = path.split("/", 3)
         if len(parts) == 4 and parts[0] in layout.KIND_OF_FOLDER:
             found.add((layout.KIND_OF_FOLDER[parts[0]], parts[2]))
@@ -220,7 +220,7 @@ _indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _indexes_lock = threading.Lock()
 
 
-def index_of(store: Store) -> QueryIndex:
+def index_of(store: Repository) -> QueryIndex:
     """Return the query index of ``store`` (one per store)."""
     with _indexes_lock:
         found = _indexes.get(store)
@@ -265,14 +265,14 @@ def _remove(path: str) -> None:
 class QueryIndex:
     """The SQLite index of a project's actions and entities, and the queries on it."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Repository):
         self._store = weakref.ref(store)
         self.path = os.path.join(store.state_dir, INDEX_FILE)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repository:
         store = self._store()
         if store is None:
             raise ReferenceError("the store of this query index was closed and collected")
@@ -542,7 +542,7 @@ def _unpack_record(packed: bytes) -> Any:
         return None
 
 
-def _meets(store: Store, tree: bytes | None, criteria: Criteria, name: str) -> bool:
+def _meets(store: Repository, tree: bytes | None, criteria: Criteria, name: str) -> bool:
     if tree is None:
         return False
     facts = read_facts(store, tree, criteria.kind, name)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import display, history, layout, values
 from .errors import AlreadyExistsError, InvalidTypeError, InvalidValueError, NotFoundError
-from .store import Changes, Snapshot
+from .git import Changes, Snapshot
 
 if TYPE_CHECKING:
     from .history import Commit

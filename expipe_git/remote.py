@@ -1,19 +1,19 @@
 """Remotes: clone, fetch, push and pull over a path, git://, http(s):// and ssh.
 
-With :mod:`expipe_git.store` this is one of the two modules that import
-dulwich; it uses only dulwich's client (the wire protocols) and object store,
-never its porcelain, which starts auto-gc and moves HEAD without
-compare-and-swap. Refs are moved here; the branch and the working tree only
-through :meth:`Store.fast_forward` and :meth:`Store.mutate` (via the merge).
+This is the policy (URLs, credentials, what may come in, merging); the wire
+is :mod:`expipe_git.git.transport` (dulwich's client, never its porcelain,
+which starts auto-gc and moves HEAD without compare-and-swap). Remote-tracking
+refs are moved through it; the branch and the working tree only through
+:meth:`Repository.fast_forward` and :meth:`Repository.mutate` (via the merge).
 
 Fetching is quarantined, as ``git receive-pack`` does it: the pack the server
 sends is written and indexed in a temporary object folder that reads our
 objects as an alternate, every object new to us is checked there (git's
-``transfer.fsckObjects`` checks and the layout: :mod:`expipe_git.fetchcheck`),
+``transfer.fsckObjects`` checks and the layout: :mod:`expipe_git.git.fetchcheck`),
 and only then is the pack moved into ``.git/objects/pack`` and
 ``refs/remotes/<remote>/main`` moved. Refs this process writes (a folder
 remote's ``main``, our remote-tracking refs) are moved so that a process
-killed meanwhile blocks nobody (:mod:`expipe_git.reflocks`).
+killed meanwhile blocks nobody (:mod:`expipe_git.git.reflocks`).
 
 Credentials never reach ``.git/config``, an error, a progress line or a
 commit: a URL is stored and shown without its user name and password (see
@@ -47,25 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
-from dulwich import client as git_client
-from dulwich.config import ConfigFile
-from dulwich.errors import (
-    ApplyDeltaError,
-    ChecksumMismatch,
-    GitProtocolError,
-    HangupException,
-    NotGitRepository,
-)
-from dulwich.file import FileLocked
-from dulwich.objects import ZERO_SHA
-from dulwich.pack import (
-    extend_pack,
-    write_pack_data,
-    write_pack_index,
-)
-from dulwich.repo import Repo
-
-from . import fetchcheck, layout, merge, outgoing, packs, reflocks
+from . import layout, merge
 from .errors import (
     AlreadyExistsError,
     ExpipeError,
@@ -76,7 +58,7 @@ from .errors import (
     RemoteError,
     UnsafeRemoteError,
 )
-from .store import BRANCH, CommitInfo, Store
+from .git import BRANCH, Repository, fetchcheck, outgoing, packindex, reflocks, transport
 
 if TYPE_CHECKING:
     from .model import Project
@@ -224,14 +206,11 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _credential_files(store: Store) -> list[str]:
+def _credential_files(store: Repository) -> list[str]:
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     files = [os.path.join(store.state_dir, CREDENTIALS_FILE)]
-    try:
-        helpers = list(store.repo.get_config_stack().get_multivar((b"credential",), b"helper"))
-    except KeyError:
-        helpers = []
+    helpers = transport.config_values(store, (b"credential",), b"helper")
     for helper in helpers:
         words = shlex.split(helper.decode("utf-8", "replace"))
         if words and words[0] == "store":
@@ -241,7 +220,7 @@ def _credential_files(store: Store) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
+def _stored_credentials(store: Repository, public: str) -> tuple[str, str] | None:
     """Return (user, password) for ``public`` from a credential-store file."""
     wanted = urlsplit(public)
     for path in _credential_files(store):
@@ -263,7 +242,7 @@ def _stored_credentials(store: Store, public: str) -> tuple[str, str] | None:
     return None
 
 
-def _with_credentials(store: Store | None, location: Location) -> Location:
+def _with_credentials(store: Repository | None, location: Location) -> Location:
     """Fill in the user name and password of an http(s) remote."""
     if location.kind != "http" or location.password is not None:
         return location
@@ -278,7 +257,7 @@ def _with_credentials(store: Store | None, location: Location) -> Location:
     return location
 
 
-def _save_credentials(store: Store, location: Location, config: ConfigFile) -> None:
+def _save_credentials(store: Repository, location: Location, config: transport.Config) -> None:
     """Keep a URL's credentials out of .git/config: in a file only we read (0600).
 
     ``config`` (the caller writes it) gets that file named as this host's
@@ -313,17 +292,21 @@ def _save_credentials(store: Store, location: Location, config: ConfigFile) -> N
 
 
 def check_remote_name(name: object) -> str:
-    bad = not isinstance(name, str) or not _REMOTE_NAME.fullmatch(name)
-    if bad or name.endswith(".lock") or ".." in name:
+    if (
+        not isinstance(name, str)
+        or not _REMOTE_NAME.fullmatch(name)
+        or name.endswith(".lock")
+        or ".." in name
+    ):
         raise InvalidValueError(
             f"remote name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (e.g. 'origin')"
         )
     return name
 
 
-def remotes(store: Store) -> dict[str, str]:
+def remotes(store: Repository) -> dict[str, str]:
     """Return remote name -> URL (as stored: without credentials)."""
-    config = store.repo.get_config()
+    config = transport.config(store)
     found = {}
     for section in config.sections():
         if len(section) == 2 and section[0] == b"remote":
@@ -333,7 +316,7 @@ def remotes(store: Store) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def add_remote(store: Store, name: str, url: str) -> str:
+def add_remote(store: Repository, name: str, url: str) -> str:
     """Record remote ``name``; return its URL as stored (without credentials).
 
     Raises:
@@ -342,7 +325,7 @@ def add_remote(store: Store, name: str, url: str) -> str:
     """
     check_remote_name(name)
     location = parse_location(url)
-    config = store.repo.get_config()
+    config = transport.config(store)
     section = (b"remote", name.encode())
     if config.has_section(section):
         raise AlreadyExistsError(
@@ -356,26 +339,23 @@ def add_remote(store: Store, name: str, url: str) -> str:
     return location.public
 
 
-def remove_remote(store: Store, name: str) -> None:
+def remove_remote(store: Repository, name: str) -> None:
     """Forget remote ``name`` and its remote-tracking refs.
 
     Raises:
         NotFoundError: there is no remote of that name.
     """
     check_remote_name(name)
-    config = store.repo.get_config()
+    config = transport.config(store)
     section = (b"remote", name.encode())
     if not config.has_section(section):
         raise NotFoundError(_no_remote(store, name))
     del config[section]
     config.write_to_path()
-    prefix = f"refs/remotes/{name}/".encode()
-    for ref in list(store.repo.refs.keys()):
-        if ref.startswith(prefix):
-            store.repo.refs.remove_if_equals(ref, None)
+    transport.remove_refs(store, f"refs/remotes/{name}/".encode())
 
 
-def _no_remote(store: Store, name: str) -> str:
+def _no_remote(store: Repository, name: str) -> str:
     known = ", ".join(remotes(store)) or "none"
     return (
         f"the project has no remote {name!r} (remotes: {known}); add one with "
@@ -383,9 +363,9 @@ def _no_remote(store: Store, name: str) -> str:
     )
 
 
-def _location_of(store: Store, name: str) -> Location:
+def _location_of(store: Repository, name: str) -> Location:
     check_remote_name(name)
-    config = store.repo.get_config()
+    config = transport.config(store)
     try:
         url = config.get((b"remote", name.encode()), b"url").decode("utf-8")
     except KeyError:
@@ -427,18 +407,18 @@ class _Transfer:
         if location.kind == "local":
             if not os.path.isdir(location.public):
                 raise RemoteError(f"{location.public} does not exist; a remote path must be a git repository")
-            self.client: git_client.GitClient = git_client.LocalGitClient()
+            self.client: transport.Client = transport.local_client()
             self.path = location.public
             return
         try:
-            self.client, self.path = git_client.get_transport_and_path(
+            self.client, self.path = transport.client_for(
                 location.public,
-                operation=operation,
+                operation,
                 username=location.username if location.kind == "http" else None,
                 password=location.password if location.kind == "http" else None,
                 ssh_command=ssh_command() if location.kind == "ssh" else None,
             )
-        except (ValueError, git_client.StrangeHostname) as exc:
+        except (ValueError, transport.StrangeHostname) as exc:
             raise RemoteError(f"cannot reach {location.public}: {self.safe(str(exc))}") from None
 
     def safe(self, text: str) -> str:
@@ -465,7 +445,7 @@ class _Transfer:
             yield
         except ExpipeError:
             raise
-        except git_client.HTTPUnauthorized:
+        except transport.Unauthorized:
             hint = (
                 "the user name or password was refused"
                 if self.location.password is not None
@@ -473,16 +453,16 @@ class _Transfer:
                 "or put them in ~/.git-credentials"
             )
             raise RemoteError(f"{where} asks for a user name and password: {hint}") from None
-        except NotGitRepository:
+        except transport.NotARepository:
             raise RemoteError(f"{where} is not a git repository") from None
-        except FileLocked as exc:
+        except transport.RefLocked as exc:
             # A folder remote's ref locked by a git command running there (a
             # lock left by a push of ours that was killed is removed first).
             raise PushRejectedError(
                 f"{where}: {os.fsdecode(exc.lockfilename)} is held by another program, a git command "
                 "running there; try again in a moment (if none is running, a crash left the file: delete it)"
             ) from None
-        except (HangupException, GitProtocolError, OSError) as exc:
+        except (*transport.ConnectionLost, OSError) as exc:
             said = "; ".join(self.server_said[-3:])
             detail = self.safe(str(exc) or type(exc).__name__)
             extra = f" (the server said: {said})" if said else ""
@@ -499,7 +479,7 @@ class _Transfer:
 # Fetch: quarantine, check, then move in
 
 
-def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+def fetch(store: Repository, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
     """Fetch ``main`` of ``remote`` into ``refs/remotes/<remote>/main``.
 
     Returns the commit fetched, or None if the remote has no branch main.
@@ -514,13 +494,11 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
     if tip is not None:
         ref = tracking_ref(remote)
         with _tracking_refs(store, remote):
-            old = store.repo.refs.get_peeled(ref) if ref in store.repo.refs else None
+            old = transport.ref(store, ref)
             if old != tip:
                 try:
-                    store.repo.refs.set_if_equals(
-                        ref, old, tip, message=b"fetch: " + location.public.encode()
-                    )
-                except FileLocked as exc:
+                    transport.set_ref(store, ref, old, tip, b"fetch: " + location.public.encode())
+                except transport.RefLocked as exc:
                     raise ProjectBusyError(
                         f"{os.fsdecode(exc.lockfilename)} is held by another program (a git fetch?); "
                         "wait for it to finish and try again (if none is running, a crash left it: delete it)"
@@ -528,7 +506,7 @@ def fetch(store: Store, remote: str = "origin", *, progress: Progress | None = N
     return tip
 
 
-def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManager[None]:
+def _tracking_refs(store: Repository, remote: str) -> contextlib.AbstractContextManager[None]:
     """Update ``refs/remotes/<remote>/main`` so that a process killed meanwhile blocks nobody."""
     lock = tracking_ref(remote).decode() + ".lock"
     os.makedirs(store.state_dir, exist_ok=True)
@@ -540,14 +518,14 @@ def _tracking_refs(store: Store, remote: str) -> contextlib.AbstractContextManag
     )
 
 
-def _fetch_main(store: Store, location: Location, progress: Progress | None) -> bytes | None:
+def _fetch_main(store: Repository, location: Location, progress: Progress | None) -> bytes | None:
     transfer = _Transfer(location, progress, "fetch from")
     wanted: dict[str, bytes | None] = {}
 
     def determine_wants(refs: dict, depth: int | None = None) -> list[bytes]:
         tip = refs.get(BRANCH)
-        wanted["tip"] = None if tip in (None, ZERO_SHA) else tip
-        if wanted["tip"] is None or wanted["tip"] in store.repo.object_store:
+        wanted["tip"] = None if tip in (None, transport.NO_COMMIT) else tip
+        if wanted["tip"] is None or transport.has_object(store, wanted["tip"]):
             return []
         return [wanted["tip"]]
 
@@ -560,17 +538,13 @@ def _fetch_main(store: Store, location: Location, progress: Progress | None) -> 
             if location.kind == "local":
                 wanted["tip"] = _pack_from_path(store, location.public, f)
             else:
-                transfer.client.fetch_pack(
-                    transfer.path,
-                    determine_wants,
-                    store.repo.get_graph_walker(),
-                    f.write,
-                    progress=transfer.progress,
+                transport.fetch_pack(
+                    transfer.client, transfer.path, store, determine_wants, f.write, transfer.progress
                 )
         tip = wanted.get("tip")
         if tip is None:
             return None
-        if tip in store.repo.object_store:
+        if transport.has_object(store, tip):
             # Nothing new came, but a main naming one of our trees or blobs is still refused.
             fetchcheck.HistoryCheck(store, {}, set(), location.public, transfer.say).check_tip(tip)
             return tip
@@ -595,64 +569,27 @@ def _remove_stale_quarantines(state_dir: str) -> None:
                 shutil.rmtree(full, ignore_errors=True)
 
 
-class _RepoReader:
-    """Reads the objects of a repository given as a path (it has no server to ask)."""
-
-    def __init__(self, repo: Repo, shown: str):
-        self.objects = repo.object_store
-        self.shown = shown
-        self._packs = packs.Packs(repo.object_store.pack_dir)
-        self._commits: dict[bytes, CommitInfo] = {}
-
-    def read_blob(self, sha: bytes) -> bytes:
-        packed = self._packs.get(sha)
-        if packed is not None:
-            return packed[1]
-        try:
-            return self.objects.get_raw(sha)[1]
-        except KeyError:
-            problem = "is missing"
-        except (zlib.error, ValueError, ChecksumMismatch, ApplyDeltaError) as exc:
-            problem = f"is damaged ({exc})"
-        # Raised here, not in the handler: the caught error's frames hold views
-        # of the pack's memory map, and closing the repository would then fail.
-        raise RemoteError(f"git object {sha.decode()} in {self.shown} {problem}; run 'git fsck' there")
-
-    def stored_object(self, sha: bytes) -> packs.StoredObject | None:
-        return self._packs.stored(sha)
-
-    def read_commit(self, sha: bytes) -> CommitInfo:
-        found = self._commits.get(sha)
-        if found is None:
-            found = self._commits[sha] = CommitInfo.parse(sha, self.read_blob(sha))
-        return found
-
-    def commit_tree(self, sha: bytes) -> bytes:
-        return self.read_commit(sha).tree
-
-
-def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
+def _pack_from_path(store: Repository, path: str, out: BinaryIO) -> bytes | None:
     """Write the pack a server would send for main of the repository at ``path``; return main.
 
     dulwich's LocalGitClient walks every tree of every commit and sends no
     deltas (23 s for a 10 000-commit project); this is the walk push uses.
     """
-    with contextlib.closing(Repo(path)) as repo:
-        try:
-            tip = repo.refs[BRANCH]
-        except KeyError:
+    with transport.path_repository(path) as theirs:
+        tip = theirs.main()
+        if tip is None:
             return None
-        if tip in store.repo.object_store:
+        if transport.has_object(store, tip):
             return tip
-        kind = _object_type(repo, tip, path)
+        kind = theirs.object_type(tip)
         if kind != fetchcheck.COMMIT_TYPE:
             raise UnsafeRemoteError(
                 f"refused {path}: its main names a {fetchcheck.TYPE_NAMES.get(kind, 'foreign object')}, "
                 "not a commit; nothing was changed. Fix the remote's main with git"
             )
-        shared = {sha for sha in store.repo.refs.as_dict().values() if sha in repo.object_store}
+        shared = {sha for sha in transport.ref_ids(store) if theirs.has_object(sha)}
         try:
-            count, objects = outgoing.objects_to_send(_RepoReader(repo, path), [tip], shared, shown=path)
+            count, objects = outgoing.objects_to_send(theirs, [tip], shared, shown=path)
         except (KeyError, IndexError, ValueError, UnicodeDecodeError):
             # A commit our walk cannot read (no tree line, a parent that is no commit):
             # what git's fsck refuses, said as the check of a server's pack says it.
@@ -660,15 +597,8 @@ def _pack_from_path(store: Store, path: str, out: BinaryIO) -> bytes | None:
                 f"refused {path}: its history holds a commit that is not valid in git; nothing was "
                 "changed. Fix the remote's history with git ('git fsck' there names what is wrong)"
             ) from None
-        write_pack_data(out.write, objects, store.repo.object_format, num_records=count)
+        transport.write_pack(store, out, objects, count)
         return tip
-
-
-def _object_type(repo: Repo, sha: bytes, shown: str) -> int:
-    try:
-        return repo.object_store.get_raw(sha)[0]
-    except KeyError:
-        raise RemoteError(f"git object {sha.decode()} in {shown} is missing; run 'git fsck' there") from None
 
 
 @dataclass
@@ -689,35 +619,30 @@ class _Received:
             os.replace(self.index, target + ".idx")
 
 
-def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
+def _index_pack(store: Repository, path: str, transfer: _Transfer) -> _Received:
     """Index the pack at ``path`` in one pass over it, keeping its commits and trees.
 
-    :func:`expipe_git.packs.index_pack` reads each object once (dulwich's
+    :func:`expipe_git.git.packindex.index_pack` reads each object once (dulwich's
     ``PackIndexer`` took three times as long, and its ``add_pack`` inflates
     every object twice more); the commits, trees and tags it keeps are all
     the check needs (what else the pack holds is blobs).
     """
-    object_format = store.repo.object_format
     try:
-        indexed = packs.index_pack(
+        indexed = packindex.index_pack(
             path,
             keep=(fetchcheck.COMMIT_TYPE, fetchcheck.TREE_TYPE, fetchcheck.TAG_TYPE),
-            external_base=store.repo.object_store.get_raw,
+            external_base=transport.get_raw(store),
         )
         entries, checksum = indexed.entries, indexed.checksum
         if indexed.external:  # a thin pack: copy in the bases it deltas against, as git does
-            with open(path, "r+b") as f:
-                checksum, extra = extend_pack(
-                    f, indexed.external, store.repo.object_store.get_raw, object_format=object_format
-                )
+            checksum, extra = transport.complete_thin_pack(store, path, indexed.external)
             entries = sorted(entries + extra)
     except (ValueError, zlib.error) as exc:
         raise RemoteError(
             f"{transfer.location.public} sent a damaged pack ({exc}); nothing was changed"
         ) from None
     index = path[: -len(".pack")] + ".idx"
-    with open(index, "wb") as f:
-        write_pack_index(f, entries, checksum)
+    transport.write_index(index, entries, checksum)
     return _Received(path, index, f"pack-{checksum.hex()}", indexed.kept, {e[0] for e in entries})
 
 
@@ -725,7 +650,19 @@ def _index_pack(store: Store, path: str, transfer: _Transfer) -> _Received:
 # Push and pull
 
 
-def push(store: Store, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
+def _pushable_head(store: Repository, location: Location) -> bytes:
+    head = store.head()
+    if head is None:
+        raise RemoteError("the project has no commits to push")
+    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
+        raise RemoteError(
+            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
+            "repository (make one with 'git init --bare PATH')"
+        )
+    return head
+
+
+def push(store: Repository, remote: str = "origin", *, progress: Progress | None = None) -> bytes | None:
     """Send main to ``remote`` if that is a fast-forward there; never force.
 
     Returns the commit pushed, or None if the remote had it already.
@@ -737,24 +674,17 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         RemoteError: the remote cannot be reached.
     """
     location = _location_of(store, remote)
-    head = store.head()
-    if head is None:
-        raise RemoteError("the project has no commits to push")
-    if location.kind == "local" and os.path.exists(os.path.join(location.public, ".git")):
-        raise RemoteError(
-            f"{location.public} has a working tree, which a push would leave out of date; push to a bare "
-            "repository (make one with 'git init --bare PATH')"
-        )
+    head = _pushable_head(store, location)
     transfer = _Transfer(location, progress, "push to")
     state: dict[str, object] = {}
 
     def update_refs(refs: dict) -> dict:
         theirs = refs.get(BRANCH)
-        theirs = None if theirs == ZERO_SHA else theirs
+        theirs = None if theirs == transport.NO_COMMIT else theirs
         state["theirs"] = theirs
         if theirs == head:
             return {}
-        known = theirs is None or theirs in store.repo.object_store
+        known = theirs is None or transport.has_object(store, theirs)
         kind = store.object_type(theirs) if theirs is not None and known else "commit"
         if kind != "commit":
             raise UnsafeRemoteError(
@@ -767,13 +697,13 @@ def push(store: Store, remote: str = "origin", *, progress: Progress | None = No
         return {BRANCH: head}
 
     def generate(have: set, want: set, ofs_delta: bool = False, progress: object = None) -> tuple:
-        known = {sha for sha in have if sha in store.repo.object_store}
+        known = {sha for sha in have if transport.has_object(store, sha)}
         count, objects = outgoing.objects_to_send(store, list(want), known, transfer.say)
         transfer.say(f"Sending {count} objects\n")
         return count, objects
 
     with transfer.errors(), _receiving(location):
-        result = transfer.client.send_pack(transfer.path, update_refs, generate, progress=transfer.progress)
+        result = transport.send_pack(transfer.client, transfer.path, update_refs, generate, transfer.progress)
     if state.get("behind"):
         raise PushRejectedError(
             f"{location.public} has commits this project does not have; pull first "
@@ -812,10 +742,10 @@ def _receiving(location: Location) -> contextlib.AbstractContextManager[None]:
     )
 
 
-def _set_tracking(store: Store, remote: str, commit: bytes) -> None:
-    with _tracking_refs(store, remote), contextlib.suppress(FileLocked):
+def _set_tracking(store: Repository, remote: str, commit: bytes) -> None:
+    with _tracking_refs(store, remote), contextlib.suppress(transport.RefLocked):
         # The push landed; if a git command holds the ref, its next fetch sets it.
-        store.repo.refs.set_if_equals(tracking_ref(remote), None, commit, message=b"push")
+        transport.set_ref(store, tracking_ref(remote), None, commit, b"push")
 
 
 def pull(
@@ -860,7 +790,7 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
     store = None
     try:
         os.makedirs(root, exist_ok=True)
-        store = Store.init(root)
+        store = Repository.init(root)
         add_remote(store, "origin", url)
         location = _with_credentials(store, location)
         tip = _fetch_main(store, location, progress)
@@ -872,13 +802,13 @@ def clone(url: str, path: str | os.PathLike[str], *, progress: Progress | None =
         if store.lookup(store.commit_tree(tip), layout.CONFIG_FILE) is None:
             raise RemoteError(f"{location.public} is a git repository but not an expipe_git project")
         with _tracking_refs(store, "origin"):
-            store.repo.refs.set_if_equals(tracking_ref("origin"), None, tip, message=b"clone")
+            transport.set_ref(store, tracking_ref("origin"), None, tip, b"clone")
         if progress is not None:
             progress("Checking out files...\r")
         store.fast_forward(tip, f"clone: from {location.public}", into_empty=True)
         if progress is not None:
             progress("Checking out files, done.\n")
-        config = store.repo.get_config()
+        config = transport.config(store)
         config.set((b"branch", b"main"), b"remote", b"origin")
         config.set((b"branch", b"main"), b"merge", BRANCH)
         config.write_to_path()

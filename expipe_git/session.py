@@ -17,7 +17,7 @@ from typing import Any, cast
 from . import config as expipe_config
 from . import layout, tomltext, values
 from .errors import NotFoundError
-from .store import Changes, Identity, Snapshot, Store
+from .git import Changes, Identity, Repository, Snapshot
 
 # What a change builder gets (the latest commit) and returns (path -> new bytes, None to delete).
 Builder = Callable[[Snapshot], Changes]
@@ -30,7 +30,7 @@ class Session:
     (history, merge, query); records and handles use the methods.
     """
 
-    def __init__(self, repository: Store):
+    def __init__(self, repository: Repository):
         self.repository = repository
         self._author: Identity | None = None
 

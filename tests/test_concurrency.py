@@ -24,7 +24,7 @@ from faults.faultkit import setup_shared, state_at_head
 
 import expipe_git
 from expipe_git import ProjectBusyError, layout
-from expipe_git.store import Store
+from expipe_git.git import writer
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -331,7 +331,7 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_mutation(project)
 
 def test_lock_of_a_loose_object_left_by_a_killed_writer_does_not_block_forever(project):
     from expipe_git import values
-    from expipe_git.store import blob_sha
+    from expipe_git.git.worktree import blob_sha
 
     action = project.require_action("rec")
     record = action.attributes
@@ -485,16 +485,16 @@ def test_stock_git_commit_racing_a_mutation_is_kept(project, monkeypatch):
     action = project.require_action("rec")
     with open(path / ".gitignore", "a") as f:
         f.write("# stock\n")
-    original = Store._write_commit
+    original = writer.write_commit
     raced = []
 
-    def write_commit(self, snap, updates, message, author, **options):
+    def write_commit(repo, snap, updates, message, author, **options):
         if not raced:
             raced.append(True)
             git(path, "commit", "-q", "-am", "stock commit meanwhile")
-        return original(self, snap, updates, message, author, **options)
+        return original(repo, snap, updates, message, author, **options)
 
-    monkeypatch.setattr(Store, "_write_commit", write_commit)
+    monkeypatch.setattr(writer, "write_commit", write_commit)
     with commits(path, 2):
         action.tags.append("x")
     assert git(path, "log", "--format=%s", "-2").splitlines() == [
@@ -542,15 +542,15 @@ DYING_WRITER = textwrap.dedent(
     """
     import os, sys
     import expipe_git
-    from expipe_git import gitindex
-    from expipe_git.store import Store
+    from expipe_git.git import index as gitindex
+    from expipe_git.git import checkout
     path, where, op = sys.argv[1:4]
 
     def die(*args, **kwargs):
         os._exit(17)
 
     if where == "before-worktree":
-        Store._sync_worktree = die
+        checkout.sync_worktree = die
     else:  # after the files are written, before the index is patched
         gitindex.IndexFile.apply = die
     action = expipe_git.get_project(path).actions["rec"]

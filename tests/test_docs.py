@@ -53,15 +53,51 @@ def test_imports_point_one_way_down_the_code_map():
     assert mapped <= set(rank), f"modules missing from the code map: {sorted(mapped - set(rank))}"
     upward = []
     for name, row in rank.items():
-        folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
         tree = ast.parse((package / f"{name}.py").read_text())
         for node in tree.body:  # module level only: imports inside functions and TYPE_CHECKING are not
-            if not isinstance(node, ast.ImportFrom) or node.level == 0:
-                continue
-            # `from . import x` names a sibling; `from .. import x`, in a subpackage, a top-level module.
-            prefix = folder if node.level == 1 else ""
-            imported = (
-                [prefix + node.module] if node.module else [prefix + alias.name for alias in node.names]
-            )
+            imported = _imported_modules(package, name, node)
             upward += [f"{name} imports {other}" for other in imported if rank.get(other, -1) > row]
     assert upward == []
+
+
+def _imported_modules(package: pathlib.Path, name: str, node: object) -> list[str]:
+    """The package's modules an import statement names, as code-map names (``git/repository``).
+
+    Relative (``from .git import trees``, ``from .. import layout``) and absolute
+    (``from expipe_git.git.trees import TreeDiff``, ``import expipe_git.layout``) alike.
+    """
+    import ast
+
+    if isinstance(node, ast.Import):
+        dotted = [alias.name.split(".") for alias in node.names]
+        return ["/".join(parts[1:]) for parts in dotted if parts[0] == "expipe_git" and len(parts) > 1]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    module = (node.module or "").split(".") if node.module else []
+    if node.level == 0:
+        if module[0] != "expipe_git":
+            return []
+        path = module[1:]
+    else:
+        folder = name.split("/")[:-1]
+        path = folder[: len(folder) - (node.level - 1)] + module
+    if package.joinpath(*path).is_dir():  # `from .git import trees`: the names are modules
+        found = ["/".join([*path, alias.name]) for alias in node.names]
+        return [m for m in found if (package / f"{m}.py").exists()] or ["/".join(path)]
+    return ["/".join(path)]
+
+
+def test_only_the_git_layer_imports_dulwich():
+    """dulwich is imported by expipe_git/git/ and nowhere else in the package."""
+    import ast
+
+    package = ROOT / "expipe_git"
+    outside = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).parts[0] == "git":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            outside += [f"{path.relative_to(package)}: {n}" for n in names if n.split(".")[0] == "dulwich"]
+    assert outside == []

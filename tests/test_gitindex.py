@@ -18,8 +18,9 @@ import pytest
 from conftest import assert_clean, commit_count, git
 
 import expipe_git
-from expipe_git import gitindex, layout
-from expipe_git.store import Store
+from expipe_git import layout
+from expipe_git.git import Repository
+from expipe_git.git import index as gitindex
 
 
 def index_file(project) -> pathlib.Path:
@@ -202,7 +203,7 @@ def test_many_mutations_keep_index_equal_to_head(project):
 
 
 def test_one_patch_with_inserts_and_deletes_on_both_sides_of_existing_entries(project):
-    """Store.mutate directly: many updates around, before and after existing paths."""
+    """Repository.mutate directly: many updates around, before and after existing paths."""
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
     for name in ["b", "d", "f"]:
@@ -444,7 +445,7 @@ def test_store_rebuild_index_matches_git_read_tree(project):
         action = project.require_action(name)
         action.require_module(name="Z", contents={"a": 1})
         action.require_module(name="a", contents={"a": 1})
-    Store(path).rebuild_index()
+    Repository(path).rebuild_index()
     ours = ls_files(path)
     git(path, "read-tree", "HEAD")
     assert ours == ls_files(path)
@@ -556,7 +557,7 @@ def test_staged_entry_between_our_paths_falls_back_to_a_walk(project, monkeypatc
 def test_predecessor_agrees_with_sorting_every_path(tmp_path):
     import random
 
-    from expipe_git.store import Identity, Store
+    from expipe_git.git import Identity, Repository
 
     rng = random.Random(7)
     alphabet = ["a", "b", "a.b", "a-b", "ab", "a b", "b0", "é", "Z", "_"]
@@ -570,7 +571,7 @@ def test_predecessor_agrees_with_sorting_every_path(tmp_path):
         ):
             continue
         paths.add(candidate)
-    store = Store.init(tmp_path)
+    store = Repository.init(tmp_path)
     store.mutate(lambda snap: {p: b"x" for p in paths}, "many", author=Identity("t", "t@x"))
     snap = store.snapshot()
     ordered = sorted(paths, key=lambda p: p.encode())

@@ -491,9 +491,9 @@ def test_history_cache_can_be_deleted_or_damaged(rec):
     project, action, module = rec
     module["depth"] = 3 * pq.um
     expected = ids(action.history())
-    from expipe_git import commitgraph
+    from expipe_git.git import historyindex
 
-    commitgraph.of(project.session.repository).save(force=True)
+    historyindex.of(project.session.repository).save(force=True)
     cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
     assert cache.exists()
     for damage in (b"", b"garbage", None):
@@ -621,7 +621,7 @@ def test_commits_made_through_the_api_are_indexed_as_they_are_made(tmp_path):
     import subprocess
     import sys
 
-    from expipe_git import commitgraph
+    from expipe_git.git import historyindex
 
     path = tmp_path / "lab"
     script = f"""
@@ -636,7 +636,7 @@ with project.transaction():
 project.delete_action("rec-2")
 """
     subprocess.run([sys.executable, "-c", script], check=True)
-    recorded = commitgraph._read(str(path / ".git" / "expipe-git" / "history-cache"))
+    recorded = historyindex._read(str(path / ".git" / "expipe-git" / "history-cache"))
     commits = git(path, "rev-list", "HEAD").split()
     assert sorted(c.encode() for c in commits) == sorted(recorded)
     for sha in commits:
@@ -657,14 +657,14 @@ project.delete_action("rec-2")
 
 def test_history_cache_chunks_append_and_damage_is_healed(rec, monkeypatch):
     """Saves append; a loader rewrites a file of many chunks or with damage, keeping what it read."""
-    from expipe_git import commitgraph
+    from expipe_git.git import historyindex
 
     project, action, module = rec
     cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
-    monkeypatch.setattr(commitgraph, "_SAVE_AFTER", 1)
+    monkeypatch.setattr(historyindex, "_SAVE_AFTER", 1)
     for i in range(5):
         module["depth"] = i * pq.um  # each commit is recorded and saved: one chunk each
-    found, chunks = commitgraph._read_chunks(str(cache))
+    found, chunks = historyindex._read_chunks(str(cache))
     assert chunks >= 5
     expected = ids(action.history())
     assert all(c.encode() in found for c in git(project.path, "rev-list", "HEAD").split())
@@ -673,9 +673,9 @@ def test_history_cache_chunks_append_and_damage_is_healed(rec, monkeypatch):
     module["depth"] = 9 * pq.um  # appended after the damage: unreadable until healed
     fresh = expipe_git.get_project(project.path)
     assert ids(fresh.actions["rec-1"].history())[1:] == expected
-    commitgraph.of(fresh.store).save(force=True)
-    healed, chunks = commitgraph._read_chunks(str(cache))
-    assert chunks <= commitgraph._COMPACT_CHUNKS  # the damage is gone: the file reads to its end
+    historyindex.of(fresh.store).save(force=True)
+    healed, chunks = historyindex._read_chunks(str(cache))
+    assert chunks <= historyindex._COMPACT_CHUNKS  # the damage is gone: the file reads to its end
     assert all(c.encode() in healed for c in git(project.path, "rev-list", "HEAD").split())
 
 

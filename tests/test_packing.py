@@ -16,7 +16,7 @@ import pytest
 from conftest import assert_clean, commit_count, git, run, run_json
 
 import expipe_git
-from expipe_git import packing, packs
+from expipe_git.git import packing, packs
 
 
 def git_dir(path) -> str:
@@ -238,7 +238,7 @@ STRESS_READER = textwrap.dedent(
 STRESS_PACKER = textwrap.dedent(
     """
     import os, random, sys, time
-    from expipe_git import packing
+    from expipe_git.git import packing
     git_dir, stop, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = random.Random(seed)
     runs = 0

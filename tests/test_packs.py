@@ -12,9 +12,9 @@ import quantities as pq
 from conftest import git, project_path
 
 import expipe_git
-import expipe_git.packs
-from expipe_git import packing
-from expipe_git.packs import Packs
+import expipe_git.git.packs
+from expipe_git.git import packing
+from expipe_git.git.packs import Packs
 
 TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 
@@ -57,7 +57,7 @@ def history(project, rounds=60):
 @pytest.mark.parametrize("searches", [0, 10**9], ids=["table-of-ids", "binary-search"])
 def test_every_packed_object_reads_as_git_reads_it(project, gc, searches, monkeypatch):
     # Lookups binary-search the pack index first, then use a table of every id.
-    monkeypatch.setattr(expipe_git.packs, "_SEARCHES_BEFORE_TABLE", searches)
+    monkeypatch.setattr(expipe_git.git.packs, "_SEARCHES_BEFORE_TABLE", searches)
     path = project_path(project)
     history(project)
     git(path, *gc)
@@ -119,7 +119,7 @@ def show_index(idx) -> list[tuple[bytes, int, int]]:
 
 @pytest.mark.parametrize("gc", [["gc", "-q"], ["repack", "-q", "-a", "-d", "--depth=50", "-f"]])
 def test_indexing_a_pack_agrees_with_git(project, gc):
-    from expipe_git.packs import index_pack
+    from expipe_git.git.packindex import index_pack
 
     path = project_path(project)
     history(project)
@@ -133,7 +133,7 @@ def test_indexing_a_pack_agrees_with_git(project, gc):
 
 
 def test_indexing_a_thin_pack_names_its_outside_bases(project, tmp_path):
-    from expipe_git.packs import index_pack
+    from expipe_git.git.packindex import index_pack
 
     path = project_path(project)
     history(project)
@@ -210,7 +210,7 @@ def test_opposite_deltas_in_two_packs_are_sent_on_without_a_cycle(tmp_path):
     """Two packs each hold A and B, deltified opposite ways: both deltas sent would be a loop."""
     from dulwich.pack import create_delta
 
-    from expipe_git.packs import object_header
+    from expipe_git.git.packs import object_header
 
     a = b"first version of a record\n" * 40
     b = a + b"one more line\n"
@@ -247,7 +247,8 @@ def test_a_thin_pack_whose_deltas_chain_onto_an_outside_base(tmp_path):
     """outside A <- B (in the pack, a delta of A) <- C (a delta of B): git sends such chains."""
     from dulwich.pack import create_delta
 
-    from expipe_git.packs import index_pack, object_header
+    from expipe_git.git.packindex import index_pack
+    from expipe_git.git.packs import object_header
 
     def sha(kind: bytes, data: bytes) -> bytes:
         return hashlib.sha1(b"%s %d\0" % (kind, len(data)) + data).digest()
@@ -271,3 +272,28 @@ def test_a_thin_pack_whose_deltas_chain_onto_an_outside_base(tmp_path):
             ValueError, match=f"missing.*{sha(b'blob', a).hex()}|{sha(b'blob', a).hex()} is missing"
         ):
             index_pack(str(pack), external_base={}.__getitem__)
+
+
+def test_a_pack_this_reader_cannot_decode_is_a_logged_counted_fallback(project, caplog):
+    """An index version 1 (old git) is not read here: dulwich reads it, and the fallback is seen.
+
+    It used to be silent, so a decoding bug showed only as slowness.
+    """
+    action = project.require_action("rec")
+    action.tags = ["a", "b"]
+    path = project_path(project)
+    git(path, "repack", "-a", "-d", "-q")
+    pack_dir = path / ".git" / "objects" / "pack"
+    (pack,) = pack_dir.glob("*.pack")
+    index = pack.with_suffix(".idx")
+    os.chmod(index, 0o644)
+    index.unlink()
+    git(path, "index-pack", "--index-version=1", str(pack))
+    assert index.read_bytes()[:4] != b"\xfftOc"  # version 1 has no header
+    fresh = expipe_git.get_project(path)
+    with caplog.at_level("WARNING", logger="expipe_git.git.packs"):
+        assert list(fresh.actions["rec"].tags) == ["a", "b"]  # read all the same, by dulwich
+    assert fresh.store.objects.packs.fallbacks >= 1
+    assert any(
+        "cannot be read here" in r.getMessage() and pack.name in r.getMessage() for r in caplog.records
+    )

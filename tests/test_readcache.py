@@ -10,7 +10,7 @@ import sys
 import quantities as pq
 
 import expipe_git
-from expipe_git import readcache
+from expipe_git.git import readcache
 
 READ_ALL = """
 import sys, expipe_git

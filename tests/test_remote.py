@@ -789,7 +789,7 @@ def test_fetch_and_pull_of_a_remote_without_main(tmp_path, new_remote):
 @pytest.mark.parametrize("kind", ["path", "git"])
 def test_a_fetch_indexes_the_history_it_checked(tmp_path, new_remote, kind):
     """After a clone, history walks diff nothing: the files of each commit came with the check."""
-    from expipe_git import commitgraph
+    from expipe_git.git import historyindex
 
     bare, url = new_remote(kind)
     alice = make_project(tmp_path / "alice")
@@ -809,10 +809,10 @@ def test_a_fetch_indexes_the_history_it_checked(tmp_path, new_remote, kind):
     import gc
 
     gc.collect()  # the clone's own store saves what it recorded when it goes
-    recorded = commitgraph._read(os.path.join(bob.store.state_dir, "history-cache"))
+    recorded = historyindex._read(os.path.join(bob.store.state_dir, "history-cache"))
     commits = [sha.encode() for sha in git(bob.path, "rev-list", "HEAD").split()]
     assert sorted(recorded) == sorted(commits)
-    fresh = commitgraph.CommitGraph(bob.store)  # computes each entry from the trees
+    fresh = historyindex.CommitGraph(bob.store)  # computes each entry from the trees
     for sha in commits:
         assert recorded[sha] == fresh._compute(sha), git(bob.path, "log", "-1", "--format=%s", sha.decode())
     assert [c.subject for c in bob.actions["rec-1"].history()][

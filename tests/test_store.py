@@ -6,7 +6,7 @@ import datetime as dt
 
 from conftest import assert_clean, git, project_path
 
-from expipe_git.store import Identity
+from expipe_git.git import Identity
 
 
 def test_diff_trees_lists_exactly_the_files_git_diff_lists(project):

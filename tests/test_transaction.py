@@ -179,11 +179,11 @@ def test_delete_and_recreate_inside_a_block(project):
 
 
 def test_a_read_only_view_refuses_a_transaction(project):
-    from expipe_git.store import Store
+    from expipe_git.git import Repository
 
     project.require_action("rec-1")
     pinned = expipe_git.Project(
-        project.path, store=Store(project.path, read_only_at=project.session.repository.head())
+        project.path, store=Repository(project.path, read_only_at=project.session.repository.head())
     )
     with pytest.raises(ExpipeError, match="read-only"):
         with pinned.transaction():

@@ -9,7 +9,7 @@ from dulwich.objects import Tree, parse_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from expipe_git.treediff import TreeDiff
+from expipe_git.git.trees import TreeDiff
 
 FILE, FOLDER = 0o100644, 0o040000
 

@@ -8,7 +8,8 @@ import sys
 import warnings
 from typing import Any
 
-from .. import layout, packing
+from .. import layout
+from ..git import packing
 from ..migrate import import_expipe_project, verify_import
 from ..model import Project, get_project
 from .base import CliError, base_folder, open_project, user_path

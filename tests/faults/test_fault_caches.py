@@ -17,7 +17,8 @@ from conftest import assert_clean, git
 from faultkit import budget, report, rng
 
 import expipe_git
-from expipe_git import layout, readcache, values
+from expipe_git import layout, values
+from expipe_git.git import readcache
 
 
 def _project_with_cache(path: pathlib.Path, actions: int = 600):

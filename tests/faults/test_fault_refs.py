@@ -19,7 +19,7 @@ from conftest import assert_clean, assert_one_error_line, commit_count, git, run
 
 import expipe_git
 from expipe_git import CorruptRepositoryError, ProjectBusyError
-from expipe_git.store import Store
+from expipe_git.git import writer
 
 # ``python -c WRITE path``: one write through a handle opened before the
 # damage is done (it goes on when a line on stdin says the damage is in
@@ -115,17 +115,17 @@ def test_branch_moved_by_another_program_at_every_attempt_gives_up(project, monk
     mutation is rebuilt a bounded number of times, then says so (it spun forever)."""
     path = pathlib.Path(project.path)
     action = project.require_action("rec")
-    original = Store._write_commit
+    original = writer.write_commit
     attempts = []
 
-    def write_commit(self, snap, updates, message, author, **options):
+    def write_commit(repo, snap, updates, message, author, **options):
         attempts.append(1)
         if len(attempts) > 200:
             raise AssertionError("the compare-and-swap loop is not bounded")
         git(path, "commit", "-q", "--allow-empty", "-m", f"stock commit {len(attempts)}")
-        return original(self, snap, updates, message, author, **options)
+        return original(repo, snap, updates, message, author, **options)
 
-    monkeypatch.setattr(Store, "_write_commit", write_commit)
+    monkeypatch.setattr(writer, "write_commit", write_commit)
     before = commit_count(path)
     started = time.monotonic()
     with pytest.raises(ProjectBusyError, match="moved .* times.*nothing was changed"):

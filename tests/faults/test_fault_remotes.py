@@ -313,7 +313,7 @@ TAGS = {
 
 
 def test_commit_and_tag_checks_agree_with_git_fsck(tmp_path):
-    from expipe_git.fetchcheck import commit_problem, tag_problem
+    from expipe_git.git.fetchcheck import commit_problem, tag_problem
 
     disagree = []
     for kind, cases, check in (("commit", COMMITS, commit_problem), ("tag", TAGS, tag_problem)):

@@ -2,7 +2,7 @@
 
 It locks the same byte range with POSIX record locks (``os.lockf``), which
 exclude other processes as ``msvcrt.locking`` does. Only the lock calls
-:mod:`expipe_git.lockfile` makes are provided.
+:mod:`expipe_git.git.lockfile` makes are provided.
 """
 
 import os

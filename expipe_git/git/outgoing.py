@@ -4,7 +4,7 @@ Two costs decide how fast a first push of a long history is, and git's
 ``pack-objects`` avoids both; so does this module:
 
 - Finding the objects. Each new commit's tree is compared with its first
-  parent's (:class:`expipe_git.treediff.TreeDiff`), so only the folders it
+  parent's (:class:`expipe_git.git.trees.TreeDiff`), so only the folders it
   changed are opened; dulwich's own walk opens every tree of every commit
   (23 s for a 10,000-commit project).
 - Packing them. An object already in a pack file goes out as the pack
@@ -26,21 +26,22 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
-from dulwich.pack import UnpackedObject, create_delta
+from dulwich.pack import create_delta
 
-from .errors import RemoteError
+from ..errors import RemoteError
+from .dulwichpack import PackRecord, pack_records
+from .format import TREE_MODE
+from .objects import CommitInfo
 from .packs import StoredObject, object_header
-from .store import TREE_MODE, CommitInfo
-from .treediff import TreeDiff
+from .trees import TreeDiff
 
 _COMMIT, _TREE, _BLOB, _REF_DELTA = 1, 2, 3, 7
 _SUBMODULE_MODE = 0o160000
-_BATCH_BYTES = 64 * 1024
 _DELTA_MIN_SIZE = 256  # smaller trees go whole: a delta's header and base id would eat the gain
 
 
 class ObjectSource(Protocol):
-    """A repository to read from: a :class:`~expipe_git.store.Store`, or a bare one given by path."""
+    """A repository to read from: a :class:`~expipe_git.git.Repository`, or a bare one given by path."""
 
     def read_blob(self, sha: bytes) -> bytes: ...  # any object's contents, by hex id
 
@@ -57,7 +58,7 @@ def objects_to_send(
     remote_has: set[bytes],
     say: Callable[[str], None] | None = None,
     shown: str | None = None,
-) -> tuple[int, Iterator[UnpackedObject]]:
+) -> tuple[int, Iterator[PackRecord]]:
     """Return how many objects the remote lacks, and those objects packed, in the order made.
 
     ``wanted``: the commits to send; ``remote_has``: commits the remote has;
@@ -80,7 +81,7 @@ def objects_to_send(
     commits = new_commits(source, wanted, remote_has)
     order, commit_raw = _walk(source, trees, commits, say or (lambda text: None))
     sending = {sha for _, sha, _ in order}
-    return len(order), _records(len(order), _packed(source, trees, order, commit_raw, sending))
+    return len(order), pack_records(len(order), _packed(source, trees, order, commit_raw, sending))
 
 
 def _walk(
@@ -150,48 +151,6 @@ def _compress(data: bytes) -> bytes:
     # level was a tenth of the time, and a pack is sent, not kept: the server
     # stores it as it came, and its next gc repacks it.
     return zlib.compress(data, 1)
-
-
-def _records(count: int, packed: Iterator[tuple[int, bytes, bytes]]) -> Iterator[UnpackedObject]:
-    """Hand the packed objects to dulwich's pack writer, which writes their bytes as they are.
-
-    The writer sends each record's bytes with one write, and over git://
-    that is one ``send`` on an unbuffered socket with TCP_NODELAY: batching
-    took the first push of a 10,000-commit history from 1.8 s to 1.3 s.
-    So bytes go out in batches:
-    a record carries none until ~64 KiB are ready, then the record that
-    completes the batch carries all of it. The pack's bytes, their order and
-    the count of objects are unchanged; only the writer's note of where each
-    object starts (which a push discards) is not.
-    """
-    batch: list[bytes] = []
-    size = 0
-    for index, (type_num, sha, data) in enumerate(packed):
-        batch.append(data)
-        size += len(data)
-        if size >= _BATCH_BYTES or index == count - 1:
-            yield _Packed(type_num, sha, [b"".join(batch)])
-            batch.clear()
-            size = 0
-        else:
-            yield _Packed(type_num, sha, [])
-
-
-class _Packed(UnpackedObject):
-    """An object already packed: what dulwich's pack writer reads of an UnpackedObject, and no more.
-
-    UnpackedObject's own constructor, which works out what a writer of
-    unpacked objects needs, took 73 ms for 40,000 objects; this one 38 ms.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, type_num: int, sha: bytes, chunks: list[bytes]):
-        self.pack_type_num = type_num
-        self.delta_base = None
-        self.decomp_chunks = []
-        self.comp_chunks = chunks
-        self._sha = bytes.fromhex(sha.decode("ascii"))
 
 
 class Commit(NamedTuple):

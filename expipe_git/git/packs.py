@@ -14,17 +14,20 @@ a history share a few bases.
 
 Only what git writes today is read: index version 2 and pack version 2 or
 3. Anything else (an index version 1, a damaged pack) makes
-:meth:`Packs.get` return None, and the caller asks dulwich instead.
+:meth:`Packs.get` return None, and the caller asks dulwich instead — never
+silently: each such fallback is logged (logger ``expipe_git.git.packs``) and
+counted in ``Packs.fallbacks``, so a bug here shows as a warning, not only
+as slowness.
 
-Also here: indexing a received pack (:func:`index_pack`) and writing one
-(:class:`PackWriter`, for :mod:`expipe_git.packing`).
+Also here: writing a pack (:class:`PackWriter`, for :mod:`expipe_git.git.packing`);
+indexing a received one is :mod:`expipe_git.git.packindex`.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
+import logging
 import mmap
 import os
 import struct
@@ -33,11 +36,13 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from dulwich.pack import apply_delta, write_pack_index
+
+from .format import HASH
+
+_log = logging.getLogger(__name__)
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -164,6 +169,13 @@ class Packs:
         self._bases: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._base_bytes = 0
         self._lock = threading.RLock()  # a delta's base may be looked up while reading it
+        self.fallbacks = 0  # objects or packs left to dulwich because this reader could not decode them
+
+    def _fall_back(self, what: str, problem: BaseException) -> None:
+        self.fallbacks += 1
+        _log.warning(
+            "%s cannot be read here (%s: %s); dulwich reads it instead", what, type(problem).__name__, problem
+        )
 
     def get(self, sha: bytes, *, look_again: bool = True) -> tuple[int, bytes] | None:
         """Return (type number, contents) of a packed object, or None if not found here.
@@ -185,9 +197,10 @@ class Packs:
         try:
             with self._lock:
                 return self._object_at(pack, offset)
-        except (ValueError, IndexError, zlib.error, struct.error, RecursionError):
+        except (ValueError, IndexError, zlib.error, struct.error, RecursionError) as exc:
             # Damaged, or unusual (a delta chain deeper than Python's stack,
             # which git allows up to 4095): let dulwich read it, or say what is wrong.
+            self._fall_back(f"object {sha.decode('ascii', 'replace')} in the pack of {pack.index_path}", exc)
             return None
 
     def stored(self, sha: bytes) -> StoredObject | None:
@@ -252,7 +265,10 @@ class Packs:
             pack_path = os.path.join(self.pack_dir, name[: -len(".idx")] + ".pack")
             try:
                 pack = PackFile(pack_path, os.path.join(self.pack_dir, name))
-            except (OSError, ValueError, struct.error):
+            except FileNotFoundError:
+                continue  # removed meanwhile (packing merged it into another)
+            except (OSError, ValueError, struct.error) as exc:
+                self._fall_back(f"pack {pack_path}", exc)
                 continue
             self._packs[name] = pack
             if self._where is not None:
@@ -329,13 +345,13 @@ class Packs:
         kind, size, base_ref, pos = parse_header(data, offset)
         if isinstance(base_ref, int):
             base_kind, base = self._object_at(pack, base_ref)
-            result = (base_kind, _patched(base, _inflate(data, pos, size)))
+            result = (base_kind, patched(base, _inflate(data, pos, size)))
         elif isinstance(base_ref, bytes):
             where = self._locate(base_ref.hex().encode("ascii"))
             if where is None:
                 raise ValueError("the base of a delta is not in a pack")  # a thin pack: dulwich's case
             base_kind, base = self._object_at(*where)
-            result = (base_kind, _patched(base, _inflate(data, pos, size)))
+            result = (base_kind, patched(base, _inflate(data, pos, size)))
         else:
             result = (kind, _inflate(data, pos, size))
         self._remember(key, result)
@@ -350,7 +366,7 @@ class Packs:
             self._base_bytes -= len(dropped)
 
 
-def _patched(base: bytes, delta: bytes) -> bytes:
+def patched(base: bytes, delta: bytes) -> bytes:
     """Apply a delta; dulwich's C ``apply_delta`` returns a list of chunks."""
     out = apply_delta(base, delta)
     return out if isinstance(out, bytes) else b"".join(out)
@@ -433,7 +449,7 @@ class PackWriter:
         self.count = count
         self.path = path
         self.file = open(self.path + ".pack", "wb")  # noqa: SIM115 - closed in install or __exit__
-        self.sha = hashlib.sha1()
+        self.sha = HASH()
         self.offsets: dict[bytes, int] = {}  # hex id -> offset
         self._ids: dict[int, bytes] = {}  # offset -> hex id
         self.entries: list[tuple[bytes, int, int]] = []  # (binary id, offset, CRC-32)
@@ -513,135 +529,3 @@ def sync_folder(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# -- indexing a received pack -------------------------------------------------------
-
-_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
-
-
-@dataclass
-class IndexedPack:
-    """What indexing a pack found: what git's ``.idx`` needs, and what the caller kept."""
-
-    entries: list[tuple[bytes, int, int]]  # (binary id, offset, CRC-32 of the packed bytes)
-    checksum: bytes  # the pack's trailing SHA-1
-    kept: dict[bytes, tuple[int, bytes]]  # hex id -> (type, contents) of the kinds asked for
-    external: set[bytes]  # binary ids of delta bases the pack does not hold (a thin pack)
-
-
-def index_pack(
-    path: str,
-    keep: tuple[int, ...] = (),
-    external_base: Callable[[bytes], tuple[int, bytes]] | None = None,
-) -> IndexedPack:
-    """Read every object of a pack once: ids, offsets and CRCs for its index.
-
-    ``keep``: object types (1 commit, 2 tree...) whose contents to return.
-    ``external_base(hex id)``: contents of a delta base the pack lacks.
-
-    Raises:
-        ValueError or zlib.error: the pack is damaged or incomplete.
-    """
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if len(data) < 32 or data[:4] != b"PACK" or struct.unpack(">I", data[4:8])[0] not in (2, 3):
-            raise ValueError("not a version 2 or 3 pack")
-        checksum = data[-20:]
-        if hashlib.sha1(data[:-20]).digest() != checksum:
-            raise ValueError("the pack's checksum does not match its contents")
-        count = struct.unpack(">I", data[8:12])[0]
-        raw_objects, pos = _scan(data, count)
-        if pos != len(data) - 20:
-            raise ValueError("the pack holds more than its header says")
-    return _resolve(raw_objects, checksum, keep, external_base)
-
-
-# offset -> (type, inflated data, base: offset (int) or binary id (bytes) or None, crc)
-_Scanned = dict[int, tuple[int, bytes, "int | bytes | None", int]]
-
-
-def _scan(data: mmap.mmap, count: int) -> tuple[_Scanned, int]:
-    found: _Scanned = {}
-    pos = 12
-    for _ in range(count):
-        start = pos
-        kind, size, base, pos = parse_header(data, start)
-        window = size + size // 1000 + 64
-        while True:
-            inflater = zlib.decompressobj()
-            chunk = data[pos : pos + window]
-            out = inflater.decompress(chunk)
-            if inflater.eof or pos + window >= len(data):
-                break
-            window *= 4
-        if not inflater.eof or len(out) != size:
-            raise ValueError(f"object at {start} is truncated or its size is wrong")
-        pos += len(chunk) - len(inflater.unused_data)
-        found[start] = (kind, out, base, zlib.crc32(data[start:pos]))
-    return found, pos
-
-
-def _resolve(
-    scanned: _Scanned,
-    checksum: bytes,
-    keep: tuple[int, ...],
-    external_base: Callable[[bytes], tuple[int, bytes]] | None,
-) -> IndexedPack:
-    full: dict[int, tuple[int, bytes]] = {}  # offset -> (type, contents)
-    ids: dict[bytes, int] = {}  # binary id -> offset
-    external: set[bytes] = set()
-    outside: dict[bytes, tuple[int, bytes]] = {}
-
-    def done(offset: int, kind: int, contents: bytes) -> None:
-        full[offset] = (kind, contents)
-        ids[hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(contents)) + contents).digest()] = offset
-
-    pending = []
-    for offset, (kind, contents, base, _) in scanned.items():
-        if base is None:
-            done(offset, kind, contents)
-        else:
-            pending.append(offset)
-    # Resolve deltas whose base is known, until no more can be: a base may
-    # itself be a delta, or (by id) appear anywhere in the pack.
-    while pending:
-        waiting = []
-        for offset in pending:
-            kind, delta, base, _ = scanned[offset]
-            source: tuple[int, bytes] | None
-            if isinstance(base, int):
-                source = full.get(base)
-            else:
-                assert base is not None  # pending holds deltas only
-                at = ids.get(base)
-                source = full[at] if at is not None else outside.get(base)
-            if source is None:
-                waiting.append(offset)
-                continue
-            done(offset, source[0], _patched(source[1], delta))
-        if len(waiting) == len(pending):  # stuck: the rest need bases from outside the pack
-            named = (scanned[o][2] for o in waiting)
-            missing = {m for m in named if isinstance(m, bytes) and m not in ids and m not in outside}
-            if not missing or external_base is None:
-                raise ValueError(f"{len(waiting)} deltas have no base in the pack")
-            # A base named by id may be in the pack, itself a delta not yet
-            # resolved (a chain onto an outside base): go on while any is found.
-            found = False
-            for base_id in sorted(missing):
-                try:
-                    outside[base_id] = external_base(base_id.hex().encode("ascii"))
-                except KeyError:
-                    continue
-                external.add(base_id)
-                found = True
-            if not found:
-                listed = ", ".join(sorted(base_id.hex() for base_id in missing))
-                raise ValueError(
-                    f"a delta's base {listed} is missing"
-                    if len(missing) == 1
-                    else f"deltas' bases are missing (one of {listed})"
-                )
-        pending = waiting
-    entries = sorted((sha, offset, scanned[offset][3]) for sha, offset in ids.items())
-    kept = {sha.hex().encode("ascii"): full[offset] for sha, offset in ids.items() if full[offset][0] in keep}
-    return IndexedPack(entries, checksum, kept, external)

@@ -34,8 +34,8 @@ kept, reachable or not: nothing is pruned.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
+import mmap
 import os
 import threading
 import time
@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from dulwich.pack import create_delta
 
 from . import lockfile, packs
-from .treediff import TreeDiff
+from .format import HASH
+from .trees import TreeDiff
 
 # Loose objects past which a write starts packing: about 35 mutations. Loose
 # objects cost a file each and are zlib'd one by one; packed they are a
@@ -79,8 +80,15 @@ _again: set[str] = set()  # of those, the ones a write found over the limit mean
 _suspended: set[str] = set()  # git folders whose writes start no packing (see suspended)
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
+
+
+def _forget_running() -> None:
+    _running.clear()
+    _again.clear()
+
+
 if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
-    os.register_at_fork(after_in_child=lambda: (_running.clear(), _again.clear()))
+    os.register_at_fork(after_in_child=lambda: _forget_running())
 
 
 @dataclass
@@ -256,13 +264,8 @@ class _Packer:
             packed += len(objects)
         return packed
 
-    def _order(self, loose: set[bytes]) -> tuple[list[bytes], dict[bytes, bytes]]:
-        """Order the loose objects so a file's versions follow each other; map each to its previous one.
-
-        The loose commits are walked parents first; each one's tree is
-        compared with its first parent's, and an object that changed at a
-        path gets the object that was there before as its delta base.
-        """
+    def _loose_commits(self, loose: set[bytes]) -> dict[bytes, tuple[bytes, tuple[bytes, ...]]]:
+        """The loose commits: id -> (tree, parents)."""
         commits: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
         # A few thousand loose objects (what a write leaves) are read once and
         # kept for writing the pack; more (a first gc of a big project) are
@@ -280,6 +283,16 @@ class _Packer:
                 continue
             if found is not None and found[0] == _COMMIT:
                 commits[sha] = _tree_and_parents(found[1])
+        return commits
+
+    def _order(self, loose: set[bytes]) -> tuple[list[bytes], dict[bytes, bytes]]:
+        """Order the loose objects so a file's versions follow each other; map each to its previous one.
+
+        The loose commits are walked parents first; each one's tree is
+        compared with its first parent's, and an object that changed at a
+        path gets the object that was there before as its delta base.
+        """
+        commits = self._loose_commits(loose)
         order: list[bytes] = []
         seen: set[bytes] = set()
         previous: dict[bytes, bytes] = {}
@@ -499,7 +512,7 @@ def _read_loose(path: str, sha: bytes) -> tuple[int, bytes] | None:
             raw = zlib.decompress(f.read())
         header, _, body = raw.partition(b"\0")
         kind, _, size = header.partition(b" ")
-        if int(size) != len(body) or hashlib.sha1(raw).hexdigest().encode("ascii") != sha:
+        if int(size) != len(body) or HASH(raw).hexdigest().encode("ascii") != sha:
             return None
         return _TYPES[kind], body
     except (OSError, zlib.error, ValueError, KeyError):
@@ -567,7 +580,7 @@ class _Source:
             yield bytes.fromhex(sha.decode("ascii")), offset, end
 
 
-def _chain_heights(data: object, entries: list[tuple[bytes, int, int]]) -> dict[int, int]:
+def _chain_heights(data: mmap.mmap, entries: list[tuple[bytes, int, int]]) -> dict[int, int]:
     """For each entry that deltas depend on: the longest chain of deltas built on it, by offset."""
     at = {sha: offset for sha, offset, _ in entries}
     height: dict[int, int] = {}

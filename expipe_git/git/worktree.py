@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shlex
 import stat
 import threading
 from collections.abc import Callable, Iterable
 
-from .errors import ExpipeError, RepositoryStateError
+from ..errors import ExpipeError, RepositoryStateError
+from .format import object_id
 
 # Windows has no O_NOFOLLOW; links there are refused by the scan (lstat) instead.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -31,7 +31,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def blob_sha(data: bytes) -> bytes:
     """Return the hex id git gives a blob holding ``data``."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode("ascii")
+    return object_id(b"blob", data)
 
 
 def _ignored(path: str) -> bool:

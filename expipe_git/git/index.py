@@ -386,9 +386,9 @@ def read_paths(index_path: str) -> dict[bytes, tuple[bytes, tuple[int, int, int]
     index = IndexFile(index_path)
     if index.data is None:
         return None
-    data = index.data
+    data, offsets = index.data, index.offsets or []
     result = {}
-    for off, path in zip(index.offsets, index.paths, strict=True):
+    for off, path in zip(offsets, index.paths, strict=True):
         if (data[off + 60] >> 4) & 3 == 0:
             mtime_s, mtime_ns = struct.unpack_from(">LL", data, off + 8)
             (size,) = struct.unpack_from(">L", data, off + 36)

@@ -29,11 +29,11 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .errors import ExpipeError
-from .treediff import TreeDiff
+from ..errors import ExpipeError
+from .trees import TreeDiff
 
 if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
-    from .store import Store
+    from .repository import Repository
 
 FORMAT = 1
 _SAVE_AFTER = 200  # new entries that make saving worth a write
@@ -49,7 +49,7 @@ _graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _graphs_lock = threading.Lock()
 
 
-def of(store: Store) -> CommitGraph:
+def of(store: Repository) -> CommitGraph:
     """Return the commit graph of ``store`` (one per store)."""
     with _graphs_lock:
         graph = _graphs.get(store)
@@ -61,7 +61,7 @@ def of(store: Store) -> CommitGraph:
 class CommitGraph:
     """Parents, commit time and changed files of commits, computed once each."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Repository):
         # Weak: ``of`` keys graphs by store weakly, and a strong reference
         # back would keep every store (and its open pack files) alive.
         self._store = weakref.ref(store)
@@ -83,7 +83,7 @@ class CommitGraph:
         weakref.finalize(self, _save, self.path, self._new)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repository:
         return _alive(self._store)
 
     def node(self, sha: bytes) -> Node:
@@ -126,6 +126,7 @@ class CommitGraph:
     def _compute(self, sha: bytes) -> Node:
         info = self.store.read_commit(sha)
         tree = info.tree
+        diffs: tuple[tuple[FileChange, ...], ...]
         if not info.parents:
             diffs = (self._diff(None, tree),)
         else:
@@ -154,7 +155,9 @@ class CommitGraph:
             a_dir = a is not None and stat.S_ISDIR(a[0])
             b_dir = b is not None and stat.S_ISDIR(b[0])
             if a_dir or b_dir:
-                self._diff_into(a[1] if a_dir else None, b[1] if b_dir else None, f"{prefix}{name}/", out)
+                self._diff_into(
+                    a[1] if a and a_dir else None, b[1] if b and b_dir else None, f"{prefix}{name}/", out
+                )
             a_file = None if a is None or a_dir else a[1]
             b_file = None if b is None or b_dir else b[1]
             if a_file != b_file:
@@ -226,7 +229,7 @@ class CommitGraph:
                 _save(self.path, self._new)
 
 
-def _alive(store_ref: weakref.ref[Store]) -> Store:
+def _alive(store_ref: weakref.ref[Repository]) -> Repository:
     store = store_ref()
     if store is None:
         raise ReferenceError("the store of this commit graph was closed and collected")

@@ -21,9 +21,13 @@ whole tree gives.
 from __future__ import annotations
 
 import bisect
+import stat
 from collections.abc import Callable
 
 from dulwich.objects import parse_tree
+
+from .format import EMPTY_TREE, FILE_MODE, ID_BYTES, TREE_MODE
+from .readcache import ReadCache, remember
 
 Entry = tuple[bytes, int, bytes]  # (name, mode, hex id), as dulwich's parse_tree gives them
 Target = tuple[int, bytes]  # an entry's (mode, hex id), by name
@@ -218,3 +222,153 @@ def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
         return limit
     diff = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
     return limit - (diff.bit_length() + 7) // 8
+
+
+Put = Callable[[bytes, bytes], bytes]  # stores an object (kind, contents) and returns its hex id
+Entries = dict[str, tuple[int, bytes]]  # a folder: name -> (mode, hex id)
+
+
+class Trees:
+    """The trees of one repository: read (cached by id), looked into, compared, built.
+
+    ``read_object(id)`` returns (type number, contents); ``write(kind,
+    contents)`` stores an object on disk; ``cache`` keeps parsed trees between
+    processes (the read cache).
+    """
+
+    def __init__(self, read_object: Callable[[bytes], tuple[int, bytes]], write: Put, cache: ReadCache):
+        self._read_object = read_object
+        self._write = write
+        self._cache = cache
+        self._trees: dict[bytes, Entries] = {}
+
+    def entries(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
+        """Return name -> (mode, sha) of a tree, cached by its id."""
+        entries = self._trees.get(sha)
+        if entries is None:
+            entries = self._cache.tree(sha)
+            if entries is None:
+                _, raw = self._read_object(sha)
+                entries = {
+                    name.decode("utf-8", "surrogateescape"): (mode, child)
+                    for name, mode, child in parse_tree(raw, ID_BYTES)
+                }
+                self._cache.add_tree(sha, entries)
+            remember(self._trees, sha, entries)
+        return entries
+
+    def lookup(self, tree: bytes, path: str) -> tuple[int, bytes] | None:
+        entry: tuple[int, bytes] = (TREE_MODE, tree)
+        for part in path.split("/"):
+            if not stat.S_ISDIR(entry[0]):
+                return None
+            found = self.entries(entry[1]).get(part)
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    def predecessor(self, tree: bytes, path: str, prefix: str = "") -> str | None:
+        """Return the greatest file path below ``tree`` that sorts before ``path``."""
+        head, _, rest = path.partition("/")
+        entries = self.entries(tree)
+        if rest:
+            found = entries.get(head)
+            if found is not None and stat.S_ISDIR(found[0]):
+                inner = self.predecessor(found[1], rest, f"{prefix}{head}/")
+                if inner is not None:
+                    return inner
+        target = (head + "/" + rest if rest else head).encode("utf-8", "surrogateescape")
+        best: tuple[bytes, str, tuple[int, bytes]] | None = None
+        for name, entry in entries.items():
+            is_dir = stat.S_ISDIR(entry[0])
+            key = (name + "/" if is_dir else name).encode("utf-8", "surrogateescape")
+            if key < target and (is_dir or key != target) and not (is_dir and name == head and rest):
+                if best is None or key > best[0]:
+                    best = (key, name, entry)
+        while best is not None:
+            _, name, (mode, sha) = best
+            if not stat.S_ISDIR(mode):
+                return prefix + name
+            prefix = f"{prefix}{name}/"
+            best = max(
+                (
+                    ((n + "/" if stat.S_ISDIR(e[0]) else n).encode("utf-8", "surrogateescape"), n, e)
+                    for n, e in self.entries(sha).items()
+                ),
+                default=None,
+            )
+        return None
+
+    def diff(
+        self, old: bytes | None, new: bytes | None, prefix: str = ""
+    ) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """Return path -> (old blob id, new blob id) of the files that differ.
+
+        Only folders whose tree ids differ are opened, so comparing two
+        commits costs the size of the change, not of the project.
+        """
+        if old == new:
+            return {}
+        before = self.entries(old) if old else {}
+        after = self.entries(new) if new else {}
+        changed: dict[str, tuple[bytes | None, bytes | None]] = {}
+        for name in before.keys() | after.keys():
+            a, b = before.get(name), after.get(name)
+            if a == b:
+                continue
+            a_dir = a is not None and stat.S_ISDIR(a[0])
+            b_dir = b is not None and stat.S_ISDIR(b[0])
+            if a_dir or b_dir:
+                changed.update(
+                    self.diff(
+                        a[1] if a and a_dir else None, b[1] if b and b_dir else None, f"{prefix}{name}/"
+                    )
+                )
+            a_file = None if a is None or a_dir else a[1]
+            b_file = None if b is None or b_dir else b[1]
+            if a_file != b_file:
+                changed[prefix + name] = (a_file, b_file)
+        return changed
+
+    def build(
+        self,
+        tree: bytes | None,
+        changes: dict[str, bytes | None],
+        put: Put | None = None,
+    ) -> bytes:
+        """Write the trees that ``changes`` (path -> blob sha or None) alter.
+
+        Unlike dulwich's commit_tree_changes this never stores an empty tree
+        (git fsck would report it dangling) and never mutates cached trees.
+        ``put`` stores a tree (default: on disk).
+        """
+        put = put or self._write
+        entries = dict(self.entries(tree)) if tree else {}
+        nested: dict[str, dict[str, bytes | None]] = {}
+        for path, sha in changes.items():
+            head, _, rest = path.partition("/")
+            if rest:
+                nested.setdefault(head, {})[rest] = sha
+            elif sha is None:
+                entries.pop(head, None)
+            else:
+                entries[head] = (FILE_MODE, sha)
+        for name, sub in nested.items():
+            current = entries.get(name)
+            subtree = current[1] if current and stat.S_ISDIR(current[0]) else None
+            new = self.build(subtree, sub, put)
+            if new == EMPTY_TREE:
+                entries.pop(name, None)
+            else:
+                entries[name] = (TREE_MODE, new)
+        if not entries:
+            return EMPTY_TREE
+        # git orders a tree's entries by name, a folder's name as if it ended in "/".
+        rows = []
+        for name, (mode, sha) in entries.items():
+            raw_name = name.encode("utf-8", "surrogateescape")
+            key = raw_name + b"/" if stat.S_ISDIR(mode) else raw_name
+            rows.append((key, b"%o %s\0%s" % (mode, raw_name, bytes.fromhex(sha.decode("ascii")))))
+        rows.sort()
+        return put(b"tree", b"".join(row for _, row in rows))

@@ -24,7 +24,10 @@ import marshal
 import os
 import stat
 import threading
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 # Bump when what is cached changes meaning (the TOML parser's output, the tree form).
 FORMAT = 2
@@ -37,6 +40,20 @@ _MAX_ENTRIES = 400_000
 # of 100,000 records takes seconds, and a process that opens a project to
 # read a few records (a query, one action) is done sooner without it.
 _LOAD_AFTER_MISSES = 64
+
+
+# The one eviction policy of the caches kept in memory (trees, commits, parsed
+# records): past this many entries a cache starts over. Entries are cheap to
+# compute again, and an LRU's bookkeeping cost more than the misses it saved.
+MEMO_LIMIT = 200_000
+
+
+def remember(memo: dict[K, V], key: K, value: V, limit: int = MEMO_LIMIT) -> V:
+    """Keep ``value`` in ``memo`` under ``key``; an over-full memo is emptied first."""
+    if len(memo) > limit:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def freeze(value: Any) -> Any:
@@ -188,7 +205,7 @@ class ReadCache:
             self._damaged = False
 
 
-def _checked(raw: bytes) -> bytes | None:
+def _checked(raw: bytes) -> memoryview | None:
     """Return the marshal data of a cache file, or None if its header or checksum is wrong."""
     start = len(_MAGIC) + _DIGEST_SIZE
     if not raw.startswith(_MAGIC) or len(raw) < start:

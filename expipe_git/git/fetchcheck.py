@@ -28,10 +28,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import commitgraph, layout
-from .errors import UnsafeRemoteError
-from .store import FILE_MODE, TREE_MODE, CommitInfo, Store
-from .treediff import Entry, TreeDiff
+from .. import layout
+from ..errors import UnsafeRemoteError
+from . import historyindex
+from .format import FILE_MODE, TREE_MODE
+from .objects import CommitInfo
+from .repository import Repository
+from .trees import Entry, TreeDiff
 
 COMMIT_TYPE, TREE_TYPE, BLOB_TYPE, TAG_TYPE = 1, 2, 3, 4
 TYPE_NAMES = {COMMIT_TYPE: "commit", TREE_TYPE: "tree", BLOB_TYPE: "blob", TAG_TYPE: "tag"}
@@ -100,7 +103,7 @@ class HistoryCheck:
 
     def __init__(
         self,
-        store: Store,
+        store: Repository,
         kept: dict[bytes, tuple[int, bytes]],
         received: set[bytes],
         where: str,
@@ -294,7 +297,7 @@ class HistoryCheck:
 
     def index_history(self) -> None:
         """Hand the files each checked commit changed to the history index."""
-        graph = commitgraph.of(self.store)
+        graph = historyindex.of(self.store)
         for sha, (info, files) in self.changes.items():
             graph.record(sha, info.parents[0] if info.parents else None, info.commit_time, files, save=False)
         graph.save()
