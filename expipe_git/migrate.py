@@ -436,6 +436,8 @@ def import_expipe_project(
     try:
         _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
         appeared = f"{target} appeared while importing; the import was not put there"
+        # A packing thread of this process writing there meanwhile would bring the old name back.
+        packing.wait_for_packing(os.path.join(os.path.abspath(building), ".git"))
         if os.path.lexists(target):
             raise AlreadyExistsError(appeared)
         try:
