@@ -240,7 +240,7 @@ def run_all(root: pathlib.Path, env: dict, args) -> list[dict]:
             cache.unlink(missing_ok=True)
             project = fresh()
             seconds, result = timed(ours, project)
-            historyindex.of(project.store).save(force=True)
+            historyindex.of(project.session.repository).save(force=True)
             project.close()
             cold.append(seconds)
         for _ in range(args.reps):

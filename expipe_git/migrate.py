@@ -401,8 +401,6 @@ def _build_in_place(
         with packing.suspended(str(building / ".git")):  # the next write to the project packs
             _build(reader, plan, building, report, single_commit=single_commit, data=data, progress=progress)
         appeared = f"{target} appeared while importing; the import was not put there"
-        # A packing thread of this process writing there meanwhile would bring the old name back.
-        packing.wait_for_packing(os.path.join(os.path.abspath(building), ".git"))
         if os.path.lexists(target):
             raise AlreadyExistsError(appeared)
         try:

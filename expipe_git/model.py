@@ -176,11 +176,6 @@ class Project:
 
     # -- plumbing shared by every object of the project --------------------
 
-    @property
-    def store(self) -> Repository:
-        """The repository, for the commands that still reach it here; new code uses ``session``."""
-        return self._store
-
     @contextlib.contextmanager
     def transaction(self, message: str | None = None) -> Iterator[Project]:
         """Make every change in the block one commit; if the block raises, none.

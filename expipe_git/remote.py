@@ -764,7 +764,7 @@ def pull(
     if on_conflict not in ("raise", "ours", "theirs"):
         raise InvalidValueError(f"on_conflict must be 'raise', 'ours' or 'theirs', not {on_conflict!r}")
 
-    store = project.store
+    store = project.session.repository
     theirs = fetch(store, remote, progress=progress)
     if theirs is None:
         raise RemoteError(

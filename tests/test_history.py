@@ -673,7 +673,7 @@ def test_history_cache_chunks_append_and_damage_is_healed(rec, monkeypatch):
     module["depth"] = 9 * pq.um  # appended after the damage: unreadable until healed
     fresh = expipe_git.get_project(project.path)
     assert ids(fresh.actions["rec-1"].history())[1:] == expected
-    historyindex.of(fresh.store).save(force=True)
+    historyindex.of(fresh.session.repository).save(force=True)
     healed, chunks = historyindex._read_chunks(str(cache))
     assert chunks <= historyindex._COMPACT_CHUNKS  # the damage is gone: the file reads to its end
     assert all(c.encode() in healed for c in git(project.path, "rev-list", "HEAD").split())

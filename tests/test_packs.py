@@ -293,7 +293,7 @@ def test_a_pack_this_reader_cannot_decode_is_a_logged_counted_fallback(project, 
     fresh = expipe_git.get_project(path)
     with caplog.at_level("WARNING", logger="expipe_git.git.packs"):
         assert list(fresh.actions["rec"].tags) == ["a", "b"]  # read all the same, by dulwich
-    assert fresh.store.objects.packs.fallbacks >= 1
+    assert fresh.session.repository.objects.packs.fallbacks >= 1
     assert any(
         "cannot be read here" in r.getMessage() and pack.name in r.getMessage() for r in caplog.records
     )

@@ -124,14 +124,14 @@ def template_file(path: pathlib.Path) -> dict:
 
 def apply(project: Project, subject: str, steps: list[Step]) -> str | None:
     """Run ``steps`` as one commit (one step: its own commit); return the new HEAD, or None."""
-    before = project.store.head()
+    before = project.session.repository.head()
     if len(steps) == 1:
         steps[0]()
     elif steps:
         with project.transaction(subject):
             for step in steps:
                 step()
-    after = project.store.head()
+    after = project.session.repository.head()
     return None if after == before or after is None else after.decode()
 
 

@@ -194,7 +194,7 @@ def add_import(commands: Commands) -> None:
 
 def history_lines(project: Project, limit: int | None = None) -> list[str]:
     """One line per commit, newest first: short id and subject."""
-    return [f"{sha[:7]} {subject}" for sha, subject in project.store.subjects(limit)]
+    return [f"{sha[:7]} {subject}" for sha, subject in project.session.repository.subjects(limit)]
 
 
 def cmd_tour(args: argparse.Namespace) -> int:

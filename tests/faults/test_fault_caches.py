@@ -38,7 +38,7 @@ def _project_with_cache(path: pathlib.Path, actions: int = 600):
     project.session.commit_as_is(build, "many actions\n")
     reader = expipe_git.get_project(path)
     expected = {name: list(reader.actions[name].tags) for name in reader.actions}
-    reader.store.close()
+    reader.session.repository.close()
     cache = path / ".git" / "expipe-git" / "read-cache"
     assert cache.exists()
     return project, expected, cache
@@ -99,7 +99,7 @@ def test_a_damaged_cache_is_neither_served_nor_committed_and_is_rebuilt(tmp_path
             expected[name].append(f"round-{i}")
         except Exception:  # a damaged cache must not break a read either
             errors += 1
-        reader.store.close()
+        reader.session.repository.close()
         not_rebuilt += cache.read_bytes() == damaged
     cache.unlink()  # what git holds, read without any cache
     fresh = expipe_git.get_project(project.path)

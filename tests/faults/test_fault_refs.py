@@ -192,7 +192,7 @@ def test_missing_commit_and_garbage_refs_are_errors_naming_them(project):
     delete_object(path, older)
     assert list(expipe_git.get_project(path).actions["rec"].tags) == ["x"]
     with pytest.raises(CorruptRepositoryError, match=f"{older} .* is missing.*git fsck"):
-        project.store.subjects()
+        project.session.repository.subjects()
     # The branch's own commit gone (a bad copy of .git/objects).
     delete_object(path, head)
     with pytest.raises(CorruptRepositoryError, match=f"{head} .* is missing.*git fsck"):
