@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from . import checks, display, history, layout, maps, merge, values
+from . import checks, display, history, layout, maps, merge, remoteconfig, values
 from . import config as expipe_config
 from . import remote as _remote
 from .errors import (
@@ -516,14 +516,14 @@ class Project:
     @property
     def remotes(self) -> dict[str, str]:
         """Remote name -> URL, without user names or passwords."""
-        return _remote.remotes(self._store)
+        return remoteconfig.remotes(self._store)
 
     def add_remote(self, name: str, url: str) -> None:
         """Record remote ``name``; a password in ``url`` is kept out of .git/config."""
-        _remote.add_remote(self._store, name, url)
+        remoteconfig.add_remote(self._store, name, url)
 
     def remove_remote(self, name: str) -> None:
-        _remote.remove_remote(self._store, name)
+        remoteconfig.remove_remote(self._store, name)
 
     def fetch(self, remote: str = "origin", *, progress: Callable[[str], None] | None = None) -> str | None:
         """Fetch the remote's main into ``refs/remotes/<remote>/main``; return its commit id."""

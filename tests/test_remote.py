@@ -119,7 +119,7 @@ def test_push_clone_pull_round_trip(tmp_path, new_remote, kind):
     assert list(bob.actions) == ["rec-1"]
     assert list(bob.actions["rec-1"].tags) == ["place cell"]
     assert bob.actions["rec-1"].modules["tracking"].contents == {"camera": "top", "fps": 30}
-    assert bob.remotes == {"origin": expipe_git.remote.public_url(url)}
+    assert bob.remotes == {"origin": expipe_git.remoteconfig.public_url(url)}
     assert_clean(bob.path)
 
     bob.actions["rec-1"].tags.append("familiar")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..model import Project, clone
-from ..remote import public_url
+from ..remoteconfig import public_url
 from .base import base_folder, open_project, user_path
 from .parser import Commands
 from .rendering import transfer_progress
