@@ -17,7 +17,7 @@ def test_diff_trees_lists_exactly_the_files_git_diff_lists(project):
     project.actions["a"].tags = ["y"]
     project.delete_action("b")
     project.require_action("c").create_module("m", contents={"k": 1})
-    store = project.store
+    store = project.session.repository
     changed = store.diff_trees(store.commit_tree(before.encode()), store.commit_tree(store.head()))
     expected = git(path, "diff", "--no-renames", "--name-status", before, "HEAD").splitlines()
     assert sorted(changed) == sorted(line.split("\t")[1] for line in expected)
@@ -41,7 +41,7 @@ def test_read_commit_agrees_with_git_log(project):
         "--date",
         "2020-01-02T03:04:05+05:30",
     )
-    info = project.store.read_commit(project.store.head())
+    info = project.session.repository.read_commit(project.session.repository.head())
     fields = git(path, "log", "-1", "--format=%T%n%P%n%an <%ae>%n%at%n%B").split("\n", 4)
     assert info.tree.decode() == fields[0]
     assert [p.decode() for p in info.parents] == fields[1].split()
@@ -54,10 +54,10 @@ def test_read_commit_agrees_with_git_log(project):
 def test_mutate_dates_a_commit_and_records_a_merge_parent(project):
     path = project_path(project)
     project.require_action("a")
-    first = project.store.head()
+    first = project.session.repository.head()
     project.require_action("b")
     when = dt.datetime(2019, 5, 6, 7, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
-    merged = project.store.mutate(
+    merged = project.session.repository.mutate(
         lambda snap: {},
         "merge",
         author=Identity("Merger", "m@example.org"),
@@ -74,13 +74,13 @@ def test_mutate_dates_a_commit_and_records_a_merge_parent(project):
 def test_fast_forward_checks_out_the_new_files(project, tmp_path):
     path = project_path(project)
     project.require_action("a")
-    start = project.store.head()
+    start = project.session.repository.head()
     project.actions["a"].tags = ["t"]
     project.require_action("b")
-    end = project.store.head()
+    end = project.session.repository.head()
     git(path, "reset", "-q", "--hard", start.decode())
-    assert project.store.fast_forward(end)
-    assert project.store.head() == end
+    assert project.session.repository.fast_forward(end)
+    assert project.session.repository.head() == end
     assert project.actions["a"].tags == ["t"] and "b" in project.actions
-    assert not project.store.fast_forward(end)
+    assert not project.session.repository.fast_forward(end)
     assert_clean(path)
