@@ -506,7 +506,7 @@ class _History:
             if not (now is MISSING and expected is MISSING) and (
                 now is MISSING or expected is MISSING or not same_value(now, expected)
             ):
-                key = layout.key_text(change.key) or "(whole record)"
+                key = layout.key_label(change.key)
                 shown = "(removed)" if now is MISSING else repr(now)
                 conflicts.append(f"{name} {key} is now {shown}")
                 continue

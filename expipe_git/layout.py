@@ -331,3 +331,8 @@ def record_path(obj: tuple[str, ...]) -> str:
 def key_text(keys: tuple) -> str:
     """Return a key path as messages, conflicts and tables show it: ``probe.depth``; ``""`` for none."""
     return ".".join(str(key) for key in keys)
+
+
+def key_label(keys: tuple) -> str:
+    """A key path as a change or a blame shows it: ``probe.depth``; the whole record is ``(whole record)``."""
+    return key_text(keys) or "(whole record)"

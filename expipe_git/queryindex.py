@@ -6,7 +6,7 @@ location, datetime, tags, users, entities and the leaf values of modules)
 are kept in an SQLite database, ``.git/expipe-git/query-index.sqlite``,
 together with the root tree it was built from. A query for any tree (HEAD,
 an old commit under ``project.at``, a transaction's draft) diffs the
-indexed tree against it (:meth:`CommitGraph.diff_trees`: only folders that
+indexed tree against it (:meth:`HistoryIndex.diff_trees`: only folders that
 differ are opened), asks SQLite about the objects that did not change, and
 checks the few changed objects in Python, from their records at that tree.
 So mutations pay nothing, and commits made by hand, pulls, merges or a

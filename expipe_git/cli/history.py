@@ -14,7 +14,6 @@ from .rendering import (
     change_json,
     change_lines,
     commit_json,
-    key_text,
     paint,
     print_json,
     use_color,
@@ -152,7 +151,7 @@ def cmd_blame(args: argparse.Namespace) -> int:
     width = max((len(commit.author) for _, _, commit in rows), default=0)
     for key, value, commit in rows:
         when = commit.datetime.strftime("%Y-%m-%d %H:%M")
-        label = key_text(key) if key else "(whole record)"
+        label = layout.key_label(key)
         print(
             f"{paint(commit.id[:7], 'commit', color)} {when} {commit.author.ljust(width)}  "
             f"{label}: {value_text(value)}"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import history
+from ..layout import key_text
 from .base import PROG
 
 JSON_NOTE = (
@@ -153,10 +154,6 @@ def value_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(value_text(item) for item in value) + "]"
     return scalar_text(value).replace("\n", "\\n")
-
-
-def key_text(key: tuple) -> str:
-    return ".".join(str(part) for part in key)
 
 
 # ---------------------------------------------------------------------------

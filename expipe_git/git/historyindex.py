@@ -45,20 +45,20 @@ FileChange = tuple[str, "bytes | None", "bytes | None"]
 # tuple against the empty tree for a root commit)
 Node = tuple[tuple[bytes, ...], int, tuple[tuple[FileChange, ...], ...]]
 
-_graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_graphs_lock = threading.Lock()
+_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
 
 
-def of(store: Repository) -> CommitGraph:
-    """Return the commit graph of ``store`` (one per store)."""
-    with _graphs_lock:
-        graph = _graphs.get(store)
+def of(store: Repository) -> HistoryIndex:
+    """Return the history index of ``store`` (one per store)."""
+    with _indexes_lock:
+        graph = _indexes.get(store)
         if graph is None:
-            graph = _graphs[store] = CommitGraph(store)
+            graph = _indexes[store] = HistoryIndex(store)
         return graph
 
 
-class CommitGraph:
+class HistoryIndex:
     """Parents, commit time and changed files of commits, computed once each."""
 
     def __init__(self, store: Repository):
@@ -232,7 +232,7 @@ class CommitGraph:
 def _alive(store_ref: weakref.ref[Repository]) -> Repository:
     store = store_ref()
     if store is None:
-        raise ReferenceError("the store of this commit graph was closed and collected")
+        raise ReferenceError("the store of this history index was closed and collected")
     return store
 
 

@@ -153,7 +153,7 @@ def after_landing(
 ) -> None:
     """Record the new commit's changes, update the working tree and index; warn on failure."""
     with contextlib.suppress(OSError):
-        # Only the history cache: without it the commit is diffed when history needs it.
+        # Only the history index: without it the commit is diffed when history needs it.
         index_history(repo, commit, head, files)
     try:
         if checkout.sync_worktree(repo, updates, index, snap, into_empty=into_empty):

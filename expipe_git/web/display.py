@@ -94,8 +94,3 @@ def show(value: Any) -> Shown:
     if isinstance(value, (int, float)):
         return Shown(_number(value))
     return Shown(str(value))
-
-
-def key_text(key: tuple) -> str:
-    """A key path as the CLI writes it: ``probe.x``; the whole record is ``(whole record)``."""
-    return ".".join(str(part) for part in key) if key else "(whole record)"

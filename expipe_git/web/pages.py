@@ -121,7 +121,7 @@ def change_view(change: history.Change) -> ChangeView:
         kind=change.kind,
         address=change.address,
         obj=change.object,
-        key=display.key_text(change.key),
+        key=layout.key_label(change.key),
         old=display.show(change.old),
         new=display.show(change.new),
     )
@@ -319,7 +319,7 @@ def history_page(view: Project, obj: tuple[str, ...], page: int, link: Callable[
     if exists and len(obj) in _BLAMED_PARTS and "message" not in obj:
         for key, value, commit in history.blame_rows(view, obj):
             blame.append(
-                (display.key_text(key), display.show(value), commit_view(commit, with_changes=False))
+                (layout.key_label(key), display.show(value), commit_view(commit, with_changes=False))
             )
     return {
         "obj": obj,
