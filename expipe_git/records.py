@@ -250,6 +250,11 @@ class _Record(collections.abc.MutableMapping):
         return self._project
 
     @property
+    def file(self) -> str:
+        """The record's file in the project folder, as `git log -- FILE` and `expipe-git log FILE` take it."""
+        return self._path
+
+    @property
     def _backend(self) -> Backend06:
         """For expipe 0.6 scripts that reach into 0.6's private backend: ``path``, the record's file."""
         return Backend06(self._project.path / self._path)

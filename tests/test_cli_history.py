@@ -48,7 +48,7 @@ def test_log_of_an_object(rec, capsys):
     code, out, _ = run(capsys, "-C", str(project.path), "log", "action/rec-1/module/tracking")
     assert code == 0
     headers = [line for line in out.splitlines() if not line.startswith(" ")]
-    expected = git(project.path, "log", "--format=%h", "--", module._path).split()
+    expected = git(project.path, "log", "--format=%h", "--", module.file).split()
     assert [h.split()[0] for h in headers] == [e[:7] for e in expected]
     assert "rec-2" not in out and "tags" not in out
     data = run_json(capsys, "-C", str(project.path), "log", "action/rec-1", "--limit", "1")
@@ -56,7 +56,7 @@ def test_log_of_an_object(rec, capsys):
     (change,) = data[0]["changes"]
     assert change == {
         "kind": "modified",
-        "path": module._path,
+        "path": module.file,
         "object": "action/rec-1/module/tracking",
         "key": ["depth"],
         "old": {"value": 2.0, "unit": "um"},
@@ -108,7 +108,7 @@ def test_blame(rec, capsys):
     project, _, module = rec
     code, out, _ = run(capsys, "-C", str(project.path), "blame", "action/rec-1/module/tracking")
     assert code == 0
-    depth_commit = git(project.path, "log", "-1", "--format=%h", "--", module._path).strip()
+    depth_commit = git(project.path, "log", "-1", "--format=%h", "--", module.file).strip()
     (depth,) = [line for line in out.splitlines() if "depth:" in line]
     assert depth.startswith(depth_commit[:7]) and depth.endswith("depth: 3.0 um")
     data = run_json(capsys, "-C", str(project.path), "blame", "action/rec-1")

@@ -155,7 +155,7 @@ def test_action_history_includes_modules_and_messages_and_matches_git(rec):
     assert subjects[0].startswith("message ")
     assert "module 'tracking' of action 'rec-1': set depth" in subjects
     assert subjects[-1] == "action 'rec-1': create"
-    assert ids(module.history()) == git_ids(project.path, "--", module._path)
+    assert ids(module.history()) == git_ids(project.path, "--", module.file)
     assert ids(other.history()) == git_ids(project.path, "--", layout.object_dir("action", "rec-2"))
     assert ids(project.log(path=("action", "rec-1"))) == ids(history)
     assert ids(project.log(path=folder)) == ids(history)
@@ -187,7 +187,7 @@ def test_history_through_merges_made_with_stock_git(rec):
     project, action, module = rec
     path = project_path(project)
     project.require_action("rec-2")
-    module_file = module._path
+    module_file = module.file
     # A side branch, edited by hand with stock git: one change to rec-1's module, one to rec-2.
     git(path, "checkout", "-q", "-b", "side")
     text = (path / module_file).read_text().replace("y = 2", "y = 20")
@@ -238,15 +238,15 @@ def test_history_through_merges_made_with_stock_git(rec):
 def test_commits_made_with_stock_git_give_key_level_changes(rec):
     project, action, module = rec
     path = project_path(project)
-    text = (path / module._path).read_text().replace("value = 2.0", "value = 2.5")
-    hand_commit(path, module._path, text, "fix depth by hand")
+    text = (path / module.file).read_text().replace("value = 2.0", "value = 2.5")
+    hand_commit(path, module.file, text, "fix depth by hand")
     (change,) = project.log(limit=1)[0].changes
     assert change.key == ("depth",) and change.new == 2.5 * pq.um
     # An edit that changes no value (spacing) gives no change, but the commit is listed.
-    text = (path / module._path).read_text() + "\n\n"
-    hand_commit(path, module._path, text, "spacing")
+    text = (path / module.file).read_text() + "\n\n"
+    hand_commit(path, module.file, text, "spacing")
     assert project.log(limit=1)[0].changes == []
-    assert ids(module.history()) == git_ids(path, "--", module._path)
+    assert ids(module.history()) == git_ids(path, "--", module.file)
     # A file that does not parse is shown as text, not an error.
     hand_commit(path, "notes.txt", "hello\n", "a note")
     (note,) = project.log(limit=1)[0].changes
@@ -478,10 +478,10 @@ def test_revert_refuses_a_hand_edit_in_the_way(rec):
     project, action, module = rec
     path = project_path(project)
     module["depth"] = 3 * pq.um
-    (path / module._path).write_text((path / module._path).read_text() + "# mine\n")
+    (path / module.file).write_text((path / module.file).read_text() + "# mine\n")
     with pytest.raises(expipe_git.UncommittedChangesError):
         project.revert("HEAD")
-    assert "# mine" in (path / module._path).read_text()
+    assert "# mine" in (path / module.file).read_text()
 
 
 # -- the cache ---------------------------------------------------------------------
@@ -559,7 +559,7 @@ def test_renamed_with_stock_git_is_a_removal_and_a_creation(rec, tmp_path):
     project, action, module = rec
     path = project_path(project)
     new_file = layout.module_path(("action", "rec-1"), "tracking2")
-    git(path, "mv", module._path, new_file)
+    git(path, "mv", module.file, new_file)
     git(path, "commit", "-q", "-m", "rename tracking by hand")
     (removed, added) = sorted(project.log(limit=1)[0].changes, key=lambda c: c.kind, reverse=True)
     assert (removed.kind, removed.object, removed.key) == (
@@ -572,7 +572,7 @@ def test_renamed_with_stock_git_is_a_removal_and_a_creation(rec, tmp_path):
     # The old name's history ends with the rename, like git log without --follow; it stays readable.
     old_history = project.log(path=("action", "rec-1", "module", "tracking"))
     assert old_history[0].subject == "rename tracking by hand"
-    assert ids(old_history) == git_ids(path, "--", module._path)
+    assert ids(old_history) == git_ids(path, "--", module.file)
     assert ids(action.modules["tracking2"].history()) == git_ids(path, "--", new_file)
     # A deleted object's history is still there, by address.
     project.delete_action("rec-1")

@@ -812,7 +812,7 @@ def test_a_fetch_indexes_the_history_it_checked(tmp_path, new_remote, kind):
     recorded = historyindex._read(os.path.join(bob.session.repository.state_dir, "history-cache"))
     commits = [sha.encode() for sha in git(bob.path, "rev-list", "HEAD").split()]
     assert sorted(recorded) == sorted(commits)
-    fresh = historyindex.CommitGraph(bob.session.repository)  # computes each entry from the trees
+    fresh = historyindex.HistoryIndex(bob.session.repository)  # computes each entry from the trees
     for sha in commits:
         assert recorded[sha] == fresh._compute(sha), git(bob.path, "log", "-1", "--format=%s", sha.decode())
     assert [c.subject for c in bob.actions["rec-1"].history()][
