@@ -2,11 +2,12 @@
 
 Builds (with ``git fast-import``) a history of ``--commits`` commits, then a
 criss-cross (two branches merged into each other at once), then ``--after``
-commits on each side, so that the two tips have two merge bases. Times
-our walk (``merging.merge_bases``), ``Repository.merge_bases`` (which now
-asks dulwich for commits on disk) and ``dulwich.graph.find_merge_base`` cold (a new
-handle each time: what a pull pays) and warm (the same handle again), and
-checks both give git's answer (``git merge-base --all``).
+commits on each side, so that the two tips have two merge bases. Times our
+walk (``merging.merge_bases``, what ``Repository.merge_bases`` runs) and
+``dulwich.graph.find_merge_base`` cold (a new handle each time: what a pull
+or push pays) and warm (the same handle again), for the two tips and for a
+tip and a commit 10 behind it (the question a push asks), and checks both
+give git's answer (``git merge-base --all``).
 
     python bench/bench_mergebase.py [--commits 5400] [--after 50] [--reps 5]
 """
@@ -89,52 +90,53 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-mergebase-") as tmp:
         path = pathlib.Path(tmp) / "repo"
         one, two = build(path, args.commits, args.after)
-        out = subprocess.run(
-            ["git", "-C", str(path), "merge-base", "--all", one, two], capture_output=True, check=True
-        )
-        truth = sorted(out.stdout.split())
-        assert len(truth) == 2, truth
-
-        def walk_cold():
-            repo = Repository(path)
-            try:
-                return sorted(merging.merge_bases(repo.read_commit, one, two))
-            finally:
-                repo.close()
-
-        def repository_cold():
-            repo = Repository(path)
-            try:
-                return sorted(repo.merge_bases(one, two))
-            finally:
-                repo.close()
-
-        def dulwich_cold():
-            with Repo(str(path)) as repo:
-                return sorted(find_merge_base(repo, [one, two]))
-
-        warm_ours = Repository(path)
-        warm_dulwich = Repo(str(path))
-        results = {
-            "our walk, cold": timed(walk_cold, args.reps),
-            "Repository.merge_bases, cold": timed(repository_cold, args.reps),
-            "dulwich.graph, cold": timed(dulwich_cold, args.reps),
-            "our walk, warm": timed(
-                lambda: sorted(merging.merge_bases(warm_ours.read_commit, one, two)), args.reps
-            ),
-            "Repository.merge_bases, warm": timed(lambda: sorted(warm_ours.merge_bases(one, two)), args.reps),
-            "dulwich.graph, warm": timed(
-                lambda: sorted(find_merge_base(warm_dulwich, [one, two])), args.reps
-            ),
+        behind = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "main~10"], capture_output=True, check=True
+        ).stdout.strip()
+        print(f"{args.commits + 2 * args.after + 4} commits; median of {args.reps} (ms)")
+        print("| pair | ours, cold | dulwich, cold | ours, warm | dulwich, warm | both agree with git |")
+        print("|---|---|---|---|---|---|")
+        pairs = {
+            "two tips after a criss-cross (two merge bases)": (one, two),
+            "a tip and a commit 10 behind it (is-ancestor: a push)": (one, behind),
         }
+        for name, (a, b) in pairs.items():
+            print(compare(path, name, a, b, args.reps))
+    return 0
+
+
+def compare(path: pathlib.Path, name: str, one: bytes, two: bytes, reps: int) -> str:
+    """One row: our walk and dulwich's, cold (a new handle) and warm, and whether both agree with git."""
+    out = subprocess.run(
+        ["git", "-C", str(path), "merge-base", "--all", one, two], capture_output=True, check=True
+    )
+    truth = sorted(out.stdout.split())
+
+    def ours_cold():
+        repo = Repository(path)
+        try:
+            return sorted(merging.merge_bases(repo.read_commit, one, two))
+        finally:
+            repo.close()
+
+    def dulwich_cold():
+        with Repo(str(path)) as repo:
+            return sorted(find_merge_base(repo, [one, two]))
+
+    warm_ours = Repository(path)
+    warm_dulwich = Repo(str(path))
+    try:
+        results = [
+            timed(ours_cold, reps),
+            timed(dulwich_cold, reps),
+            timed(lambda: sorted(merging.merge_bases(warm_ours.read_commit, one, two)), reps),
+            timed(lambda: sorted(find_merge_base(warm_dulwich, [one, two])), reps),
+        ]
+    finally:
         warm_ours.close()
         warm_dulwich.close()
-        print(f"{args.commits + 2 * args.after + 4} commits, two merge bases; median of {args.reps}")
-        print("| merge base | ms | agrees with git |")
-        print("|---|---|---|")
-        for name, (ms, found) in results.items():
-            print(f"| {name} | {ms:.1f} | {found == truth} |")
-    return 0
+    agree = all(found == truth for _, found in results)
+    return f"| {name} | " + " | ".join(f"{ms:.1f}" for ms, _ in results) + f" | {agree} |"
 
 
 if __name__ == "__main__":

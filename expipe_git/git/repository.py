@@ -169,11 +169,6 @@ class Repository:
 
     def merge_bases(self, one: bytes, two: bytes) -> list[bytes]:
         """Return the best common ancestors of two commits (usually one; none if unrelated)."""
-        scratch = self.objects.in_memory
-        if not scratch or (one not in scratch and two not in scratch):
-            found = merging.on_disk(self.repo, one, two)
-            if found is not None:
-                return found
         return merging.merge_bases(self.read_commit, one, two)
 
     def is_ancestor(self, ancestor: bytes, descendant: bytes) -> bool:
