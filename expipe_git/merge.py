@@ -299,6 +299,7 @@ class Merger:
             if data is not None:
                 checks.check_file(path, data)
         checks.check_objects_whole(self.snap, self.changes)
+        checks.check_case_twins(self.snap, self.changes)
 
 
 def _owner(path: str) -> tuple[str, ...] | None:
