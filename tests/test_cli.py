@@ -205,7 +205,10 @@ def test_status_commit_round_trip(rec, capsys):
     code, out, _ = run(capsys, "-C", str(root), "status")
     assert code == 0
     assert out.splitlines() == [f"M {path}"]
-    assert run_json(capsys, "-C", str(root), "status") == [{"path": path, "state": "modified"}]
+    assert run_json(capsys, "-C", str(root), "status") == {
+        "files": [{"path": path, "state": "modified"}],
+        "merge": {"stopped": False},
+    }
 
     before = commit_count(root)
     code, out, err = run(capsys, "-C", str(root), "commit", "-m", "Set the room by hand")

@@ -99,7 +99,7 @@ def test_commit_paths_commits_only_those(project, capsys):
 
 def test_a_record_made_by_hand_in_the_wrong_place_names_the_right_one(project, capsys):
     write(project, "actions/rec-5/attributes.toml", 'type = "recording"\n')
-    (edit,) = run_json(capsys, "-C", str(project.path), "status")
+    (edit,) = run_json(capsys, "-C", str(project.path), "status")["files"]
     assert edit == {"path": "actions/rec-5/attributes.toml", "state": "added"}
     right = layout.attributes_path("action", "rec-5")
     code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "rec-5")

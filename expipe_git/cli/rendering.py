@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import history
+from .. import history, merge
 from .base import PROG
 
 JSON_NOTE = (
@@ -70,6 +70,15 @@ def jsonable(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     print(json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def conflict_json(conflict: Any) -> dict:
+    """One conflict of a stopped merge as `conflicts --json` and `status --json` show it."""
+    row = {"object": conflict.object, "key": conflict.key, "kind": conflict.kind, "path": conflict.path}
+    sides = {"base": conflict.base, "ours": conflict.ours, "theirs": conflict.theirs}
+    row.update({side: None if value is merge.ABSENT else value for side, value in sides.items()})
+    row["absent"] = [side for side, value in sides.items() if value is merge.ABSENT]
+    return row
 
 
 # ---------------------------------------------------------------------------
