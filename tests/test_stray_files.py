@@ -1,4 +1,5 @@
-"""Files that are not the project's: git's ignore rules, status, commit PATH, records in the wrong place."""
+"""Files that are not records: git's ignore rules, status, commit PATH, project files that are
+not records (committed when named, then diffed, logged and merged as files), records in the wrong place."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def test_commit_leaves_files_that_are_not_the_projects_alone(project, capsys):
     code, out, _ = run(capsys, "-C", str(project.path), "status")
     assert out.splitlines() == [
         f"M {edited}",
-        "not part of the project ('expipe-git commit' leaves them alone; .gitignore can hide them):",
+        "not part of the project ('expipe-git commit' leaves them alone, 'expipe-git commit PATH' adds them; "
+        ".gitignore can hide them):",
         "? README.md",
         "? analysis/plot.ipynb",
     ]
@@ -112,3 +114,99 @@ def test_a_record_made_by_hand_in_the_wrong_place_names_the_right_one(project, c
     assert project.commit("rec-5") is not None
     assert project.actions["rec-5"].type == "recording"
     assert_clean(project.path)
+
+
+def cli(capsys, project, *argv: str) -> str:
+    code, out, err = run(capsys, "-C", str(project.path), *argv)
+    assert code == 0, err
+    return out
+
+
+def test_files_that_are_not_records_are_committed_when_named_then_are_project_files(project, capsys):
+    project.require_action("rec-1")
+    write(project, "README.md", "# rat lab\n")
+    write(project, "analysis/plot.ipynb", '{"cells": []}\n')
+    write(project, "analysis/params.toml", "depth = 3\n")
+    write(project, "notes/todo.txt", "order rats\n")
+    before = commit_count(project.path)
+    sha = cli(
+        capsys, project, "commit", "-m", "the lab's README and plot", "README.md", "analysis/plot.ipynb"
+    )
+    assert commit_count(project.path) == before + 1
+    assert git(project.path, "show", "--name-only", "--format=", sha.strip()).split() == [
+        "README.md",
+        "analysis/plot.ipynb",
+    ]
+    assert cli(capsys, project, "status").splitlines()[1:] == ["? analysis/params.toml", "? notes/todo.txt"]
+    assert project.commit("params", [project.path / "analysis" / "params.toml"]) is not None  # the API too
+    assert cli(capsys, project, "commit", "-m", "left alone") == (
+        "nothing to commit: no hand edits since the last commit\n"
+    )  # without a PATH, a new file that is no record waits until it is named
+    assert git(project.path, "status", "--porcelain") == "?? notes/\n"
+
+    # Reads of records ignore project files: they are no actions, modules or templates.
+    reopened = expipe_git.get_project(project.path)
+    assert list(reopened.actions) == ["rec-1"]
+    assert list(reopened.modules) == [] and list(reopened.templates) == [] and list(reopened.entities) == []
+    assert [row["name"] for row in run_json(capsys, "-C", str(project.path), "list", "actions")] == ["rec-1"]
+
+    # Edited, a committed project file is listed as modified, and a plain commit commits it.
+    write(project, "README.md", "# rat lab\nrats: 12\n")
+    (project.path / "analysis" / "params.toml").unlink()
+    assert cli(capsys, project, "status").splitlines()[:2] == ["M README.md", "D analysis/params.toml"]
+    assert run_json(capsys, "-C", str(project.path), "status")["files"] == [
+        {"path": "README.md", "state": "modified"},
+        {"path": "analysis/params.toml", "state": "deleted"},
+        {"path": "notes/todo.txt", "state": "untracked"},
+    ]
+    diff = cli(capsys, project, "diff")
+    assert diff.splitlines()[0].startswith("~ README.md: ")  # one change for the file, not key by key
+    assert len(diff.splitlines()) == 2 and diff.splitlines()[1].startswith("- analysis/params.toml")
+    cli(capsys, project, "commit", "-m", "twelve rats")
+    assert git(project.path, "show", "--name-status", "--format=", "HEAD").split() == [
+        "M",
+        "README.md",
+        "D",
+        "analysis/params.toml",
+    ]
+    assert (project.path / "notes" / "todo.txt").read_text() == "order rats\n"
+
+    # History: log, diff and show name the file.
+    logged = [c.message.splitlines()[0] for c in project.log(path="README.md")]
+    assert logged == ["twelve rats", "the lab's README and plot"]
+    assert [
+        line.split(" ", 1)[1] for line in cli(capsys, project, "log", "--oneline", "README.md").splitlines()
+    ] == logged
+    (change,) = [c for c in project.diff("HEAD~1", "HEAD") if c.path == "README.md"]
+    assert (change.kind, change.object, change.key) == ("modified", None, ())
+    assert (change.old, change.new) == ("# rat lab\n", "# rat lab\nrats: 12\n")
+    (removed,) = [c for c in project.diff("HEAD~1", "HEAD") if c.path == "analysis/params.toml"]
+    assert (removed.kind, removed.old) == ("removed", "depth = 3\n")  # a .toml outside the folders is text
+
+    # API writes keep the project files.
+    project.actions["rec-1"].tags = ["place cell"]
+    assert git(project.path, "ls-files").split().count("README.md") == 1
+    assert (project.path / "README.md").read_text() == "# rat lab\nrats: 12\n"
+    (project.path / "notes" / "todo.txt").unlink()
+    (project.path / "notes").rmdir()
+    assert_clean(project.path)
+
+
+def test_a_project_file_whose_name_differs_only_in_case_is_refused(project, capsys):
+    write(project, "README.md", "a")
+    project.commit("readme", ["README.md"])
+    write(project, "readme.md", "b")
+    before = commit_count(project.path)
+    code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "twin", "readme.md")
+    assert code == 1
+    assert_one_error_line(err, "readme.md differs only in case from README.md", "rename one")
+    (project.path / "readme.md").unlink()
+    write(project, "Analysis/a.txt", "a")
+    write(project, "analysis/b.txt", "b")
+    with pytest.raises(expipe_git.CorruptFileError, match="differs only in case"):
+        project.commit("two folders", ["Analysis", "analysis"])
+    assert commit_count(project.path) == before
+    (project.path / "README.md").unlink()
+    write(project, "readme.md", "b")
+    assert project.commit("renamed by case", ["README.md", "readme.md"]) is not None  # a rename is no twin
+    assert git(project.path, "ls-files", "*.md").split() == ["readme.md"]
