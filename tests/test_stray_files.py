@@ -210,3 +210,70 @@ def test_a_project_file_whose_name_differs_only_in_case_is_refused(project, caps
     write(project, "readme.md", "b")
     assert project.commit("renamed by case", ["README.md", "readme.md"]) is not None  # a rename is no twin
     assert git(project.path, "ls-files", "*.md").split() == ["readme.md"]
+
+
+def fork(project, tmp_path):
+    """Clone ``project`` with stock git and open the clone."""
+    git(tmp_path, "clone", "-q", str(project.path), str(tmp_path / "theirs"))
+    return expipe_git.get_project(tmp_path / "theirs")
+
+
+def fetch(project, other) -> str:
+    git(project.path, "fetch", "-q", str(other.path), "+main:refs/remotes/theirs/main")
+    return "theirs/main"
+
+
+def test_merging_histories_that_both_changed_a_project_file(project, tmp_path, capsys):
+    project.require_action("rec-1")
+    write(project, "README.md", "# lab\n")
+    write(project, "analysis/shared.txt", "base\n")
+    project.commit("readme", ["README.md", "analysis/shared.txt"])
+    theirs = fork(project, tmp_path)
+    write(project, "README.md", "# lab\nours\n")
+    project.commit("ours")
+    write(theirs, "README.md", "# lab\ntheirs\n")
+    write(theirs, "analysis/shared.txt", "theirs\n")  # changed on one side only: merges
+    write(theirs, "analysis/plot.ipynb", "{}\n")
+    theirs.commit("theirs", ["README.md", "analysis"])
+    theirs.actions["rec-1"].tags = ["theirs"]
+    rev = fetch(project, theirs)
+    head = git(project.path, "rev-parse", "HEAD")
+
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        project.merge(rev)
+    (conflict,) = caught.value.conflicts
+    assert (conflict.object, conflict.key, conflict.kind, conflict.path) == (
+        "README.md",
+        "",
+        "file",
+        "README.md",
+    )
+    assert (conflict.base, conflict.ours, conflict.theirs) == ("# lab\n", "# lab\nours\n", "# lab\ntheirs\n")
+    assert git(project.path, "rev-parse", "HEAD") == head
+    assert_clean(project.path)
+    stopped = run_json(capsys, "-C", str(project.path), "status")["merge"]
+    assert (stopped["stopped"], [c["object"] for c in stopped["conflicts"]]) == (True, ["README.md"])
+    assert "README.md: base '# lab\\n', ours '# lab\\nours\\n'" in cli(capsys, project, "conflicts")
+
+    cli(capsys, project, "resolve", "README.md", "--theirs")
+    sha = cli(capsys, project, "merge", "--continue").strip()
+    assert git(project.path, "log", "-1", "--format=%P", sha).split()[0] == head.strip()
+    assert (project.path / "README.md").read_text() == "# lab\ntheirs\n"
+    assert (project.path / "analysis" / "shared.txt").read_text() == "theirs\n"
+    assert (project.path / "analysis" / "plot.ipynb").read_text() == "{}\n"
+    assert project.actions["rec-1"].tags == ["theirs"]
+    assert_clean(project.path)
+
+
+def test_merging_histories_that_add_case_twins_is_refused_before_anything_changes(project, tmp_path):
+    theirs = fork(project, tmp_path)
+    write(project, "README.md", "ours\n")
+    project.commit("ours", ["README.md"])
+    write(theirs, "readme.md", "theirs\n")
+    theirs.commit("theirs", ["readme.md"])
+    rev = fetch(project, theirs)
+    head = git(project.path, "rev-parse", "HEAD")
+    with pytest.raises(expipe_git.CorruptFileError, match="readme.md differs only in case from README.md"):
+        project.merge(rev)
+    assert git(project.path, "rev-parse", "HEAD") == head
+    assert_clean(project.path)
