@@ -967,3 +967,36 @@ def test_stock_git_in_a_clone_uses_the_credentials_given_in_the_url(
         assert done.returncode == 0, done.stderr
     assert remote_head(bare) == git(bob.path, "rev-parse", "HEAD").strip()
     assert SECRET not in (pathlib.Path(bob.path) / ".git" / "config").read_text()
+
+
+@pytest.mark.parametrize("kind", ["path", "git"])
+def test_project_files_that_are_not_records_travel_by_clone_pull_and_push(tmp_path, new_remote, kind):
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", kind)
+    (alice.path / "README.md").write_text("# rat lab\n")
+    (alice.path / "analysis").mkdir()
+    (alice.path / "analysis" / "plot.ipynb").write_text('{"cells": []}\n')
+    alice.commit("the lab's README and plot", ["README.md", "analysis/plot.ipynb"])
+    alice.push()
+
+    bob = expipe_git.clone(url, tmp_path / "bob")
+    assert (bob.path / "README.md").read_text() == "# rat lab\n"
+    assert (bob.path / "analysis" / "plot.ipynb").read_text() == '{"cells": []}\n'
+    assert list(bob.actions) == ["rec-1"] and list(bob.modules) == []
+    assert_clean(bob.path)
+
+    (alice.path / "README.md").write_text("# rat lab\n12 rats\n")
+    (alice.path / "analysis" / "plot.ipynb").unlink()
+    (alice.path / "analysis").rmdir()
+    alice.commit("twelve rats; no plot")
+    alice.push()
+    bob.actions["rec-1"].tags = ["place cell", "bob's"]  # diverged: the pull merges
+    bob.pull()
+    assert (bob.path / "README.md").read_text() == "# rat lab\n12 rats\n"
+    assert not (bob.path / "analysis").exists()
+    assert set(bob.actions["rec-1"].tags) == {"place cell", "bob's"}
+    assert_clean(bob.path)
+    bob.push()
+    copy = tmp_path / "by-git"
+    git(tmp_path, "clone", "-q", str(bare), str(copy))
+    assert (copy / "README.md").read_text() == "# rat lab\n12 rats\n"
+    assert_clean(copy)
