@@ -190,6 +190,15 @@ def test_files_that_are_not_records_are_committed_when_named_then_are_project_fi
     (project.path / "notes" / "todo.txt").unlink()
     (project.path / "notes").rmdir()
     assert_clean(project.path)
+    (project.path / "README.md").unlink()
+    cli(capsys, project, "commit", "-m", "no README")
+    logged = cli(capsys, project, "log", "--oneline", "README.md").splitlines()  # followed once gone too
+    assert [line.split(" ", 1)[1] for line in logged] == [
+        "no README",
+        "twelve rats",
+        "the lab's README and plot",
+    ]
+    assert_clean(project.path)
 
 
 def test_a_project_file_whose_name_differs_only_in_case_is_refused(project, capsys):
