@@ -95,7 +95,9 @@ def add_commit(commands: Commands) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="commit only the edits of these files or folders (default: every edit of the project's files)",
+        help="commit only the edits of these files or folders, new files that are not records "
+        "(README.md, analysis/plot.ipynb) included (default: every edit of the project's files; "
+        "a new file that is not a record waits until it is named)",
     )
 
 
