@@ -250,10 +250,10 @@ def outside_problem(path: str) -> str | None:
 
 
 def part_of_project(path: str) -> bool:
-    """Whether ``path`` is the project's: a record in its place, or a ``.toml`` file
-    in the project's folders (a record in the wrong place, refused with a hint by
-    :func:`right_place`). Anything else (``notes.txt``, ``analysis/plot.ipynb``)
-    belongs to the person, and expipe_git leaves it alone."""
+    """Whether a new file ``path`` is the project's: a record in its place, or a ``.toml``
+    file in the project's folders (a record in the wrong place, refused with a hint by
+    :func:`right_place`). Anything else new (``notes.txt``, ``analysis/plot.ipynb``)
+    belongs to the person, and expipe_git leaves it alone until it is named to commit."""
     if path in (CONFIG_FILE, IGNORE_FILE) or place_of(path) is not None:
         return True
     top = path.split("/", 1)[0]

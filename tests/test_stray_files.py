@@ -286,3 +286,24 @@ def test_merging_histories_that_add_case_twins_is_refused_before_anything_change
         project.merge(rev)
     assert git(project.path, "rev-parse", "HEAD") == head
     assert_clean(project.path)
+
+
+def test_a_pull_never_overwrites_a_persons_file_with_a_project_file(project, tmp_path):
+    theirs = fork(project, tmp_path)
+    write(theirs, "README.md", "theirs\n")
+    theirs.commit("their README", ["README.md"])
+    write(project, "README.md", "mine, not committed\n")
+    rev = fetch(project, theirs)
+    with pytest.raises(
+        expipe_git.UncommittedChangesError, match="README.md .*'expipe-git commit -m MESSAGE FILE'"
+    ):
+        project.merge(rev)
+    assert (project.path / "README.md").read_text() == "mine, not committed\n"
+    (project.path / "README.md").unlink()
+    project.merge(rev)
+    write(theirs, "README.md", "theirs, again\n")
+    theirs.commit("their README again")
+    write(project, "README.md", "my edit\n")
+    with pytest.raises(expipe_git.UncommittedChangesError, match="README.md"):
+        project.merge(fetch(project, theirs))
+    assert (project.path / "README.md").read_text() == "my edit\n"
