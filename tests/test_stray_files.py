@@ -159,9 +159,13 @@ def test_files_that_are_not_records_are_committed_when_named_then_are_project_fi
         {"path": "analysis/params.toml", "state": "deleted"},
         {"path": "notes/todo.txt", "state": "untracked"},
     ]
-    diff = cli(capsys, project, "diff")
-    assert diff.splitlines()[0].startswith("~ README.md: ")  # one change for the file, not key by key
-    assert len(diff.splitlines()) == 2 and diff.splitlines()[1].startswith("- analysis/params.toml")
+    assert cli(capsys, project, "diff").splitlines() == [  # one change of the file, its lines; not key by key
+        "~ README.md: changed",
+        "    @@ -1 +1,2 @@",
+        "     # rat lab",
+        "    +rats: 12",
+        "- analysis/params.toml: deleted",
+    ]
     cli(capsys, project, "commit", "-m", "twelve rats")
     assert git(project.path, "show", "--name-status", "--format=", "HEAD").split() == [
         "M",

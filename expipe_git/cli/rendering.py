@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import math
 import os
@@ -192,6 +193,8 @@ def change_lines(change: history.Change, color: bool) -> list[str]:
                 lines += [f"    {key_text(k)}: {value_text(v)}" for k, v in history.leaves(change.new) if k]
         elif change.kind == "removed":
             lines = [f"{sign} {where}: deleted"]
+        elif change.object is None and isinstance(change.old, str) and isinstance(change.new, str):
+            lines = [f"{sign} {where}: changed", *text_diff_lines(change.old, change.new)]
         else:
             lines = [f"{sign} {where}: {value_text(change.old)} -> {value_text(change.new)}"]
     elif change.kind == "added":
@@ -203,6 +206,12 @@ def change_lines(change: history.Change, color: bool) -> list[str]:
             f"{sign} {where} {key_text(change.key)}: {value_text(change.old)} -> {value_text(change.new)}"
         ]
     return [paint(lines[0], change.kind, color), *lines[1:]]
+
+
+def text_diff_lines(old: str, new: str) -> list[str]:
+    """The lines of a file that is not a record (README.md) that changed, as ``diff -u`` shows them."""
+    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
+    return [f"    {line}" for line in list(diff)[2:]]  # without the ---/+++ header
 
 
 def change_json(change: history.Change) -> dict:
