@@ -111,6 +111,7 @@ class ChangeView:
     kind: str
     address: str | None
     obj: tuple[str, ...] | None
+    path: str
     key: str
     old: display.Shown
     new: display.Shown
@@ -121,6 +122,7 @@ def change_view(change: history.Change) -> ChangeView:
         kind=change.kind,
         address=change.address,
         obj=change.object,
+        path=change.path,
         key=display.key_text(change.key),
         old=display.show(change.old),
         new=display.show(change.new),
@@ -356,7 +358,7 @@ def commit_page(project: Project, revision: str) -> dict:
     changes = commit.changes
     groups: dict[str | None, list[ChangeView]] = {}
     for change in changes[:COMMIT_CHANGES_SHOWN]:
-        groups.setdefault(change.address, []).append(change_view(change))
+        groups.setdefault(change.address or change.path, []).append(change_view(change))
     return {
         "commit": commit_view(commit, with_changes=False),
         "groups": list(groups.items()),
