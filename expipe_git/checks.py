@@ -23,10 +23,10 @@ def check_file(path: str, data: bytes) -> None:
     if not layout.in_layout(path):
         # A project file that is not a record (README.md, analysis/plot.ipynb):
         # any content, but a name every system and every clone can hold.
-        problem = layout.outside_problem(path)
-        if problem is not None:
+        unsafe = layout.outside_problem(path)
+        if unsafe is not None:
             raise CorruptFileError(
-                f"{path} cannot be part of the project: {problem}; rename it, "
+                f"{path} cannot be part of the project: {unsafe}; rename it, "
                 "or list it in .gitignore to keep it out",
                 path,
             )
