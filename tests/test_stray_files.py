@@ -268,6 +268,11 @@ def test_merging_histories_that_both_changed_a_project_file(project, tmp_path, c
     assert (stopped["stopped"], [c["object"] for c in stopped["conflicts"]]) == (True, ["README.md"])
     assert "README.md: base '# lab\\n', ours '# lab\\nours\\n'" in cli(capsys, project, "conflicts")
 
+    code, _, err = run(capsys, "-C", str(project.path), "resolve", "README.md", "--value", "x")
+    assert code == 1
+    assert_one_error_line(
+        err, "README.md", "resolve it with 'ours' or 'theirs'", "a file that is not a record"
+    )
     cli(capsys, project, "resolve", "README.md", "--theirs")
     sha = cli(capsys, project, "merge", "--continue").strip()
     assert git(project.path, "log", "-1", "--format=%P", sha).split()[0] == head.strip()
@@ -311,3 +316,28 @@ def test_a_pull_never_overwrites_a_persons_file_with_a_project_file(project, tmp
     with pytest.raises(expipe_git.UncommittedChangesError, match="README.md"):
         project.merge(fetch(project, theirs))
     assert (project.path / "README.md").read_text() == "my edit\n"
+
+
+def test_a_project_file_deleted_on_one_side_and_changed_on_the_other_conflicts(project, tmp_path, capsys):
+    write(project, "README.md", "base\n")
+    project.commit("readme", ["README.md"])
+    theirs = fork(project, tmp_path)
+    (project.path / "README.md").unlink()
+    project.commit("no README")
+    write(theirs, "README.md", "theirs\n")
+    theirs.commit("their README")
+    rev = fetch(project, theirs)
+    with pytest.raises(expipe_git.MergeConflict) as caught:
+        project.merge(rev)
+    (conflict,) = caught.value.conflicts
+    assert (conflict.object, conflict.kind, conflict.ours, conflict.theirs) == (
+        "README.md",
+        "deleted",
+        expipe_git.merge.ABSENT,
+        "theirs\n",
+    )
+    assert "README.md: deleted in ours, changed in the other" in cli(capsys, project, "conflicts")
+    cli(capsys, project, "resolve", "README.md", "--theirs")
+    cli(capsys, project, "merge", "--continue")
+    assert (project.path / "README.md").read_text() == "theirs\n"
+    assert_clean(project.path)
