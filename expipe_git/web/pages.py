@@ -111,10 +111,10 @@ class ChangeView:
     kind: str
     address: str | None
     obj: tuple[str, ...] | None
-    path: str
     key: str
     old: display.Shown
     new: display.Shown
+    path: str
 
 
 def change_view(change: history.Change) -> ChangeView:
@@ -122,10 +122,10 @@ def change_view(change: history.Change) -> ChangeView:
         kind=change.kind,
         address=change.address,
         obj=change.object,
-        path=change.path,
         key=display.key_text(change.key),
         old=display.show(change.old),
         new=display.show(change.new),
+        path=change.path,
     )
 
 
