@@ -3,6 +3,8 @@ not records (committed when named, then diffed, logged and merged as files), rec
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from conftest import assert_clean, assert_one_error_line, commit_count, git, run, run_json
 
@@ -340,4 +342,17 @@ def test_a_project_file_deleted_on_one_side_and_changed_on_the_other_conflicts(p
     cli(capsys, project, "resolve", "README.md", "--theirs")
     cli(capsys, project, "merge", "--continue")
     assert (project.path / "README.md").read_text() == "theirs\n"
+    assert_clean(project.path)
+
+
+def test_a_binary_project_file_is_committed_byte_for_byte(project):
+    figure = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\r\n" + bytes(range(256))
+    (project.path / "analysis").mkdir()
+    (project.path / "analysis" / "fig.png").write_bytes(figure)
+    project.commit("a figure", ["analysis/fig.png"])
+    shown = subprocess.run(
+        ["git", "show", "HEAD:analysis/fig.png"], cwd=project.path, capture_output=True, check=True
+    )
+    assert shown.stdout == figure
+    assert project.status() == []
     assert_clean(project.path)
