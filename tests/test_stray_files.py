@@ -345,7 +345,7 @@ def test_a_project_file_deleted_on_one_side_and_changed_on_the_other_conflicts(p
     assert_clean(project.path)
 
 
-def test_a_binary_project_file_is_committed_byte_for_byte(project):
+def test_a_binary_project_file_is_committed_byte_for_byte(project, capsys):
     figure = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\r\n" + bytes(range(256))
     (project.path / "analysis").mkdir()
     (project.path / "analysis" / "fig.png").write_bytes(figure)
@@ -355,4 +355,11 @@ def test_a_binary_project_file_is_committed_byte_for_byte(project):
     )
     assert shown.stdout == figure
     assert project.status() == []
+    (project.path / "analysis" / "fig.png").write_bytes(figure + b"\x00more")
+    code, out, err = run(capsys, "-C", str(project.path), "diff")
+    assert (code, out) == (
+        0,
+        "~ analysis/fig.png: changed\n    (a binary file: its lines are not shown)\n",
+    ), err
+    project.commit("more figure")
     assert_clean(project.path)

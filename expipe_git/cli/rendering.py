@@ -210,6 +210,8 @@ def change_lines(change: history.Change, color: bool) -> list[str]:
 
 def text_diff_lines(old: str, new: str) -> list[str]:
     """The lines of a file that is not a record (README.md) that changed, as ``diff -u`` shows them."""
+    if "\0" in old or "\0" in new:
+        return ["    (a binary file: its lines are not shown)"]
     diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
     return [f"    {line}" for line in list(diff)[2:]]  # without the ---/+++ header
 
