@@ -130,6 +130,15 @@ def test_files_that_are_not_records_are_committed_when_named_then_are_project_fi
     write(project, "analysis/plot.ipynb", '{"cells": []}\n')
     write(project, "analysis/params.toml", "depth = 3\n")
     write(project, "notes/todo.txt", "order rats\n")
+    write(project, "templates/notes.txt", "not a template\n")
+    assert cli(capsys, project, "status").splitlines()[1:] == [
+        "? README.md",
+        "? analysis/params.toml",
+        "? analysis/plot.ipynb",
+        "? notes/todo.txt",
+        "? templates/notes.txt  (only records belong in templates/)",
+    ]
+    (project.path / "templates" / "notes.txt").unlink()
     before = commit_count(project.path)
     sha = cli(
         capsys, project, "commit", "-m", "the lab's README and plot", "README.md", "analysis/plot.ipynb"

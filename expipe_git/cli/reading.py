@@ -60,6 +60,14 @@ def merge_json(project: Project, pending: dict | None) -> dict:
     }
 
 
+def status_note(path: str) -> str:
+    """What `status` adds to a file that is not part of the project and that `commit PATH` would refuse."""
+    if not layout.in_layout(path):
+        return ""
+    top, slash, _ = path.partition("/")
+    return f"  (only records belong in {top}/)" if slash else "  (expipe_git's name, in another case)"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     project = open_project(args)
     edits = project.status()
@@ -86,7 +94,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"not part of the project ('{PROG} commit' leaves them alone, '{PROG} commit PATH' "
                 "adds them; .gitignore can hide them):"
             )
-            print("\n".join(f"? {path}" for path in outside))
+            for path in outside:  # 'commit PATH' refuses what is in a record folder and no record
+                print(f"? {path}{status_note(path)}")
     return 0
 
 
