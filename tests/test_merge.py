@@ -892,6 +892,14 @@ def test_status_json_shows_a_merge_stopped_on_conflicts(ours, tmp_path, capsys):
     assert (
         "expipe-git conflicts" in merge_state["what to do"] and "merge --abort" in merge_state["what to do"]
     )
+    program = subprocess.run(  # the program itself says the same
+        [sys.executable, "-m", "expipe_git", "-C", str(path), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(pathlib.Path(expipe_git.__file__).parents[1])},
+    )
+    assert json.loads(program.stdout) == stopped
     assert run_cli(path, "resolve", "action/rec-1", "type", "--ours", capsys=capsys)[0] == 0
     assert (status()["merge"]["unresolved"], status()["merge"]["resolved"]) == (1, 1)
     assert run_cli(path, "merge", "--abort", capsys=capsys)[0] == 0
