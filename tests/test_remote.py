@@ -995,7 +995,14 @@ def test_project_files_that_are_not_records_travel_by_clone_pull_and_push(tmp_pa
     assert not (bob.path / "analysis").exists()
     assert set(bob.actions["rec-1"].tags) == {"place cell", "bob's"}
     assert_clean(bob.path)
+    (bob.path / "notes").mkdir()
+    (bob.path / "notes" / "todo.txt").write_text("order rats\n")
+    bob.commit("todo", ["notes/todo.txt"])
     bob.push()
+    alice.pull()  # a fast-forward over bob's merge and his new folder
+    assert (alice.path / "notes" / "todo.txt").read_text() == "order rats\n"
+    assert set(alice.actions["rec-1"].tags) == {"place cell", "bob's"}
+    assert_clean(alice.path)
     copy = tmp_path / "by-git"
     git(tmp_path, "clone", "-q", str(bare), str(copy))
     assert (copy / "README.md").read_text() == "# rat lab\n12 rats\n"
