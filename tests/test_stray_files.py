@@ -372,3 +372,16 @@ def test_a_binary_project_file_is_committed_byte_for_byte(project, capsys):
     ), err
     project.commit("more figure")
     assert_clean(project.path)
+
+
+def test_revert_of_a_commit_of_project_files(project, capsys):
+    write(project, "README.md", "# lab\n")
+    added = project.commit("readme", ["README.md"])
+    write(project, "README.md", "# lab\nmore\n")
+    edited = project.commit("more")
+    project.revert(edited)
+    assert (project.path / "README.md").read_text() == "# lab\n"
+    code, _, err = run(capsys, "-C", str(project.path), "revert", added)
+    assert code == 0, err
+    assert not (project.path / "README.md").exists()
+    assert_clean(project.path)
