@@ -20,6 +20,17 @@ def check_file(path: str, data: bytes) -> None:
     """Refuse a file (a hand edit, a merged or fetched record) that is not a valid record in its place."""
     if path == layout.IGNORE_FILE:
         return
+    if not layout.in_layout(path):
+        # A project file that is not a record (README.md, analysis/plot.ipynb):
+        # any content, but a name every system and every clone can hold.
+        unsafe = layout.outside_problem(path)
+        if unsafe is not None:
+            raise CorruptFileError(
+                f"{path} cannot be part of the project: {unsafe}; rename it, "
+                "or list it in .gitignore to keep it out",
+                path,
+            )
+        return
     place = layout.place_of(path)
     right = layout.right_place(path) if place is None else None
     if right is not None:
@@ -29,9 +40,11 @@ def check_file(path: str, data: bytes) -> None:
             path,
         )
     if place is None:
+        top, slash, _ = path.partition("/")
+        why = f"{top}/ holds only records" if slash else "its name is taken by expipe_git (in any case)"
         raise CorruptFileError(
-            f"{path} is not part of an expipe_git project's layout "
-            "(see docs/storage-format.md); move or remove it, then commit again",
+            f"{path} is not a record in its place, and {why} (see docs/storage-format.md); "
+            "move it out of the record folders or remove it, then commit again",
             path,
         )
     what = f"{layout.describe(place.obj)} ({path})"
@@ -144,5 +157,35 @@ def check_objects_whole(snap: Snapshot, changes: Changes) -> None:
                 raise CorruptFileError(
                     f"{path} was deleted but {left[0]} of {layout.describe(owner)} remains; "
                     "delete the whole folder (or project.delete_" + owner[0] + "(name))",
+                    path,
+                )
+
+
+def check_case_twins(snap: Snapshot, changes: Changes) -> None:
+    """Refuse a new file outside the layout whose path differs only in case from another's.
+
+    Windows and macOS ignore case: ``README.md`` and ``readme.md`` would be
+    one file there, and a clone on them could not hold both.
+    """
+    added = [p for p, data in changes.items() if data is not None and not layout.in_layout(p)]
+    split = [p.split("/") for p in added]
+    for path in added:
+        if snap.blob_id(path) is not None:
+            continue  # already there: its name was checked when it came
+        parts = path.split("/")
+        for depth, name in enumerate(parts):
+            folder = "/".join(parts[:depth])
+            names = {
+                n for n in snap.listdir(folder) if changes.get(f"{folder}/{n}".lstrip("/"), b"") is not None
+            }
+            names |= {
+                other[depth] for other in split if other[:depth] == parts[:depth] and len(other) > depth
+            }
+            twin = layout.case_twin(names, name)
+            if twin is not None:
+                where = f"{folder}/{twin}" if folder else twin
+                raise CorruptFileError(
+                    f"{path} differs only in case from {where}, and Windows and macOS would take "
+                    "them for one file; rename one of them",
                     path,
                 )

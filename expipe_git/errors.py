@@ -125,4 +125,4 @@ class PushRejectedError(RemoteError):
 
 
 class UnsafeRemoteError(RemoteError):
-    """A remote's history holds symlinks, submodules, ``.git`` or files outside the layout."""
+    """A remote's history holds symlinks, submodules, ``.git``, unsafe names or stray files."""

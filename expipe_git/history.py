@@ -272,7 +272,7 @@ class _History:
         """Return the decoded record a blob holds, its text if it is no record, or MISSING."""
         if sha is None:
             return MISSING
-        if path.endswith(layout.SUFFIX):
+        if path.endswith(layout.SUFFIX) and layout.in_layout(path):  # analysis/x.toml is no record
             place = layout.place_of(path)
             what = f"{layout.describe(place.obj) if place else path} ({path})"
             try:
@@ -284,7 +284,7 @@ class _History:
 
     def decode_text(self, data: bytes, path: str) -> Any:
         """Return the decoded record ``data`` holds, or its text if it is no record (as :meth:`load`)."""
-        if path.endswith(layout.SUFFIX):
+        if path.endswith(layout.SUFFIX) and layout.in_layout(path):
             try:
                 return values.loads(data, what=path)
             except CorruptFileError:

@@ -216,11 +216,44 @@ def place_of(path: str) -> Place | None:
     return None
 
 
+# The folders of the record layout: inside them, only records in their place belong.
+LAYOUT_FOLDERS = ("actions", "entities", "templates", "modules")
+
+
+def in_layout(path: str) -> bool:
+    """Whether ``path`` falls in the record layout: the config, the ignore file, or
+    anything under one of :data:`LAYOUT_FOLDERS`.
+
+    The top component is compared without case (``Actions/x`` is ``actions/x``
+    on Windows and macOS). Any other path (``README.md``, ``analysis/plot.ipynb``)
+    is a project file that is not a record: committed only when named, never
+    read as a record.
+    """
+    top = path.split("/", 1)[0].lower()
+    return path.lower() in (CONFIG_FILE, IGNORE_FILE) or top in LAYOUT_FOLDERS
+
+
+def outside_problem(path: str) -> str | None:
+    """Why a path outside the layout cannot be a project file, or None if it can.
+
+    Each of its names follows the rules of object names (:func:`name_problem`):
+    no ``.git`` in any disguise, no ``..`` or hidden names, nothing Windows
+    cannot hold.
+    """
+    for name in path.split("/"):
+        if name == "":
+            return "it has an empty name in it"
+        problem = name_problem(name)
+        if problem is not None:
+            return f"{name!r}: {problem}"
+    return None
+
+
 def part_of_project(path: str) -> bool:
-    """Whether ``path`` is the project's: a record in its place, or a ``.toml`` file
-    in the project's folders (a record in the wrong place, refused with a hint by
-    :func:`right_place`). Anything else (``notes.txt``, ``analysis/plot.ipynb``)
-    belongs to the person, and expipe_git leaves it alone."""
+    """Whether a new file ``path`` is the project's: a record in its place, or a ``.toml``
+    file in the project's folders (a record in the wrong place, refused with a hint by
+    :func:`right_place`). Anything else new (``notes.txt``, ``analysis/plot.ipynb``)
+    belongs to the person, and expipe_git leaves it alone until it is named to commit."""
     if path in (CONFIG_FILE, IGNORE_FILE) or place_of(path) is not None:
         return True
     top = path.split("/", 1)[0]

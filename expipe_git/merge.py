@@ -288,7 +288,7 @@ class Merger:
         if not isinstance(decision, str) and not allow_value:
             raise InvalidValueError(
                 f"{conflict.describe()}: resolve it with 'ours' or 'theirs'; a new value "
-                "cannot stand in for a deleted record"
+                "cannot stand in for a deleted record or a whole file"
             )
         self.notes.append(f"{conflict.describe()}: {decision_text(decision)}")
         return decision
@@ -299,6 +299,7 @@ class Merger:
             if data is not None:
                 checks.check_file(path, data)
         checks.check_objects_whole(self.snap, self.changes)
+        checks.check_case_twins(self.snap, self.changes)
 
 
 def _owner(path: str) -> tuple[str, ...] | None:
@@ -555,9 +556,9 @@ def resolve(
         entry["take"] = side
     else:
         if found[name].kind != "value":
+            whole = "a deleted record" if found[name].kind == "deleted" else "a file that is not a record"
             raise InvalidValueError(
-                f"{found[name].describe()}: resolve it with 'ours' or 'theirs'; a new value "
-                "cannot stand in for a deleted record"
+                f"{found[name].describe()}: resolve it with 'ours' or 'theirs' ({whole} takes no new value)"
             )
         entry["toml"] = values.dumps({"v": value}, what=f"the value for {name[0]} {name[1]}")
     resolutions = [r for r in state.get("resolutions", []) if (r["object"], r["key"]) != name]

@@ -384,7 +384,8 @@ class Project:
 
         States: "modified", "added", "deleted", and "untracked" for a new
         file that is not the project's (``notes.txt``, ``analysis/plot.ipynb``),
-        which :meth:`commit` leaves alone. Files git's ignore rules ignore
+        which :meth:`commit` leaves alone unless it is named. Once committed,
+        such a file is listed as any other ("modified", "deleted"). Files git's ignore rules ignore
         (``.gitignore``, ``.git/info/exclude``, ``core.excludesFile``) are not listed.
         """
         return [
@@ -395,16 +396,20 @@ class Project:
     def commit(self, message: str, paths: Iterable[str | os.PathLike[str]] | None = None) -> str | None:
         """Check hand edits parse, then commit them as one commit.
 
-        Without ``paths``, every edit of the project's files is committed and
-        files that are not the project's are left alone; with ``paths``
-        (files or folders, relative to the project folder, or absolute), only
-        the edits under them.
+        Without ``paths``, every edit of the project's files is committed
+        (records, and files already committed), and new files that are not
+        records (``README.md``, ``analysis/plot.ipynb``) are left alone; with
+        ``paths`` (files or folders, relative to the project folder, or
+        absolute), only the edits under them, new files that are not records
+        included: from then on they are project files, which clone, pull and
+        push carry and reads of records ignore.
 
         Returns the new commit id, or None if there was nothing to commit.
 
         Raises:
             CorruptFileError: a file does not parse, breaks a rule of its
-                record, or is not where a record belongs; nothing is committed then.
+                record, is not where a record belongs, or has a name some
+                system cannot hold; nothing is committed then.
             InvalidValueError: a path given has no edit to commit.
         """
         if not isinstance(message, str) or not message.strip():
@@ -415,8 +420,8 @@ class Project:
             # Under the write lock, so the edits are read against the commit
             # they will be committed on top of.
             edits = self._store.status()
-            if wanted is None:
-                edits = [(path, state) for path, state in edits if layout.part_of_project(path)]
+            if wanted is None:  # a new file that is not the project's waits until it is named
+                edits = [(p, s) for p, s in edits if s != "added" or layout.part_of_project(p)]
             else:
                 under = [(p, s) for p, s in edits if any(p == w or p.startswith(w + "/") for w in wanted)]
                 for named in wanted:
@@ -434,6 +439,7 @@ class Project:
                 checks.check_file(path, data)
                 changes[path] = data
             checks.check_objects_whole(snap, changes)
+            checks.check_case_twins(snap, changes)
             return changes
 
         body = message.rstrip("\n") + "\n\nExpipe-Operation: commit hand edits\n"

@@ -519,13 +519,19 @@ def test_commit_refuses_invalid_hand_edits(project):
         project.commit("broken")
     assert commit_count(project.path) == before
     (project.path / "stray.txt").write_text("x")
+    (project.path / "modules" / "notes.txt").write_text("x")
     path.write_text("a = 2\n")
-    with pytest.raises(ValueError, match="stray.txt"):  # named, a file outside the layout is refused
-        project.commit("stray", ["stray.txt"])
+    with pytest.raises(ValueError, match=r"modules/notes.txt is not a record .*, and modules/ holds only"):
+        project.commit("stray", ["stray.txt", "modules/notes.txt"])  # a file in a record folder is refused
     assert commit_count(project.path) == before
-    project.commit("fix")  # not named, it is left alone
+    (project.path / "modules" / "notes.txt").unlink()
+    project.commit("fix")  # a new file that is not a record is left alone unless named
     assert module["a"] == 2
+    assert git(project.path, "status", "--porcelain") == "?? stray.txt\n"
+    project.commit("my notes", ["stray.txt"])  # named, it is committed
+    assert git(project.path, "show", "--name-only", "--format=", "HEAD").split() == ["stray.txt"]
     assert (project.path / "stray.txt").read_text() == "x"
+    assert_clean(project.path)
 
 
 def test_commit_refuses_hand_edits_that_orphan_records(project):

@@ -205,7 +205,10 @@ def test_status_commit_round_trip(rec, capsys):
     code, out, _ = run(capsys, "-C", str(root), "status")
     assert code == 0
     assert out.splitlines() == [f"M {path}"]
-    assert run_json(capsys, "-C", str(root), "status") == [{"path": path, "state": "modified"}]
+    assert run_json(capsys, "-C", str(root), "status") == {
+        "files": [{"path": path, "state": "modified"}],
+        "merge": {"stopped": False},
+    }
 
     before = commit_count(root)
     code, out, err = run(capsys, "-C", str(root), "commit", "-m", "Set the room by hand")
@@ -267,9 +270,23 @@ def test_commit_of_a_file_outside_the_layout(project, capsys):
     (project.path / "stray.txt").write_text("hello")
     code, out, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray")
     assert (code, out) == (0, "nothing to commit: no hand edits since the last commit\n")
-    code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray", "stray.txt")
-    assert code == 1  # named, it is refused: a clone or pull would refuse it too
-    assert_one_error_line(err, "stray.txt", "move or remove it")
+    for bad, why in [
+        ("templates/stray.txt", "templates/ holds only records"),
+        ("CON.txt", "reserved device name on Windows"),
+        ("analysis/.hidden", "starts with '.'"),
+        ("Expipe.toml", "its name is taken by expipe_git"),
+    ]:
+        (project.path / bad).parent.mkdir(exist_ok=True)
+        (project.path / bad).write_text("x")
+        code, _, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray", bad, "stray.txt")
+        assert code == 1  # named, a file a clone or pull would refuse is refused, and nothing is committed
+        assert_one_error_line(err, bad, why)
+        (project.path / bad).unlink()
+    assert commit_count(project.path) == 1
+    code, out, err = run(capsys, "-C", str(project.path), "commit", "-m", "stray", "stray.txt")
+    assert code == 0, err  # named, a file outside the record folders is committed
+    assert git(project.path, "show", "--name-only", "--format=", "HEAD").split() == ["stray.txt"]
+    assert_clean(project.path)
 
 
 def test_commit_needs_a_message(project, capsys):

@@ -226,7 +226,7 @@ def test_log_oneline_and_log_of_a_path_status_prints(capsys, project):
     assert len(lines) == 4 and all(len(line.split(" ", 1)[0]) == 7 for line in lines)
     path = project_path(project) / expipe_git.layout.attributes_path("action", "rec-1")
     path.write_text(path.read_text().replace("recording", "sleep"))
-    (edited,) = cli_json(capsys, project, "status")
+    (edited,) = cli_json(capsys, project, "status")["files"]
     out = cli(capsys, project, "log", "--oneline", edited["path"])
     assert [line.split(" ", 1)[1] for line in out.splitlines()] == [
         "action 'rec-1': set type",

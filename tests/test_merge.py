@@ -859,3 +859,48 @@ def test_status_shows_a_merge_stopped_on_conflicts(ours, tmp_path, capsys):
     assert "expipe-git conflicts" in out and "merge --abort" in out
     assert run_cli(path, "merge", "--abort", capsys=capsys)[0] == 0
     assert run_cli(path, "status", capsys=capsys)[1] == "clean: no hand edits since the last commit\n"
+
+
+def test_status_json_shows_a_merge_stopped_on_conflicts(ours, tmp_path, capsys):
+    theirs, rev = _diverge_on_type_and_depth(ours, tmp_path)
+    path = project_path(ours)
+    their_head = git(path, "rev-parse", rev).strip()
+
+    def status() -> dict:
+        code, out, err = run_cli(path, "status", "--json", capsys=capsys)
+        assert code == 0, err
+        return json.loads(out)
+
+    assert status() == {"files": [], "merge": {"stopped": False}}
+    assert run_cli(path, "merge", rev, capsys=capsys)[0] == 1
+    (path / "notes.txt").write_text("mine")
+    stopped = status()
+    assert stopped["files"] == [{"path": "notes.txt", "state": "untracked"}]
+    merge_state = stopped["merge"]
+    assert {k: merge_state[k] for k in ("stopped", "theirs", "message", "unresolved", "resolved")} == {
+        "stopped": True,
+        "theirs": their_head,
+        "message": "merge theirs/main",
+        "unresolved": 2,
+        "resolved": 0,
+    }
+    conflicts = json.loads(run_cli(path, "conflicts", "--json", capsys=capsys)[1])
+    assert merge_state["conflicts"] == conflicts and len(conflicts) == 2  # as 'conflicts --json' lists them
+    assert {"object": "action/rec-1", "key": "type", "ours": "Ours", "theirs": "Theirs"}.items() <= conflicts[
+        0
+    ].items()
+    assert (
+        "expipe-git conflicts" in merge_state["what to do"] and "merge --abort" in merge_state["what to do"]
+    )
+    program = subprocess.run(  # the program itself says the same
+        [sys.executable, "-m", "expipe_git", "-C", str(path), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(pathlib.Path(expipe_git.__file__).parents[1])},
+    )
+    assert json.loads(program.stdout) == stopped
+    assert run_cli(path, "resolve", "action/rec-1", "type", "--ours", capsys=capsys)[0] == 0
+    assert (status()["merge"]["unresolved"], status()["merge"]["resolved"]) == (1, 1)
+    assert run_cli(path, "merge", "--abort", capsys=capsys)[0] == 0
+    assert status()["merge"] == {"stopped": False}

@@ -435,8 +435,26 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
         entries.append((0o040000, b".git", _tree(bare, [(0o100644, b"config", blob)])))
     elif case == "disguised .git":
         entries.append((0o040000, ".G\u200cIT".encode(), _tree(bare, [(0o100644, b"config", blob)])))
-    elif case == "outside layout":
-        entries.append((0o100644, b"README.md", blob))
+    elif case == "file in a record folder":
+        templates = _entries(bare, f"{root}:templates") if any(e[1] == b"templates" for e in entries) else []
+        folder = _tree(bare, sorted([*templates, (0o100644, b"README.md", blob)], key=lambda e: e[1]))
+        entries = [e for e in entries if e[1] != b"templates"] + [(0o040000, b"templates", folder)]
+    elif case == "reserved name outside the layout":
+        entries.append((0o040000, b"analysis", _tree(bare, [(0o100644, b"aux.md", blob)])))
+    elif case == "hidden name outside the layout":
+        entries.append((0o100644, b".gitattributes", blob))
+    elif case == ".git outside the layout":
+        entries.append(
+            (
+                0o040000,
+                b"analysis",
+                _tree(bare, [(0o040000, b".git", _tree(bare, [(0o100644, b"config", blob)]))]),
+            )
+        )
+    elif case == "case twins outside the layout":
+        entries += [(0o100644, b"README.md", blob), (0o100644, b"readme.md", blob)]
+    elif case == "symlink outside the layout":
+        entries.append((0o120000, b"README.md", target))
     elif case == "submodule":
         entries.append((0o160000, b"vendor", target))
     elif case == "submodule elsewhere":
@@ -450,7 +468,7 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
         actions[wrong] = (0o040000, _tree(bare, [(0o040000, b"rec-1", action_dir)]))
         new_actions = _tree(bare, [(mode, name, sha) for name, (mode, sha) in sorted(actions.items())])
         entries = [e for e in entries if e[1] != b"actions"] + [(0o040000, b"actions", new_actions)]
-    tree = _tree(bare, entries)
+    tree = _tree(bare, sorted(entries, key=lambda e: e[1] + b"/" if e[0] == 0o040000 else e[1]))
     commit = _write_object(
         bare,
         b"commit",
@@ -461,18 +479,26 @@ def _add_hostile_commit(bare: pathlib.Path, case: str) -> str:
     return commit.decode()
 
 
-HOSTILE = [
-    "symlink",
-    "mode only",
-    "dotdot",
-    ".git",
-    "disguised .git",
-    "outside layout",
-    "submodule",
-    "submodule elsewhere",
-    "executable",
-    "wrong shard",
-]
+# Each hostile case, and what the refusal must name (files outside the record
+# folders are accepted, so each is refused for what it is, not where it is).
+WHY = {
+    "symlink": "'expipe.toml' .* symbolic link",
+    "mode only": "'expipe.toml' .* symbolic link",
+    "dotdot": "'..' .*its name is refused",
+    ".git": "'.git' .*its name is refused",
+    "disguised .git": "its name is refused",
+    "file in a record folder": "'templates/README.md' .* only records belong",
+    "reserved name outside the layout": "'analysis/aux.md' .* reserved device name",
+    "hidden name outside the layout": "'.gitattributes' .* starts with '.'",
+    ".git outside the layout": "'analysis/.git' .*its name is refused",
+    "case twins outside the layout": "'readme.md' .* differs only in case from README.md",
+    "symlink outside the layout": "'README.md' .* symbolic link",
+    "submodule": "'vendor' .* submodule",
+    "submodule elsewhere": "'vendor' .* submodule",
+    "executable": "'templates.toml' .* executable",
+    "wrong shard": "'actions/0[01]/rec-1' .* record layout cannot hold",
+}
+HOSTILE = list(WHY)
 
 
 def _worktree_files(project: expipe_git.Project) -> list[tuple[str, bytes]]:
@@ -509,7 +535,7 @@ def test_hostile_remote_changes_nothing(tmp_path, new_remote, case):
     assert not list((pathlib.Path(bob.path) / ".git" / "expipe-git").glob("fetch-*"))
     assert_clean(bob.path)
 
-    with pytest.raises(expipe_git.UnsafeRemoteError):
+    with pytest.raises(expipe_git.UnsafeRemoteError, match=WHY[case]):
         expipe_git.clone(url, tmp_path / "carol")
     assert not (tmp_path / "carol").exists()
 
@@ -941,3 +967,43 @@ def test_stock_git_in_a_clone_uses_the_credentials_given_in_the_url(
         assert done.returncode == 0, done.stderr
     assert remote_head(bare) == git(bob.path, "rev-parse", "HEAD").strip()
     assert SECRET not in (pathlib.Path(bob.path) / ".git" / "config").read_text()
+
+
+@pytest.mark.parametrize("kind", ["path", "git"])
+def test_project_files_that_are_not_records_travel_by_clone_pull_and_push(tmp_path, new_remote, kind):
+    bare, url, alice = shared_project(new_remote, tmp_path / "alice", kind)
+    (alice.path / "README.md").write_text("# rat lab\n")
+    (alice.path / "analysis").mkdir()
+    (alice.path / "analysis" / "plot.ipynb").write_text('{"cells": []}\n')
+    alice.commit("the lab's README and plot", ["README.md", "analysis/plot.ipynb"])
+    alice.push()
+
+    bob = expipe_git.clone(url, tmp_path / "bob")
+    assert (bob.path / "README.md").read_text() == "# rat lab\n"
+    assert (bob.path / "analysis" / "plot.ipynb").read_text() == '{"cells": []}\n'
+    assert list(bob.actions) == ["rec-1"] and list(bob.modules) == []
+    assert_clean(bob.path)
+
+    (alice.path / "README.md").write_text("# rat lab\n12 rats\n")
+    (alice.path / "analysis" / "plot.ipynb").unlink()
+    (alice.path / "analysis").rmdir()
+    alice.commit("twelve rats; no plot")
+    alice.push()
+    bob.actions["rec-1"].tags = ["place cell", "bob's"]  # diverged: the pull merges
+    bob.pull()
+    assert (bob.path / "README.md").read_text() == "# rat lab\n12 rats\n"
+    assert not (bob.path / "analysis").exists()
+    assert set(bob.actions["rec-1"].tags) == {"place cell", "bob's"}
+    assert_clean(bob.path)
+    (bob.path / "notes").mkdir()
+    (bob.path / "notes" / "todo.txt").write_text("order rats\n")
+    bob.commit("todo", ["notes/todo.txt"])
+    bob.push()
+    alice.pull()  # a fast-forward over bob's merge and his new folder
+    assert (alice.path / "notes" / "todo.txt").read_text() == "order rats\n"
+    assert set(alice.actions["rec-1"].tags) == {"place cell", "bob's"}
+    assert_clean(alice.path)
+    copy = tmp_path / "by-git"
+    git(tmp_path, "clone", "-q", str(bare), str(copy))
+    assert (copy / "README.md").read_text() == "# rat lab\n12 rats\n"
+    assert_clean(copy)

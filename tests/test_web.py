@@ -375,3 +375,30 @@ def test_a_hand_edit_that_does_not_parse_hides_nothing_else(tmp_path):
         assert "Traceback" not in page.text + server.stderr_so_far()
     finally:
         server.stop()
+
+
+def test_pages_of_a_project_with_files_that_are_not_records(tmp_path):
+    env = webkit.isolated_env(tmp_path)
+    project_dir = webkit.build_small(tmp_path / "p", env)
+    (project_dir / "README.md").write_text(f"# lab {HOSTILE}\n")
+    subprocess.run(
+        [sys.executable, "-m", "expipe_git", "-C", str(project_dir), "commit", "-m", "README", "README.md"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    commit = git(project_dir, "rev-parse", "HEAD").strip()
+    names = webkit.action_names(project_dir)
+    server = webkit.Server(project_dir, env)
+    base = server.url.rstrip("/")
+    try:
+        for path in ("/", "/actions", "/history", f"/commit/{commit}"):
+            page = webkit.get(base + path)
+            assert page.status == 200, path
+            assert HOSTILE not in page.text
+        assert "README.md" in webkit.get(f"{base}/commit/{commit}").text
+        assert all(name in webkit.get(base + "/actions").text for name in names)
+        assert "README" not in webkit.get(base + "/actions").text
+    finally:
+        server.stop()
+    assert "Traceback" not in server.stderr_so_far()

@@ -35,9 +35,12 @@ def log_path(project: Project, text: str) -> str:
     if here.exists() and here.is_relative_to(project.path):
         return here.relative_to(project.path).as_posix().strip("/") or "."
     path = pathlib.PurePosixPath(text.replace("\\", "/")).as_posix().strip("/")
-    top = path.split("/")[0]
-    in_layout = top in (layout.CONFIG_FILE, "templates", "modules", *layout.KIND_OF_FOLDER)
-    if not (project.path / path).exists() and not in_layout:
+    # A file no longer there (a README.md deleted since) is followed if it has a history.
+    if (
+        not (project.path / path).exists()
+        and not layout.in_layout(path)
+        and not project.log(path=path, limit=1)
+    ):
         raise CliError(
             f"{text!r} is neither an object address (action/rec-1, entity/rat1, template/daq, "
             f"module/NAME) nor a file of the project; '{PROG} status' and '{PROG} list' show both"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .. import merge
 from ..errors import MergeConflict
 from .base import PROG, UsageError, open_project
 from .parser import Commands
-from .rendering import JSON_NOTE, print_json
+from .rendering import JSON_NOTE, conflict_json, print_json
 
 # ---------------------------------------------------------------------------
 # merge
@@ -65,14 +64,6 @@ def add_merge(commands: Commands) -> None:
 
 # ---------------------------------------------------------------------------
 # conflicts
-
-
-def conflict_json(conflict: Any) -> dict:
-    row = {"object": conflict.object, "key": conflict.key, "kind": conflict.kind, "path": conflict.path}
-    sides = {"base": conflict.base, "ours": conflict.ours, "theirs": conflict.theirs}
-    row.update({side: None if value is merge.ABSENT else value for side, value in sides.items()})
-    row["absent"] = [side for side, value in sides.items() if value is merge.ABSENT]
-    return row
 
 
 def cmd_conflicts(args: argparse.Namespace) -> int:

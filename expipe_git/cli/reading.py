@@ -25,6 +25,7 @@ from .rendering import (
     JSON_NOTE,
     commit_json,
     commit_lines,
+    conflict_json,
     dash,
     print_json,
     record_lines,
@@ -38,20 +39,50 @@ from .rendering import (
 STATUS_LETTER = {"modified": "M", "added": "A", "deleted": "D"}
 
 
+MERGE_TODO = (
+    f"'{PROG} conflicts' lists them, '{PROG} merge --continue' or '{PROG} merge --abort' ends the merge"
+)
+
+
+def merge_json(project: Project, pending: dict | None) -> dict:
+    """A stopped merge as `status --json` shows it; ``{"stopped": false}`` when there is none."""
+    if pending is None:
+        return {"stopped": False}
+    conflicts = project.conflicts
+    return {
+        "stopped": True,
+        "theirs": pending["theirs"],
+        "message": pending["message"],
+        "unresolved": len(conflicts),
+        "resolved": pending["resolved"],
+        "conflicts": [conflict_json(c) for c in conflicts],
+        "what to do": MERGE_TODO,
+    }
+
+
+def status_note(path: str) -> str:
+    """What `status` adds to a file that is not part of the project and that `commit PATH` would refuse."""
+    if not layout.in_layout(path):
+        return ""
+    top, slash, _ = path.partition("/")
+    return f"  (only records belong in {top}/)" if slash else "  (expipe_git's name, in another case)"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     project = open_project(args)
     edits = project.status()
-    pending = None if args.json else merge.pending_merge(project)
+    pending = merge.pending_merge(project)
+    if args.json:
+        files = [{"path": e.path, "state": e.state} for e in edits]
+        print_json({"files": files, "merge": merge_json(project, pending)})
+        return 0
     if pending is not None:
         left = len(project.conflicts)
         print(
             f"a merge of {pending['theirs'][:7]} ({pending['message']}) is stopped: {left} conflict"
-            f"{'s' * (left != 1)} unresolved, {pending['resolved']} resolved; '{PROG} conflicts' lists "
-            f"them, '{PROG} merge --continue' or '{PROG} merge --abort' ends the merge"
+            f"{'s' * (left != 1)} unresolved, {pending['resolved']} resolved; {MERGE_TODO}"
         )
-    if args.json:
-        print_json([{"path": e.path, "state": e.state} for e in edits])
-    elif not edits and pending is None:
+    if not edits and pending is None:
         print("clean: no hand edits since the last commit")
     else:
         for edit in edits:
@@ -59,8 +90,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"{STATUS_LETTER.get(edit.state, '?')} {edit.path}")
         outside = [edit.path for edit in edits if edit.state == "untracked"]
         if outside:
-            print(f"not part of the project ('{PROG} commit' leaves them alone; .gitignore can hide them):")
-            print("\n".join(f"? {path}" for path in outside))
+            print(
+                f"not part of the project ('{PROG} commit' leaves them alone, '{PROG} commit PATH' "
+                "adds them; .gitignore can hide them):"
+            )
+            for path in outside:  # 'commit PATH' refuses what is in a record folder and no record
+                print(f"? {path}{status_note(path)}")
     return 0
 
 
@@ -71,7 +106,11 @@ def add_status(commands: Commands) -> None:
         "list files edited by hand and not committed (M modified, A added, D deleted), then "
         "files that are not part of the project (?)",
     )
-    json_flag(p, "print a JSON list of {path, state}")
+    json_flag(
+        p,
+        'print JSON {"files": [{path, state}], "merge": {"stopped": ...}}; a stopped merge adds '
+        "theirs, message, unresolved, resolved, conflicts (as 'conflicts --json') and \"what to do\"",
+    )
 
 
 # ---------------------------------------------------------------------------

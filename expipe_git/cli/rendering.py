@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import math
 import os
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import history
+from .. import history, merge
 from ..layout import key_text
 from .base import PROG
 
@@ -71,6 +72,15 @@ def jsonable(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     print(json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def conflict_json(conflict: Any) -> dict:
+    """One conflict of a stopped merge as `conflicts --json` and `status --json` show it."""
+    row = {"object": conflict.object, "key": conflict.key, "kind": conflict.kind, "path": conflict.path}
+    sides = {"base": conflict.base, "ours": conflict.ours, "theirs": conflict.theirs}
+    row.update({side: None if value is merge.ABSENT else value for side, value in sides.items()})
+    row["absent"] = [side for side, value in sides.items() if value is merge.ABSENT]
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -180,6 +190,8 @@ def change_lines(change: history.Change, color: bool) -> list[str]:
                 lines += [f"    {key_text(k)}: {value_text(v)}" for k, v in history.leaves(change.new) if k]
         elif change.kind == "removed":
             lines = [f"{sign} {where}: deleted"]
+        elif change.object is None and isinstance(change.old, str) and isinstance(change.new, str):
+            lines = [f"{sign} {where}: changed", *text_diff_lines(change.old, change.new)]
         else:
             lines = [f"{sign} {where}: {value_text(change.old)} -> {value_text(change.new)}"]
     elif change.kind == "added":
@@ -191,6 +203,14 @@ def change_lines(change: history.Change, color: bool) -> list[str]:
             f"{sign} {where} {key_text(change.key)}: {value_text(change.old)} -> {value_text(change.new)}"
         ]
     return [paint(lines[0], change.kind, color), *lines[1:]]
+
+
+def text_diff_lines(old: str, new: str) -> list[str]:
+    """The lines of a file that is not a record (README.md) that changed, as ``diff -u`` shows them."""
+    if "\0" in old or "\0" in new:
+        return ["    (a binary file: its lines are not shown)"]
+    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
+    return [f"    {line}" for line in list(diff)[2:]]  # without the ---/+++ header
 
 
 def change_json(change: history.Change) -> dict:

@@ -62,7 +62,8 @@ def add_init(commands: Commands) -> None:
 def commit_path(project: Project, text: str) -> pathlib.Path | str:
     """A path from the current folder or, as ``status`` prints it, from the project folder."""
     here = pathlib.Path(text).absolute()
-    if here.exists() or (not (project.path / text).exists() and here.is_relative_to(project.path)):
+    # A README.md in the folder `-C` was given from is not the project's.
+    if here.is_relative_to(project.path) and (here.exists() or not (project.path / text).exists()):
         return here
     return text
 
@@ -94,7 +95,9 @@ def add_commit(commands: Commands) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="commit only the edits of these files or folders (default: every edit of the project's files)",
+        help="commit only the edits of these files or folders, new files that are not records "
+        "(README.md, analysis/plot.ipynb) included (default: every edit of the project's files; "
+        "a new file that is not a record waits until it is named)",
     )
 
 

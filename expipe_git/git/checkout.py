@@ -55,9 +55,9 @@ def refuse_hand_edits(repo: Repository, snap: Snapshot, updates: dict) -> None:
         listing = ", ".join(edited)
         raise UncommittedChangesError(
             f"{listing} {'was' if len(edited) == 1 else 'were'} edited by hand and not "
-            "committed; commit the edit (project.commit(message) or "
-            "'expipe-git commit -m MESSAGE') or restore the file "
-            "('git checkout -- FILE') before changing it through expipe_git",
+            "committed; commit the edit (project.commit(message, [FILE]) or "
+            "'expipe-git commit -m MESSAGE FILE'), or restore the file ('git checkout -- FILE') "
+            "or move a new one away, before changing it through expipe_git",
             edited,
         )
 

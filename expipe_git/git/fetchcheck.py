@@ -11,8 +11,13 @@ commits, trees and tags to :class:`HistoryCheck`, which refuses it with
   name once, never empty and without ``/``; an entry's mode matches the type
   of the object it names (``100644`` a blob, ``40000`` a tree);
 - every new commit is an expipe_git project: ``expipe.toml`` at the top,
-  only regular files and folders, each in the documented layout
-  (:func:`expipe_git.layout.place_of`), no name starting with ``.``.
+  only regular files and folders; inside the record layout
+  (:func:`expipe_git.layout.in_layout`) only records in their place
+  (:func:`expipe_git.layout.place_of`); outside it, any file (``README.md``,
+  ``analysis/plot.ipynb``) whose every name any system can hold
+  (:func:`expipe_git.layout.outside_problem`: no ``.git``, ``..`` or name
+  starting with ``.``, nothing Windows refuses) and differs from its
+  neighbours' in more than case.
 
 Each new commit is compared with its first parent, so only the folders it
 changed are opened: the check costs the size of the new history, never the
@@ -242,14 +247,11 @@ class HistoryCheck:
             if files is not None and previous is not None and previous[0] != mode:
                 self._gone(path, previous[0], previous[1], files)  # a file became a folder, or back
                 previous = None
+            self._check_place(commit, path, mode)
             if mode == TREE_MODE:
-                if not folder_in_layout(path):
-                    self._refuse(commit, path, "it is a folder outside expipe_git's layout")
                 inner_base = previous[1] if previous and previous[0] == TREE_MODE else None
                 self._check_tree(sha, inner_base, path + "/", commit, files)
             elif mode == FILE_MODE:
-                if path != layout.IGNORE_FILE and layout.place_of(path) is None:
-                    self._refuse(commit, path, "it is a file outside expipe_git's layout")
                 kind = self._type_of(sha)
                 if kind is None:
                     raise self._unsafe(f"its history is incomplete: {path} ({sha.decode()}) is missing")
@@ -270,12 +272,36 @@ class HistoryCheck:
         if whole or (changed[0][1] == TREE_MODE) != (changed[0][3][0] == TREE_MODE):  # type: ignore[index]
             self._check_whole(tree, prefix, commit)
 
+    def _check_place(self, commit: bytes, path: str, mode: int) -> None:
+        """Refuse what is neither a record in its place nor a project file any system can hold."""
+        if not layout.in_layout(path):
+            problem = layout.outside_problem(path)  # a project file that is not a record
+            if problem is not None:
+                self._refuse(commit, path, f"its name is refused: {problem}")
+        elif mode == TREE_MODE and not folder_in_layout(path):
+            self._refuse(commit, path, "it is a folder that expipe_git's record layout cannot hold")
+        elif mode == FILE_MODE and path != layout.IGNORE_FILE and layout.place_of(path) is None:
+            self._refuse(
+                commit, path, "it is a file where only records belong, and not a record in its place"
+            )
+
     def _check_whole(self, tree: bytes, prefix: str, commit: bytes) -> None:
         """Check a folder's order and names as git's fsck does; the top folder must hold expipe.toml."""
         entries = self.trees.entries(tree)
         problem = tree_problem(entries)
         if problem is not None:
             self._refuse(commit, prefix or "the top folder", f"git refuses such a tree: {problem}")
+        if not prefix or not layout.in_layout(prefix[:-1]):  # project files that are not records
+            seen: dict[str, str] = {}
+            for raw_name, _, _ in entries:
+                name = raw_name.decode("utf-8", "replace")
+                twin = seen.setdefault(name.lower(), name)
+                if twin != name:
+                    self._refuse(
+                        commit,
+                        prefix + name,
+                        f"it differs only in case from {twin}, and Windows and macOS take them for one file",
+                    )
         config = layout.CONFIG_FILE.encode()
         if not prefix and not any(name == config and mode == FILE_MODE for name, mode, _ in entries):
             self._refuse(commit, layout.CONFIG_FILE, "it is missing: every version of a project has it")

@@ -114,6 +114,7 @@ class ChangeView:
     key: str
     old: display.Shown
     new: display.Shown
+    path: str
 
 
 def change_view(change: history.Change) -> ChangeView:
@@ -124,6 +125,7 @@ def change_view(change: history.Change) -> ChangeView:
         key=layout.key_label(change.key),
         old=display.show(change.old),
         new=display.show(change.new),
+        path=change.path,
     )
 
 
@@ -356,7 +358,7 @@ def commit_page(project: Project, revision: str) -> dict:
     changes = commit.changes
     groups: dict[str | None, list[ChangeView]] = {}
     for change in changes[:COMMIT_CHANGES_SHOWN]:
-        groups.setdefault(change.address, []).append(change_view(change))
+        groups.setdefault(change.address or change.path, []).append(change_view(change))
     return {
         "commit": commit_view(commit, with_changes=False),
         "groups": list(groups.items()),

@@ -99,7 +99,11 @@ def make_hostile(bare: pathlib.Path, case: str) -> None:
     elif case == "unsorted tree":
         commit_on_main(bare, raw_tree(bare, list(reversed(entries))))
     elif case == "duplicate entries":
-        commit_on_main(bare, raw_tree(bare, [*entries, ("100644", "templates.toml", config)]))
+        # expipe.toml twice, in git's order (a file beside it outside the layout would be accepted).
+        twice = [*entries, ("100644", layout.CONFIG_FILE, config)]
+        commit_on_main(
+            bare, raw_tree(bare, sorted(twice, key=lambda e: e[1] + ("/" if e[0] == "40000" else "")))
+        )
     elif case == "file and folder of one name":
         twin = [("100644", "actions", config), *entries]
         commit_on_main(
