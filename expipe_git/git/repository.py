@@ -41,8 +41,8 @@ from dulwich.repo import Repo
 
 from ..errors import CorruptRepositoryError, ExpipeError
 from . import checkout, merging, packs, readcache, transaction, writer
-from .format import COMMIT, ID_HEX, OBJECT_ID, TREE, TYPE_NAMES
-from .objects import Changes, CommitInfo, Identity, ObjectStore
+from .format import COMMIT, OBJECT_ID, TREE, TYPE_NAMES
+from .objects import Changes, CommitInfo, Identity, ObjectStore, commit_links
 from .readcache import remember
 from .refs import BRANCH, Branch, RefNames
 from .snapshot import Snapshot
@@ -134,10 +134,9 @@ class Repository:
         tree = self._commit_trees.get(commit)
         if tree is None:
             type_num, raw = self.objects.read(commit)
-            # A commit object starts with "tree <hex id>\n".
             if type_num != COMMIT or not raw.startswith(b"tree "):
                 raise ExpipeError(f"{commit.decode()} is not a commit")
-            tree = remember(self._commit_trees, commit, raw[5 : 5 + ID_HEX])
+            tree = remember(self._commit_trees, commit, commit_links(raw)[0])
         return tree
 
     def tree_entries(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
