@@ -254,14 +254,10 @@ class Repository:
 
     def object_type(self, sha: bytes) -> str | None:
         """Return "commit", "tree", "blob" or "tag", or None if the object is missing."""
-        try:
-            type_num, _ = self.objects.read(sha)
-        except CorruptRepositoryError:
-            known: Any = self.repo.object_store
-            if OBJECT_ID.fullmatch(sha) and sha in known:
-                raise  # there, but damaged
+        found = self.objects.find(sha) if OBJECT_ID.fullmatch(sha) else None  # raises if damaged
+        if found is None:
             return None
-        kind = TYPE_NAMES.get(type_num)
+        kind = TYPE_NAMES.get(found[0])
         return None if kind is None else kind.decode()
 
     # -- writing ----------------------------------------------------------
