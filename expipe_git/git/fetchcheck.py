@@ -318,6 +318,6 @@ def folder_in_layout(path: str) -> bool:
     if len(parts) == 2:
         return True
     name = parts[2]
-    if layout._name_problem(name) or layout.shard(name) != parts[1]:
+    if layout.name_problem(name) or layout.shard(name) != parts[1]:
         return False
     return len(parts) == 3 or parts[3] in ("modules", "messages")
