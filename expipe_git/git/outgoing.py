@@ -26,10 +26,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
-from dulwich.pack import create_delta
+from dulwich.pack import UnpackedObject, create_delta
 
 from ..errors import RemoteError
-from .dulwichpack import PackRecord, pack_records
+from .dulwichpack import pack_records
 from .format import TREE_MODE
 from .objects import CommitInfo, commit_links
 from .packs import StoredObject, object_header
@@ -58,7 +58,7 @@ def objects_to_send(
     remote_has: set[bytes],
     say: Callable[[str], None] | None = None,
     shown: str | None = None,
-) -> tuple[int, Iterator[PackRecord]]:
+) -> tuple[int, Iterator[UnpackedObject]]:
     """Return how many objects the remote lacks, and those objects packed, in the order made.
 
     ``wanted``: the commits to send; ``remote_has``: commits the remote has;
