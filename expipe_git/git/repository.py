@@ -241,6 +241,18 @@ class Repository:
         """Return the commit a ref name means, by git's rules, or None (see :class:`RefNames`)."""
         return self.ref_names.resolve_ref(name)
 
+    def reflog(self, name: str) -> list[tuple[bytes, int]] | None:
+        """Return (commit, when it was set) of each value ref ``name`` had, newest first, from its reflog.
+
+        ``HEAD`` is branch main's (expipe_git commits on main only); None
+        if there is no such ref. Times are seconds since the epoch.
+        """
+        full = BRANCH if name in ("HEAD", "@") else self.ref_names.full_name(name)
+        if full is None:
+            return None
+        dulwich: Any = self.repo
+        return [(entry.new_sha, entry.timestamp) for entry in dulwich.read_reflog(full)][::-1]
+
     def peel(self, sha: bytes) -> bytes:
         """Follow annotated tags to the object they name."""
         return self.ref_names.peel(sha)
