@@ -140,7 +140,8 @@ class ObjectStore:
 
     def read(self, sha: bytes) -> tuple[int, bytes]:
         """Return (type number, contents) of an object; raise :attr:`lost`'s error if there is none."""
-        found = self.find(sha)
+        # An id names one content wherever it is: packed is the common case, asked first.
+        found = self.packs.get(sha, look_again=False) or self._elsewhere(sha)
         if found is None:
             raise self.lost(sha.decode("ascii", "replace"), "is missing")
         return found
@@ -155,9 +156,10 @@ class ObjectStore:
         Raises :attr:`lost`'s error if it is damaged, CorruptRepositoryError
         if ``sha`` is no object id or its file cannot be read.
         """
-        packed = self.packs.get(sha, look_again=False)  # an id names one content wherever it is
-        if packed is not None:
-            return packed
+        return self.packs.get(sha, look_again=False) or self._elsewhere(sha)
+
+    def _elsewhere(self, sha: bytes) -> tuple[int, bytes] | None:
+        """:meth:`find` once the packs loaded have not got it: memory, loose, packs added since, dulwich."""
         in_memory = self.in_memory
         if in_memory and sha in in_memory:
             return in_memory[sha]
