@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/bench_remote.py                 # 10 000 actions in 10 000 commits, 3 reps
     .venv/bin/python bench/bench_remote.py --actions 2000 --reps 5
+    .venv/bin/python bench/bench_remote.py --transports file    # a folder remote, no server
 
 The project is made with ``git fast-import`` in the documented layout (one
 commit per new action, as expipe_git makes them), served from a bare
@@ -172,8 +173,15 @@ def main() -> int:
         def fresh(name: str) -> pathlib.Path:
             return tmp / f"{name}-{next(counter)}"
 
+        def served_url(transport: str, name: str) -> str:
+            if transport == "file":
+                return str(served / name)
+            return daemon.url(name) if transport == "git" else http.url(name)
+
         for transport in args.transports.split(","):
-            if transport == "git":
+            if transport == "file":  # a folder remote: read directly, no server
+                url = str(served / "project.git")
+            elif transport == "git":
                 url = daemon.url("project.git")
             else:
                 os.environ["EXPIPE_GIT_USERNAME"], os.environ["EXPIPE_GIT_PASSWORD"] = USER, PASSWORD
@@ -227,7 +235,7 @@ def main() -> int:
                 for tool in ("expipe_git", "git"):
                     name = f"loose-{tool}-{next(counter)}.git"
                     make_bare(served, name)
-                    push_url = daemon.url(name) if transport == "git" else http.url(name)
+                    push_url = served_url(transport, name)
                     if tool == "expipe_git":
                         project = expipe_git.get_project(loose)
                         with_remote = f"to-{name}"
@@ -244,7 +252,7 @@ def main() -> int:
                 for tool in ("expipe_git", "git"):
                     name = f"push-{tool}-{next(counter)}.git"
                     make_bare(served, name)
-                    push_url = daemon.url(name) if transport == "git" else http.url(name)
+                    push_url = served_url(transport, name)
                     run("git", "reset", "-q", "--hard", old, cwd=source)
                     if tool == "expipe_git":
                         project = expipe_git.get_project(source)
@@ -269,8 +277,9 @@ def main() -> int:
         for (transport, op), tools in results.items():
             ours, theirs = tools["expipe_git"], tools["git"]
             ratio = statistics.median(ours) / statistics.median(theirs)
+            scheme = f"{transport}{':' if transport == 'file' else '://'}"
             print(
-                f"| {transport}:// | {op} | {statistics.median(ours):.2f} s ({max(ours):.2f}) | "
+                f"| {scheme} | {op} | {statistics.median(ours):.2f} s ({max(ours):.2f}) | "
                 f"{statistics.median(theirs):.2f} s ({max(theirs):.2f}) | {ratio:.1f}x |"
             )
     finally:

@@ -41,10 +41,12 @@ Revisions
 
 Wherever a revision is taken: a :class:`Commit`; a full or abbreviated
 (4+ hex digits) commit id; ``HEAD`` (or ``@``); a branch, tag or remote
-branch name; any of those followed by ``~n``, ``^`` or ``^n`` (``HEAD~3``,
-``main^2``); or a ``datetime`` (the newest commit on HEAD's first-parent
-line committed at or before it; a naive datetime is local time), also given
-as text that names no ref: ``"10 minutes ago"``, ``"yesterday"``,
+branch name; what a ref named by its reflog, as git reads it (``main@{2}``,
+the value before its last two moves; ``main@{yesterday}``,
+``HEAD@{2 days ago}``, its value then); any of those followed by ``~n``,
+``^`` or ``^n`` (``HEAD~3``, ``main^2``); or a ``datetime`` (the newest
+commit on HEAD's first-parent line committed at or before it; a naive
+datetime is local time), also given as text that names no ref: ``"10 minutes ago"``, ``"yesterday"``,
 ``"yesterday 14:00"``, ``"2026-11-01"``, ``"2026-11-01 14:00"``.
 """
 
@@ -204,6 +206,8 @@ class _History:
         return parents[index]
 
     def _base(self, base: str, revision: str) -> bytes:
+        if "@{" in base:
+            return self._from_reflog(base, revision)
         if base in ("HEAD", "@"):
             head = self.store.head()
             if head is None:
@@ -233,6 +237,38 @@ class _History:
             "(use HEAD, HEAD~2, a commit id, a branch or a tag name, or a time: "
             "'10 minutes ago', yesterday, 2026-11-01)"
         )
+
+    def _from_reflog(self, base: str, revision: str) -> bytes:
+        """``main@{2}``: the value before the last two moves; ``main@{yesterday}``: the value then."""
+        name, _, spec = base.partition("@{")
+        name = name or "HEAD"
+        if not spec.endswith("}") or not spec[:-1].strip():
+            raise InvalidValueError(
+                f"{revision!r} is not a revision; try HEAD@{{1}}, main@{{yesterday}} or main@{{2 days ago}}"
+            )
+        spec = spec[:-1].strip()
+        entries = self.store.reflog(name)
+        if entries is None:
+            raise NotFoundError(
+                f"unknown revision {revision!r}: no branch or tag {name!r} in {self.store.root}"
+            )
+        if spec.isdigit():
+            if int(spec) >= len(entries):
+                raise NotFoundError(
+                    f"revision {revision!r} does not exist: the reflog of {name} holds {len(entries)} entries"
+                )
+            return self._commit_of(entries[int(spec)][0], revision)
+        try:
+            moment = parse_when(spec).timestamp()
+        except InvalidValueError:
+            raise InvalidValueError(
+                f"{revision!r} is not a revision: {spec!r} is neither a count of moves nor a time "
+                "(try HEAD@{1}, main@{yesterday} or main@{2 days ago})"
+            ) from None
+        for sha, when in entries:
+            if when <= moment:
+                return self._commit_of(sha, revision)
+        raise NotFoundError(f"revision {revision!r} does not exist: the reflog of {name} starts after {spec}")
 
     def _commit_of(self, sha: bytes, revision: str) -> bytes:
         sha = self.store.peel(sha)

@@ -111,10 +111,6 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-# The old private name, for fetchcheck until it moves to name_problem.
-_name_problem = name_problem
-
-
 @functools.lru_cache(maxsize=1 << 16)
 def shard(name: str) -> str:
     """Return the shard folder of an action or entity name."""

@@ -8,7 +8,17 @@ import pathlib
 
 import pytest
 import quantities as pq
-from conftest import GIT_EMAIL, GIT_NAME, assert_clean, commit_count, commits, git, project_path
+from conftest import (
+    GIT_EMAIL,
+    GIT_NAME,
+    assert_clean,
+    assert_one_error_line,
+    commit_count,
+    commits,
+    git,
+    project_path,
+    run,
+)
 
 import expipe_git
 from expipe_git import Change, Commit, layout
@@ -334,6 +344,49 @@ def test_revisions(rec):
         project.get_commit(dt.datetime(2000, 1, 1))
     with pytest.raises(expipe_git.InvalidTypeError):
         project.get_commit(12)
+
+
+def test_revisions_by_the_reflog_agree_with_git(rec, capsys):
+    project, action, module = rec
+    path = project_path(project)
+    for depth in (3, 4, 5):
+        module["depth"] = depth * pq.um
+    # Date the branch's moves days apart, as if made on different days.
+    log = path / ".git" / "logs" / "refs" / "heads" / "main"
+    lines = log.read_text().splitlines()
+    now = int(dt.datetime.now().timestamp())
+    dated = []
+    for age, line in zip(range(len(lines) - 1, -1, -1), lines, strict=True):
+        head, _, message = line.partition("\t")
+        who = head.rsplit(" ", 2)[0]  # the ids and who moved it; its time and zone replaced
+        dated.append(f"{who} {now - age * 86400 - 3600} +0000\t{message}")
+    log.write_text("\n".join(dated) + "\n")
+    for revision in (
+        "main@{0}",
+        "main@{1}",
+        "main@{3}",
+        "main@{2 days ago}",
+        "main@{1}~1",
+    ):
+        assert project.get_commit(revision).id == git(path, "rev-parse", revision).strip(), revision
+    assert project.get_commit("HEAD@{2}").id == git(path, "rev-parse", "main@{2}").strip()
+    # A time is read as everywhere in expipe_git: "yesterday" is its start (git's is this time yesterday).
+    midnight = parse_when("yesterday").timestamp()
+    set_before = [line for line in dated if int(line.split("\t")[0].split()[-2]) <= midnight]
+    assert project.get_commit("main@{yesterday}").id == set_before[-1].split()[1]
+    assert project.get_commit("@{2}") == project.get_commit("main@{2}")
+    assert project.at("main@{1}").actions["rec-1"].modules["tracking"]["depth"] == 4 * pq.um
+    with pytest.raises(expipe_git.NotFoundError, match=r"'main@\{99\}' does not exist: the reflog of main"):
+        project.get_commit("main@{99}")
+    with pytest.raises(expipe_git.NotFoundError, match=r"'main@\{1999-01-01\}' does not exist"):
+        project.get_commit("main@{1999-01-01}")
+    with pytest.raises(expipe_git.InvalidValueError, match=r"'main@\{soon\}' is not a revision"):
+        project.get_commit("main@{soon}")
+    with pytest.raises(expipe_git.NotFoundError, match=r"unknown revision 'nope@\{1\}'"):
+        project.get_commit("nope@{1}")
+    code, _, err = run(capsys, "-C", str(path), "diff", "main@{99}")
+    assert code == 1
+    assert_one_error_line(err, "main@{99}")
 
 
 def test_diff(rec):

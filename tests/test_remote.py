@@ -953,6 +953,26 @@ def test_clone_from_a_path_with_a_damaged_object_says_which_and_leaves_nothing(t
     assert not (tmp_path / "bob").exists()
 
 
+def test_fetch_from_a_path_missing_an_object_says_which_and_leaves_nothing(tmp_path, capsys):
+    # A folder remote is read by the reader our own repository uses: its errors name the remote.
+    source = make_project(tmp_path / "alice")
+    bare = tmp_path / "lab.git"
+    subprocess.run(["git", "clone", "-q", "--bare", "--no-local", str(source.path), str(bare)], check=True)
+    module = next(pathlib.Path(source.path).glob("actions/*/rec-1/modules/tracking.toml"))
+    blob = git(source.path, "rev-parse", f"HEAD:{module.relative_to(source.path).as_posix()}").strip()
+    (pack,) = (bare / "objects" / "pack").glob("*.pack")
+    data = pack.read_bytes()
+    for path in pack.parent.iterdir():
+        path.unlink()
+    subprocess.run(["git", "unpack-objects", "-q"], cwd=bare, input=data, check=True)
+    (bare / "objects" / blob[:2] / blob[2:]).unlink()
+    code, _, err = run(capsys, "clone", str(bare), str(tmp_path / "bob"))
+    assert code == 1
+    assert_one_error_line(err, f"git object {blob} in {bare} is missing; run 'git fsck' there")
+    assert "copy of the project" not in err  # what is said of our own repository, not of a remote
+    assert not (tmp_path / "bob").exists()
+
+
 def test_stock_git_in_a_clone_uses_the_credentials_given_in_the_url(
     tmp_path, new_remote, http, isolated_home
 ):

@@ -84,3 +84,25 @@ def test_fast_forward_checks_out_the_new_files(project, tmp_path):
     assert project.actions["a"].tags == ["t"] and "b" in project.actions
     assert not project.session.repository.fast_forward(end)
     assert_clean(path)
+
+
+def test_commit_links_agree_with_git_for_root_merge_and_odd_commits(project):
+    from expipe_git.git.objects import commit_links
+
+    path = project_path(project)
+    root = git(path, "rev-list", "--max-parents=0", "HEAD").strip()
+    git(path, "checkout", "-q", "-b", "side")
+    git(path, "commit", "-q", "--allow-empty", "-m", "side")
+    git(path, "checkout", "-q", "main")
+    git(path, "commit", "-q", "--allow-empty", "-m", "main")
+    git(path, "merge", "-q", "--no-edit", "side")
+    objects = project.session.repository.objects
+    for commit in (root, git(path, "rev-parse", "HEAD").strip()):
+        tree, parents = commit_links(objects.read(commit.encode())[1])
+        assert tree.decode() == git(path, "rev-parse", f"{commit}^{{tree}}").strip()
+        assert [p.decode() for p in parents] == git(path, "log", "-1", "--format=%P", commit).split()
+    # Laid out otherwise (ids of 64 hex digits, as SHA-256 would write them): parsed in full.
+    long_tree, long_parent = b"a" * 64, b"b" * 64
+    odd = b"tree %s\nparent %s\nauthor A <a> 1 +0000\n\nm" % (long_tree, long_parent)
+    assert commit_links(odd) == (long_tree, (long_parent,))
+    assert commit_links(b"tree %s\nparent %s\n\nm" % (b"c" * 40, b"d" * 40)) == (b"c" * 40, (b"d" * 40,))

@@ -17,7 +17,7 @@ Command = Callable[[argparse.Namespace], int]
 
 REVISION_HELP = (
     "a commit id (or 4+ leading hex digits), HEAD, HEAD~2, HEAD^, a branch or a tag, "
-    "or a time: '10 minutes ago', yesterday, 2026-11-01"
+    "main@{2} or main@{yesterday} (by its reflog), or a time: '10 minutes ago', yesterday, 2026-11-01"
 )
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
 
 from .. import layout
 from ..errors import UnsafeRemoteError
@@ -119,7 +118,7 @@ class HistoryCheck:
         self.received = received
         self.where = where
         self.say = say
-        self.known: Any = store.repo.object_store  # dulwich's store, which types ids more narrowly
+        self.known = store.objects
         self.trees = TreeDiff(
             lambda sha: self._raw(sha, TREE_TYPE),
             lambda sha: self._unsafe(f"tree {sha.decode()} is not a valid git tree"),
@@ -141,12 +140,9 @@ class HistoryCheck:
     def _raw(self, sha: bytes, kind: int) -> bytes:
         found = self.kept.get(sha)
         if found is None:
-            try:
-                found = self.known.get_raw(sha)
-            except KeyError:
-                raise self._unsafe(
-                    f"its history is incomplete: {TYPE_NAMES[kind]} {sha.decode()} is missing"
-                ) from None
+            found = self.known.find(sha)
+            if found is None:
+                raise self._unsafe(f"its history is incomplete: {TYPE_NAMES[kind]} {sha.decode()} is missing")
         if found[0] != kind:
             actual = TYPE_NAMES.get(found[0], "an object of another kind")
             raise self._unsafe(f"{sha.decode()} is a {actual} where a {TYPE_NAMES[kind]} belongs")
@@ -159,10 +155,8 @@ class HistoryCheck:
             return found[0]
         if bytes.fromhex(sha.decode()) in self.received:
             return BLOB_TYPE  # in the pack and not kept: neither commit, tree nor tag
-        try:
-            return self.known.get_raw(sha)[0]
-        except KeyError:
-            return None
+        found = self.known.find(sha)
+        return None if found is None else found[0]
 
     def _commit(self, sha: bytes) -> CommitInfo:
         # Each commit is read as a child and again as its child's parent: parse it once.
@@ -178,7 +172,7 @@ class HistoryCheck:
         return found
 
     def _is_new(self, sha: bytes) -> bool:
-        return sha in self.kept or sha not in self.known
+        return sha in self.kept or not self.known.has(sha)
 
     def check_tip(self, tip: bytes) -> None:
         """Refuse a main that names anything but a commit (one we may have already)."""
@@ -350,6 +344,6 @@ def folder_in_layout(path: str) -> bool:
     if len(parts) == 2:
         return True
     name = parts[2]
-    if layout._name_problem(name) or layout.shard(name) != parts[1]:
+    if layout.name_problem(name) or layout.shard(name) != parts[1]:
         return False
     return len(parts) == 3 or parts[3] in ("modules", "messages")

@@ -385,7 +385,7 @@ def object_header(type_num: int, size: int) -> bytes:
     return bytes(header)
 
 
-def parse_header(data: mmap.mmap, offset: int) -> tuple[int, int, int | bytes | None, int]:
+def parse_header(data: mmap.mmap | bytes, offset: int) -> tuple[int, int, int | bytes | None, int]:
     """Parse the header of the packed object at ``offset``.
 
     Returns (type, inflated size, delta base, where the zlib stream starts);

@@ -213,6 +213,15 @@ class RefNames:
         ``refs/remotes/<name>`` and ``refs/remotes/<name>/HEAD`` are tried in
         that order (git's order); an annotated tag is peeled to its commit.
         """
+        found = self._lookup(name)
+        return None if found is None else self.peel(found[1])
+
+    def full_name(self, name: str) -> bytes | None:
+        """Return the ref a name means by the rules of :meth:`resolve_ref` (``refs/heads/main``), or None."""
+        found = self._lookup(name)
+        return None if found is None else found[0]
+
+    def _lookup(self, name: str) -> tuple[bytes, bytes] | None:
         raw = name.encode("utf-8", "surrogateescape")
         for candidate in (
             raw,
@@ -225,10 +234,9 @@ class RefNames:
             if candidate != b"HEAD" and not candidate.startswith(b"refs/"):
                 continue
             try:
-                sha = self.refs[candidate]
+                return candidate, self.refs[candidate]
             except (KeyError, ValueError):
                 continue
-            return self.peel(sha)
         return None
 
     def peel(self, sha: bytes) -> bytes:

@@ -41,8 +41,8 @@ from dulwich.repo import Repo
 
 from ..errors import CorruptRepositoryError, ExpipeError
 from . import checkout, merging, packs, readcache, transaction, writer
-from .format import COMMIT, ID_HEX, OBJECT_ID, TREE, TYPE_NAMES
-from .objects import Changes, CommitInfo, Identity, ObjectStore
+from .format import COMMIT, OBJECT_ID, TREE, TYPE_NAMES
+from .objects import Changes, CommitInfo, Identity, ObjectStore, commit_links
 from .readcache import remember
 from .refs import BRANCH, Branch, RefNames
 from .snapshot import Snapshot
@@ -134,10 +134,9 @@ class Repository:
         tree = self._commit_trees.get(commit)
         if tree is None:
             type_num, raw = self.objects.read(commit)
-            # A commit object starts with "tree <hex id>\n".
             if type_num != COMMIT or not raw.startswith(b"tree "):
                 raise ExpipeError(f"{commit.decode()} is not a commit")
-            tree = remember(self._commit_trees, commit, raw[5 : 5 + ID_HEX])
+            tree = remember(self._commit_trees, commit, commit_links(raw)[0])
         return tree
 
     def tree_entries(self, sha: bytes) -> dict[str, tuple[int, bytes]]:
@@ -237,6 +236,18 @@ class Repository:
         """Return the commit a ref name means, by git's rules, or None (see :class:`RefNames`)."""
         return self.ref_names.resolve_ref(name)
 
+    def reflog(self, name: str) -> list[tuple[bytes, int]] | None:
+        """Return (commit, when it was set) of each value ref ``name`` had, newest first, from its reflog.
+
+        ``HEAD`` is branch main's (expipe_git commits on main only); None
+        if there is no such ref. Times are seconds since the epoch.
+        """
+        full = BRANCH if name in ("HEAD", "@") else self.ref_names.full_name(name)
+        if full is None:
+            return None
+        dulwich: Any = self.repo
+        return [(entry.new_sha, entry.timestamp) for entry in dulwich.read_reflog(full)][::-1]
+
     def peel(self, sha: bytes) -> bytes:
         """Follow annotated tags to the object they name."""
         return self.ref_names.peel(sha)
@@ -250,14 +261,10 @@ class Repository:
 
     def object_type(self, sha: bytes) -> str | None:
         """Return "commit", "tree", "blob" or "tag", or None if the object is missing."""
-        try:
-            type_num, _ = self.objects.read(sha)
-        except CorruptRepositoryError:
-            known: Any = self.repo.object_store
-            if OBJECT_ID.fullmatch(sha) and sha in known:
-                raise  # there, but damaged
+        found = self.objects.find(sha) if OBJECT_ID.fullmatch(sha) else None  # raises if damaged
+        if found is None:
             return None
-        kind = TYPE_NAMES.get(type_num)
+        kind = TYPE_NAMES.get(found[0])
         return None if kind is None else kind.decode()
 
     # -- writing ----------------------------------------------------------

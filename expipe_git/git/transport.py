@@ -9,19 +9,12 @@ wire raises keep their classes; remote.py words them for the user.
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from dulwich import client as git_client
 from dulwich.config import ConfigFile
-from dulwich.errors import (
-    ApplyDeltaError,
-    ChecksumMismatch,
-    GitProtocolError,
-    HangupException,
-    NotGitRepository,
-)
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA
 from dulwich.pack import extend_pack, write_pack_data, write_pack_index
@@ -29,7 +22,8 @@ from dulwich.repo import Repo
 
 from ..errors import RemoteError
 from . import packs
-from .objects import CommitInfo
+from .format import ID_BYTES
+from .objects import CommitInfo, ObjectStore
 from .refs import BRANCH
 from .repository import Repository
 
@@ -72,8 +66,7 @@ def config_values(repo: Repository, section: tuple[bytes, ...], key: bytes) -> l
 
 
 def has_object(repo: Repository, sha: bytes) -> bool:
-    known: Any = repo.repo.object_store
-    return sha in known
+    return repo.objects.has(sha)
 
 
 def ref(repo: Repository, name: bytes) -> bytes | None:
@@ -136,9 +129,18 @@ def write_pack(repo: Repository, out: BinaryIO, objects: Iterator[Any], count: i
 
 
 def get_raw(repo: Repository) -> Callable[[bytes], tuple[int, bytes]]:
-    """dulwich's object reader of ``repo``: what completing a thin pack needs of it."""
-    store: Any = repo.repo.object_store
-    return store.get_raw
+    """The object reader of ``repo`` as dulwich's ``get_raw`` (hex or binary id; KeyError if missing).
+
+    What completing a thin pack needs of it: the bases a received pack's deltas name.
+    """
+
+    def read(sha: bytes) -> tuple[int, bytes]:
+        found = repo.objects.find(sha.hex().encode("ascii") if len(sha) == ID_BYTES else sha)
+        if found is None:
+            raise KeyError(sha)
+        return found
+
+    return read
 
 
 def complete_thin_pack(repo: Repository, path: str, external: set[bytes]) -> tuple[bytes, list]:
@@ -159,13 +161,24 @@ def write_index(path: str, entries: list, checksum: bytes) -> None:
 
 
 class PathRepository:
-    """A repository given as a path (a folder remote): it has no server to ask, so it is read."""
+    """A repository given as a path (a folder remote): it has no server to ask, so it is read.
+
+    Its objects are read by the reader a :class:`Repository` uses
+    (:class:`~expipe_git.git.objects.ObjectStore`, on the remote's objects
+    folder); an object missing or damaged there is a RemoteError naming it
+    and the remote.
+    """
 
     def __init__(self, path: str):
         self.shown = path
         self.repo = Repo(path)
-        self._packs = packs.Packs(str(self.repo.object_store.pack_dir))
+        dulwich: Any = self.repo  # its refs, and its reader for what ours does not know
+        git_dir = self.repo.controldir()
+        self.objects = ObjectStore(git_dir, git_dir, dulwich.object_store.get_raw, lost=self._lost)
         self._commits: dict[bytes, CommitInfo] = {}
+
+    def _lost(self, hex_sha: str, problem: str) -> RemoteError:
+        return RemoteError(f"git object {hex_sha} in {self.shown} {problem}; run 'git fsck' there")
 
     def main(self) -> bytes | None:
         """The commit its branch main names, or None."""
@@ -176,35 +189,16 @@ class PathRepository:
             return None
 
     def has_object(self, sha: bytes) -> bool:
-        known: Any = self.repo.object_store
-        return sha in known
+        return self.objects.has(sha)
 
     def object_type(self, sha: bytes) -> int:
-        known: Any = self.repo.object_store
-        try:
-            return known.get_raw(sha)[0]
-        except KeyError:
-            raise RemoteError(
-                f"git object {sha.decode()} in {self.shown} is missing; run 'git fsck' there"
-            ) from None
+        return self.objects.read(sha)[0]
 
     def read_blob(self, sha: bytes) -> bytes:
-        packed = self._packs.get(sha)
-        if packed is not None:
-            return packed[1]
-        known: Any = self.repo.object_store
-        try:
-            return known.get_raw(sha)[1]
-        except KeyError:
-            problem = "is missing"
-        except (zlib.error, ValueError, ChecksumMismatch, ApplyDeltaError) as exc:
-            problem = f"is damaged ({exc})"
-        # Raised here, not in the handler: the caught error's frames hold views
-        # of the pack's memory map, and closing the repository would then fail.
-        raise RemoteError(f"git object {sha.decode()} in {self.shown} {problem}; run 'git fsck' there")
+        return self.objects.read(sha)[1]
 
     def stored_object(self, sha: bytes) -> packs.StoredObject | None:
-        return self._packs.stored(sha)
+        return self.objects.stored(sha)
 
     def read_commit(self, sha: bytes) -> CommitInfo:
         found = self._commits.get(sha)
@@ -216,6 +210,7 @@ class PathRepository:
         return self.read_commit(sha).tree
 
     def close(self) -> None:
+        self.objects.packs.close()
         self.repo.close()
 
 
