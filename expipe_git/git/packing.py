@@ -102,7 +102,7 @@ def after_write(git_dir: str) -> None:
     if writes % _CHECK_EVERY or loose_estimate(git_dir) < LOOSE_LIMIT:
         return
     if auto == "background" and _PROCESS_CAN_HOLD_LOCK and _python_to_run():
-        _start_process(git_dir)
+        start_packer(git_dir)
         return
     with _running_lock:
         if git_dir in _running:
@@ -202,16 +202,20 @@ def _python_to_run() -> bool:
     return bool(sys.executable) and not getattr(sys, "frozen", False)
 
 
-def _start_process(git_dir: str) -> None:
-    """Start a packer process holding the packing lock, unless a packer runs; never wait for it."""
+def start_packer(git_dir: str) -> subprocess.Popen | None:
+    """Start a packer process holding the packing lock and return it; None if a packer runs.
+
+    Never waits for it: it outlives this process if need be. POSIX only
+    (see :data:`auto`).
+    """
     child = _children.get(git_dir)
     if child is not None and child.poll() is None:
-        return  # it packs again before it exits while the loose objects are over the limit
+        return None  # it packs again before it exits while the loose objects are over the limit
     _children.pop(git_dir, None)
     fd = os.open(_mutex(git_dir), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if not lockfile.try_lock(fd):
-            return  # another process packs
+            return None  # another process packs
         log_path = os.path.join(git_dir, STATE_DIR, _LOG)
         keep = os.path.exists(log_path) and os.path.getsize(log_path) < _LOG_MAX_BYTES
         with open(log_path, "ab" if keep else "wb") as log:
@@ -226,8 +230,10 @@ def _start_process(git_dir: str) -> None:
             )
     except OSError as exc:
         _log.warning("could not start packing %s (%s); a later write tries again", git_dir, exc)
+        return None
     finally:
         os.close(fd)  # ours only: the child's copy keeps the file locked until it exits
+    return _children[git_dir]
 
 
 def pack_in_child(git_dir: str, lock_fd: int) -> None:
@@ -264,9 +270,12 @@ def wait_for_background_packing(timeout: float = 60.0) -> None:
 
 def wait_for_packing(git_dir: str, timeout: float = 60.0) -> bool:
     """Wait until no packer (of any process) packs ``git_dir``; False if one still does at ``timeout``."""
+    mutex = os.path.join(git_dir, STATE_DIR, _MUTEX)
+    if not os.path.exists(mutex):
+        return True  # nothing ever packed here
     deadline = time.monotonic() + timeout
     while True:
-        with lockfile.exclusive_or_skip(_mutex(git_dir)) as held:
+        with lockfile.exclusive_or_skip(mutex) as held:
             if held:
                 return True
         if time.monotonic() >= deadline:

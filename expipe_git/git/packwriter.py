@@ -52,6 +52,7 @@ _TREE_MODE = 0o040000
 _SUBMODULE_MODE = 0o160000
 _TMP_PREFIX = "pack-tmp-"
 _UNLINK_DELAY_SECONDS = 0.2  # see Packer.pack_loose
+_ORPHAN_PACK_AGE_SECONDS = 3600  # see Packer._remove_leftovers
 
 
 @dataclass
@@ -342,12 +343,26 @@ class Packer:
         return os.path.join(self.state_dir, f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}")
 
     def _remove_leftovers(self) -> None:
-        """Remove temporary files of a packing that was killed (we hold the packing lock)."""
+        """Remove what a packing that was killed left (we hold the packing lock).
+
+        Its temporary files; and a pack renamed in without its index (killed
+        between the two renames: no reader uses it, git counts it as
+        garbage) once it is an hour old: git, which takes no lock of ours,
+        renames its packs in the same order.
+        """
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.state_dir):
                 if name.startswith(_TMP_PREFIX):
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self.state_dir, name))
+        indexed = set(_pack_names(self.pack_dir))
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.pack_dir):
+                base = os.path.join(self.pack_dir, name[: -len(".pack")])
+                if name.startswith("pack-") and name.endswith(".pack") and name[:-5] not in indexed:
+                    with contextlib.suppress(OSError):
+                        if os.stat(base + ".pack").st_mtime < time.time() - _ORPHAN_PACK_AGE_SECONDS:
+                            os.unlink(base + ".pack")
 
 
 # -- what is on disk ----------------------------------------------------------
