@@ -14,8 +14,9 @@ with ``--modes``):
 
 Then ``--mutations`` tag sets (each on a random action, one commit each)
 are timed one call at a time, the projects taking turns in rounds of
-``--round`` so that the machine's load falls alike on all of them (the
-packers started in a round are waited for before the next project's turn).
+``--round`` (each round starting with the next one) so that the machine's
+load falls alike on all of them (the packers started in a turn are waited
+for before the next project's turn).
 Median, p99 and max per way; the median over rounds of each round's median
 against ``off``'s in the same round (paired: robust to the machine's load
 changing during the run); the calls made while a packer ran against the
@@ -152,7 +153,8 @@ def main() -> None:
         done = 0
         while done < args.mutations:
             step = min(args.round, args.mutations - done)
-            for mode in modes:
+            turn = (done // args.round) % len(modes)  # each takes its turn first, second, ...
+            for mode in modes[turn:] + modes[:turn]:
                 packing.auto = mode
                 actions = handles[mode]
                 git_dir = os.path.join(tmp, mode, ".git")
