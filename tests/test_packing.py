@@ -400,6 +400,7 @@ def test_a_packer_killed_at_any_moment_leaves_nothing_that_breaks_the_next(tmp_p
     packing.pack_now(git_dir(path))
     pack_dir = pathlib.Path(git_dir(path), "objects", "pack")
     (first,) = pack_dir.glob("*.pack")
+    first_pack = first.read_bytes()  # the packers below may merge it away
     expected.update(mutate(expipe_git.get_project(path), 120, seed=17))
     loose = counts(path)["count"]
     for _ in range(4):
@@ -410,7 +411,7 @@ def test_a_packer_killed_at_any_moment_leaves_nothing_that_breaks_the_next(tmp_p
         packer.wait()
     # As if killed between renaming its pack in and renaming the index in, an hour ago.
     orphan = pack_dir / ("pack-" + "0" * 40 + ".pack")
-    shutil.copyfile(first, orphan)
+    orphan.write_bytes(first_pack)
     os.utime(orphan, (time.time() - 7200, time.time() - 7200))
     report = packing.pack_now(git_dir(path), everything=True)
     assert report is not None and report.packs_after == 1
