@@ -103,6 +103,7 @@ class ObjectStore:
         self.temp_dir = temp_dir  # where a loose object is written before it is renamed into place
         self.packs = packs.Packs(os.path.join(self.objects_dir, "pack"))
         self.fallback = fallback  # dulwich's reader, for what ours does not know
+        self.loose_written = 0  # loose objects this store wrote (packing's estimate counts on it)
         self._local = threading.local()  # the in-memory objects of each thread
 
     @property
@@ -205,6 +206,7 @@ class ObjectStore:
                     os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, path)
+            self.loose_written += 1
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # a full disk must not keep half an object

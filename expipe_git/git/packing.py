@@ -46,7 +46,7 @@ LOOSE_LIMIT = 256
 auto = "background"
 
 _SAMPLED_FOLDERS = [f"{i:02x}" for i in range(3, 256, 16)]  # 16 of the 256 fan-out folders
-_CHECK_EVERY = 8
+_CHECK_EVERY = 32
 _MUTEX = "pack-mutex"
 _LOG = "packing.log"  # what a packer process has to say: its stderr
 _LOG_MAX_BYTES = 1 << 20  # a longer log is started anew
@@ -63,10 +63,12 @@ _again: set[str] = set()  # of those, the ones a write found over the limit mean
 _suspended: set[str] = set()  # git folders whose writes start no packing (see suspended)
 _running_lock = threading.Lock()
 _writes: dict[str, int] = {}  # writes of this process, by git folder
+_listed: dict[str, tuple[int, int]] = {}  # by git folder: (last estimate, loose_written then)
 _children: dict[str, subprocess.Popen] = {}  # packer processes started here, by git folder
 
 
 def _forget_running() -> None:
+    _listed.clear()
     _running.clear()
     _again.clear()
     _children.clear()
@@ -88,19 +90,28 @@ def loose_estimate(git_dir: str) -> int:
     return found * 256 // len(_SAMPLED_FOLDERS)
 
 
-def after_write(git_dir: str) -> None:
+def after_write(git_dir: str, loose_written: int = 0) -> None:
     """Pack the loose objects if there are many; called after a write released the write lock.
 
-    The estimate (16 folder listings, 0.1-0.3 ms) is made on a process's
-    first write and on every 8th after it: a process making one change
-    (the command line) checks, one making many pays it an eighth of the time.
+    ``loose_written``: the loose objects this process has written to
+    ``git_dir`` so far (a running count). The estimate (16 folder listings)
+    is made on a process's first write, then when the last estimate plus
+    what this process wrote since reaches :data:`LOOSE_LIMIT`, and at least
+    every 32nd write (other processes write too). Listing more often slowed
+    every mutation measurably (docs/performance.md).
     """
     if auto == "off" or (_suspended and os.path.abspath(git_dir) in _suspended):
         return
     writes = _writes.get(git_dir, 0)
     _writes[git_dir] = writes + 1
-    if writes % _CHECK_EVERY or loose_estimate(git_dir) < LOOSE_LIMIT:
+    last = _listed.get(git_dir)
+    if last is not None and writes % _CHECK_EVERY and last[0] + loose_written - last[1] < LOOSE_LIMIT:
         return
+    estimate = loose_estimate(git_dir)
+    _listed[git_dir] = (estimate, loose_written)
+    if estimate < LOOSE_LIMIT:
+        return
+    _listed[git_dir] = (0, loose_written)  # the packer takes those; list again after as many more
     if auto == "background" and _PROCESS_CAN_HOLD_LOCK and _python_to_run():
         start_packer(git_dir)
         return
