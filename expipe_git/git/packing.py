@@ -250,6 +250,7 @@ def start_packer(git_dir: str) -> subprocess.Popen | None:
 def pack_in_child(git_dir: str, lock_fd: int) -> None:
     """Pack as a packer process: the parent handed over ``lock_fd``, the packing lock, taken."""
     os.nice(_NICENESS)
+    _lower_io_priority()
     try:
         for _ in range(_MAX_ROUNDS):
             Packer(git_dir).run(everything=False)
@@ -259,6 +260,22 @@ def pack_in_child(git_dir: str, lock_fd: int) -> None:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} packing {git_dir} failed ({exc})", file=sys.stderr)
     finally:
         os.close(lock_fd)
+
+
+def _lower_io_priority() -> None:
+    """Linux: put this process's disk requests behind everyone else's (the "idle" I/O class).
+
+    The kernel's I/O schedulers still serve them within seconds
+    (mq-deadline's ``prio_aging_expire``, 10 s), so a packer is slowed, not
+    starved. Elsewhere, or on an unknown machine type, nothing is done.
+    """
+    syscall_number = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)  # ioprio_set
+    if sys.platform != "linux" or syscall_number is None:
+        return
+    import ctypes
+
+    ioprio_who_process, ioprio_class_idle = 1, 3
+    ctypes.CDLL(None).syscall(syscall_number, ioprio_who_process, 0, ioprio_class_idle << 13)
 
 
 # -- waiting and measuring -------------------------------------------------------
