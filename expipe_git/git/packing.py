@@ -11,8 +11,9 @@ packs; this module decides when):
   write lock. It estimates the loose objects from a sample of the fan-out
   folders (as git's own ``gc --auto`` does) and, past :data:`LOOSE_LIMIT`,
   starts a packer as :data:`auto` says: by default a Python process of its
-  own, detached and niced, so the writer shares neither its Python lock nor
-  its core with the packing (docs/performance.md has the measurements).
+  own, detached, niced and in the idle I/O class, so the writer shares
+  neither its Python lock nor its core with the packing and its disk
+  requests go first (docs/performance.md has the measurements).
 - Every packer holds a lock of its own (``.git/expipe-git/pack-mutex``),
   never the write lock: mutations go on meanwhile, and a second packer
   skips. A packer process is handed the lock already taken (it inherits the
