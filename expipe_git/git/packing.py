@@ -224,7 +224,11 @@ def start_packer(git_dir: str) -> subprocess.Popen | None:
     if child is not None and child.poll() is None:
         return None  # it packs again before it exits while the loose objects are over the limit
     _children.pop(git_dir, None)
-    fd = os.open(_mutex(git_dir), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(_mutex(git_dir), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only .git/expipe-git: never worth failing the write for
+        _log.warning("could not start packing %s (%s); a later write tries again", git_dir, exc)
+        return None
     try:
         if not lockfile.try_lock(fd):
             return None  # another process packs
