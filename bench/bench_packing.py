@@ -1,24 +1,33 @@
 """What packing loose objects costs a mutation, and what it saves on disk.
 
-Three projects are built alike (``--actions`` actions, in one transaction),
-one per way of packing after a write (``expipe_git.git.packing.auto``):
+Projects are built alike (``--actions`` actions, in one transaction), one
+per way of packing after a write (``expipe_git.git.packing.auto``, chosen
+with ``--modes``):
 
 - ``off``: nothing packs — the library as it was before packing existed
   (the call after the write lock returns at once);
-- ``background``: past ``LOOSE_LIMIT`` loose objects, the writing process
-  packs in a thread of its own, outside the write lock (what ships);
+- ``background``: past ``LOOSE_LIMIT`` loose objects, a detached packer
+  process (niced) packs, outside the write lock (what ships);
+- ``thread``: the same packing in a thread of the writing process (what
+  shipped before);
 - ``inline``: the same packing in the writing call, after its commit landed.
 
 Then ``--mutations`` tag sets (each on a random action, one commit each)
-are timed one call at a time, the three projects taking turns in rounds of
-``--round`` so that the machine's load falls alike on all three. Median,
-p99 and max per way; then, for each project, the files and bytes of
-``.git`` against a copy of it after ``git gc`` (files: ``find .git -type f``;
-bytes: their sizes, as ``du -b``), and ``expipe-git gc`` on the unpacked one.
+are timed one call at a time, the projects taking turns in rounds of
+``--round`` (each round starting with the next one) so that the machine's
+load falls alike on all of them (the packers started in a turn are waited
+for before the next project's turn).
+Median, p99 and max per way; the median over rounds of each round's median
+against ``off``'s in the same round (paired: robust to the machine's load
+changing during the run); the calls made while a packer ran against the
+others; then, for each project, the files and bytes of ``.git`` against a
+copy of it after ``git gc`` (files: ``find .git -type f``; bytes: their
+sizes, as ``du -b``), and ``expipe-git gc`` on the unpacked one.
 Last, the cost of taking and releasing the write lock (``lockfile``), and of
 ``filelock`` if it is installed.
 
     .venv/bin/python bench/bench_packing.py                       # 200 actions, 1,000 mutations
+    .venv/bin/python bench/bench_packing.py --modes off,background,thread,inline
     .venv/bin/python bench/bench_packing.py --actions 10000 --mutations 1000
 
 Prints the revision and the numbers; never asserts timings.
@@ -42,7 +51,7 @@ sys.path.insert(0, ROOT)
 import expipe_git  # noqa: E402
 from expipe_git.git import lockfile, packing  # noqa: E402
 
-MODES = ("off", "background", "inline")
+MODES = ("off", "background", "thread", "inline")
 
 
 def usage(folder: str) -> tuple[int, int]:
@@ -118,6 +127,7 @@ def main() -> None:
         "--round", type=int, default=50, help="mutations per project before the next takes a turn"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--modes", default="off,background,thread", help=f"some of {','.join(MODES)}")
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument("--small", action="store_true", help="only .git against git gc at small sizes")
     args = parser.parse_args()
@@ -131,32 +141,56 @@ def main() -> None:
         if args.small:
             small_projects(tmp, args.seed)
             return
-        handles = {mode: build(os.path.join(tmp, mode), args.actions) for mode in MODES}
+        modes = args.modes.split(",")
+        if not set(modes) <= set(MODES) or "off" not in modes:
+            parser.error(f"--modes: some of {','.join(MODES)}, with off")
+        handles = {mode: build(os.path.join(tmp, mode), args.actions) for mode in modes}
         rng = random.Random(args.seed)
-        samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+        samples: dict[str, list[float]] = {mode: [] for mode in modes}
+        round_medians: dict[str, list[float]] = {mode: [] for mode in modes}
+        during: dict[str, list[float]] = {mode: [] for mode in modes}  # a packer ran as the call began
+        outside: dict[str, list[float]] = {mode: [] for mode in modes}
         done = 0
         while done < args.mutations:
             step = min(args.round, args.mutations - done)
-            for mode in MODES:
+            turn = (done // args.round) % len(modes)  # each takes its turn first, second, ...
+            for mode in modes[turn:] + modes[:turn]:
                 packing.auto = mode
                 actions = handles[mode]
+                git_dir = os.path.join(tmp, mode, ".git")
                 for j in range(done, done + step):
                     action = actions[rng.randrange(len(actions))]
+                    packer_runs = mode != "off" and not packing.wait_for_packing(git_dir, timeout=0)
                     start = time.perf_counter()
                     action.tags = [f"tag-{j}"]
-                    samples[mode].append(time.perf_counter() - start)
+                    took = time.perf_counter() - start
+                    samples[mode].append(took)
+                    (during if packer_runs else outside)[mode].append(took)
+                round_medians[mode].append(statistics.median(samples[mode][-step:]))
                 packing.wait_for_background_packing()
             done += step
         packing.auto = "off"
-        print("\nmutation (action.tags = [...]) | median | p99 | max")
-        for mode in MODES:
+        print(f"\nmutation (action.tags = [...]) | median | p99 | max   (load now {os.getloadavg()[0]:.1f})")
+        for mode in modes:
             s = samples[mode]
             print(
                 f"{mode:10} | {statistics.median(s) * 1e3:.2f} ms | {quantile(s, 0.99) * 1e3:.2f} ms "
                 f"| {max(s) * 1e3:.1f} ms"
             )
+        print("\npaired: each round's median over off's in the same round | median of the ratios")
+        for mode in (mode for mode in modes if mode != "off"):
+            ratios = [a / b for a, b in zip(round_medians[mode], round_medians["off"], strict=True)]
+            print(f"{mode:10} | {statistics.median(ratios):.3f} (rounds {len(ratios)})")
+        print("\nthe same, while a packer ran | median | p99 | count ; while none ran | median | p99")
+        for mode in (mode for mode in modes if mode != "off"):
+            if during[mode] and outside[mode]:
+                a, b = during[mode], outside[mode]
+                print(
+                    f"{mode:10} | {statistics.median(a) * 1e3:.2f} ms | {quantile(a, 0.99) * 1e3:.2f} ms "
+                    f"| {len(a)} ; {statistics.median(b) * 1e3:.2f} ms | {quantile(b, 0.99) * 1e3:.2f} ms"
+                )
         print("\n.git | files | bytes | git gc'd copy: files | bytes | ratio (bytes)")
-        for mode in MODES:
+        for mode in modes:
             git_dir = os.path.join(tmp, mode, ".git")
             copy = os.path.join(tmp, mode + "-gc")
             shutil.copytree(os.path.join(tmp, mode), copy)

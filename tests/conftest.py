@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 import expipe_git
+from expipe_git.git import packing
 
 GIT_NAME = "Test Researcher"
 GIT_EMAIL = "researcher@example.org"
@@ -52,6 +53,9 @@ def git(path: str | os.PathLike[str], *args: str, check: bool = True) -> str:
 
 def assert_clean(path: str | os.PathLike[str]) -> None:
     """Stock git must see a clean, valid repository."""
+    # A packer process a command started may outlive it: git fsck would race
+    # its removal of loose files.
+    assert packing.wait_for_packing(os.path.join(path, ".git"), timeout=120)
     assert git(path, "status", "--porcelain") == ""
     fsck = subprocess.run(
         ["git", "fsck", "--strict", "--no-dangling"], cwd=path, capture_output=True, text=True

@@ -289,7 +289,7 @@ def test_packing_while_others_write_and_read_loses_nothing(tmp_path):
     assert_clean(path)
 
 
-@pytest.mark.parametrize("mode", ["background", "inline"])
+@pytest.mark.parametrize("mode", ["background", "thread", "inline"])
 def test_both_ways_of_packing_after_a_write(tmp_path, monkeypatch, mode):
     monkeypatch.setattr(packing, "auto", mode)
     monkeypatch.setattr(packing, "LOOSE_LIMIT", 32)
@@ -358,3 +358,67 @@ def test_the_read_cache_a_process_leaves_stays_small(tmp_path):
     assert sizes[1] < 1.5 * sizes[0], sizes  # three times the writes: not three times the cache
     fresh = expipe_git.get_project(tmp_path / "p300")  # and the cache it left serves reads
     assert sum(len(list(action.tags)) for action in fresh.actions.values()) > 0
+
+
+MUTATE_AND_EXIT = textwrap.dedent(
+    """
+    import random, sys
+    import expipe_git
+    project = expipe_git.require_project(sys.argv[1])
+    names = [f"rec-{i}" for i in range(20)]
+    for name in names:
+        project.require_action(name)
+    rng = random.Random(15)
+    for j in range(int(sys.argv[2])):
+        project.actions[rng.choice(names)].tags = [f"tag-{j}"]
+    """
+)
+
+
+def test_a_packer_process_packs_after_the_writing_process_exited(tmp_path):
+    # The command line and short scripts: the process that crossed the limit
+    # exits at once; its packer goes on, holding the packing lock until done.
+    path = tmp_path / "p"
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
+    subprocess.run([sys.executable, "-c", MUTATE_AND_EXIT, str(path), "150"], env=env, check=True)
+    assert packing.wait_for_packing(git_dir(path), timeout=120)
+    found = counts(path)
+    assert found["packs"] >= 1 and found["garbage"] == 0
+    assert found["count"] < 2 * packing.LOOSE_LIMIT, found
+    assert usage(git_dir(path))[0] < 450
+    assert pathlib.Path(git_dir(path), "expipe-git", "packing.log").read_text() == ""
+    assert commit_count(path) == 1 + 20 + 150
+    assert_clean(path)
+
+
+def test_a_packer_killed_at_any_moment_leaves_nothing_that_breaks_the_next(tmp_path, monkeypatch):
+    monkeypatch.setattr(packing, "auto", "off")
+    seed = int(os.environ.get("EXPIPE_FAULT_SEED", "20261130"))
+    rng = random.Random(seed)
+    path = tmp_path / "p"
+    expected = mutate(expipe_git.require_project(path), 120, seed=16)
+    packing.pack_now(git_dir(path))
+    pack_dir = pathlib.Path(git_dir(path), "objects", "pack")
+    (first,) = pack_dir.glob("*.pack")
+    first_pack = first.read_bytes()  # the packers below may merge it away
+    expected.update(mutate(expipe_git.get_project(path), 120, seed=17))
+    loose = counts(path)["count"]
+    for _ in range(4):
+        packer = packing.start_packer(git_dir(path))
+        assert packer is not None
+        time.sleep(rng.uniform(0.0, 0.5))
+        packer.kill()
+        packer.wait()
+    # As if killed between renaming its pack in and renaming the index in, an hour ago.
+    orphan = pack_dir / ("pack-" + "0" * 40 + ".pack")
+    orphan.write_bytes(first_pack)
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    report = packing.pack_now(git_dir(path), everything=True)
+    assert report is not None and report.packs_after == 1
+    found = counts(path)
+    assert found["count"] == 0 and found["packs"] == 1 and found["garbage"] == 0, found
+    assert found["in-pack"] >= loose
+    assert not [name for name in os.listdir(os.path.join(git_dir(path), "expipe-git")) if "tmp" in name]
+    fresh = expipe_git.get_project(path)
+    assert {name: list(fresh.actions[name].tags) for name in expected} == expected
+    assert_clean(path)

@@ -21,7 +21,7 @@ from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 
 from ..errors import CorruptRepositoryError
 from . import packs
-from .format import HASH, OBJECT_ID, TYPE_NUMBERS, object_id, raw_object
+from .format import HASH, ID_HEX, OBJECT_ID, TYPE_NUMBERS, object_id, raw_object
 
 # A change: path -> new bytes, or None to delete the file.
 Changes = dict[str, "bytes | None"]
@@ -109,6 +109,7 @@ class ObjectStore:
         self.temp_dir = temp_dir  # where a loose object is written before it is renamed into place
         self.packs = packs.Packs(os.path.join(self.objects_dir, "pack"))
         self.fallback = fallback  # dulwich's reader, for what ours does not know
+        self.loose_written = 0  # loose objects this store wrote (packing's estimate counts on it)
         self._local = threading.local()  # the in-memory objects of each thread
         # The error for an object that is missing or damaged: (hex id, "is missing" or
         # "is damaged (why)") -> the exception; a remote read as a folder names itself.
@@ -203,12 +204,8 @@ class ObjectStore:
 
     def _inflated(self, hex_sha: str, compressed: bytes) -> tuple[int, bytes]:
         try:
-            data = zlib.decompress(compressed)
-            header, body = data.split(b"\0", 1)
-            kind, size = header.split(b" ")
-            if int(size) != len(body):
-                raise ValueError("size mismatch")
-            return TYPE_NUMBERS[kind], body
+            kind, body, _ = parse_loose(compressed)
+            return kind, body
         except (zlib.error, ValueError, KeyError) as exc:
             raise self.lost(hex_sha, f"is damaged ({exc})") from exc
 
@@ -244,11 +241,71 @@ class ObjectStore:
                     os.fsync(f.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, path)
+            self.loose_written += 1
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # a full disk must not keep half an object
             raise
         return sha.encode("ascii")
+
+
+def parse_loose(compressed: bytes) -> tuple[int, bytes, bytes]:
+    """Return (type number, contents, what was hashed) of a loose object file's bytes.
+
+    Raises ``zlib.error``, ``ValueError`` (the size in its header is wrong)
+    or ``KeyError`` (an unknown type) for a damaged one.
+    """
+    raw = zlib.decompress(compressed)
+    header, body = raw.split(b"\0", 1)
+    kind, size = header.split(b" ")
+    if int(size) != len(body):
+        raise ValueError("size mismatch")
+    return TYPE_NUMBERS[kind], body, raw
+
+
+def loose_path(objects_dir: str, sha: bytes) -> str:
+    """Where the loose object ``sha`` (hex) is, under ``.git/objects``."""
+    hex_sha = sha.decode("ascii")
+    return os.path.join(objects_dir, hex_sha[:2], hex_sha[2:])
+
+
+def loose_ids(objects_dir: str) -> set[bytes]:
+    """List the ids of the loose objects under ``.git/objects`` (not temporary files)."""
+    found: set[bytes] = set()
+    for folder in range(256):
+        name = f"{folder:02x}"
+        try:
+            listed = os.listdir(os.path.join(objects_dir, name))
+        except FileNotFoundError:
+            continue
+        for rest in listed:
+            if len(rest) == ID_HEX - 2 and all(c in "0123456789abcdef" for c in rest):
+                found.add((name + rest).encode("ascii"))
+    return found
+
+
+def read_loose(objects_dir: str, sha: bytes) -> tuple[int, bytes] | None:
+    """Return (type number, contents) of a loose object that hashes to its name; None if gone or damaged.
+
+    For a packer, which must not copy a damaged object into a pack (``git
+    fsck`` is left to name it); readers use :meth:`ObjectStore.read`.
+    """
+    try:
+        with open(loose_path(objects_dir, sha), "rb") as f:
+            kind, body, raw = parse_loose(f.read())
+    except (OSError, zlib.error, ValueError, KeyError):
+        return None
+    return (kind, body) if HASH(raw).hexdigest().encode("ascii") == sha else None
+
+
+def loose_type(objects_dir: str, sha: bytes) -> int | None:
+    """Return the type number of a loose object, reading only its header; None if unreadable."""
+    try:
+        with open(loose_path(objects_dir, sha), "rb") as f:
+            head = zlib.decompressobj().decompress(f.read(64), 16)
+        return TYPE_NUMBERS.get(head.partition(b" ")[0])
+    except (OSError, zlib.error):
+        return None
 
 
 def utc_offset(when: datetime) -> int:
@@ -296,20 +353,30 @@ def _signature(value: bytes) -> tuple[str, int, int]:
         return value.decode("utf-8", "replace"), 0, 0
 
 
-def commit_links(raw: bytes) -> tuple[bytes, tuple[bytes, ...]]:
-    """Return a commit's tree and parents (hex ids), read from the lines git writes first.
+# -- the links of a commit ------------------------------------------------------
 
-    Parsing every header line (names, dates, the message) was half the time
-    of listing a 10,000-commit history; a commit laid out otherwise is
-    parsed in full.
+_TREE_LINE = len(b"tree ") + ID_HEX + 1
+_PARENT_LINE = len(b"parent ") + ID_HEX + 1
+
+
+def commit_links(raw: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+    """Return the tree and the parents (hex ids) of a commit's contents.
+
+    Fast: git and expipe_git write ``tree`` first, then the ``parent``
+    lines, so only those are read. A commit laid out otherwise goes through
+    :meth:`CommitInfo.parse`. Raises ``ValueError`` for a commit without a
+    tree.
     """
-    if raw.startswith(b"tree ") and raw[45:46] == b"\n":
+    if raw.startswith(b"tree ") and raw[_TREE_LINE - 1 : _TREE_LINE] == b"\n":
         parents = []
-        at = 46
-        while raw.startswith(b"parent ", at) and raw[at + 47 : at + 48] == b"\n":
-            parents.append(raw[at + 7 : at + 47])
-            at += 48
-        if not raw.startswith(b"parent ", at):
-            return raw[5:45], tuple(parents)
-    info = CommitInfo.parse(b"", raw)
+        at = _TREE_LINE
+        while raw.startswith(b"parent ", at) and raw[at + _PARENT_LINE - 1 : at + _PARENT_LINE] == b"\n":
+            parents.append(raw[at + 7 : at + _PARENT_LINE - 1])
+            at += _PARENT_LINE
+        if not raw.startswith((b"parent ", b"tree "), at):  # else a line of another length: parse all
+            return raw[5 : _TREE_LINE - 1], tuple(parents)
+    try:
+        info = CommitInfo.parse(b"", raw)
+    except KeyError:
+        raise ValueError("a commit without a tree") from None
     return info.tree, info.parents

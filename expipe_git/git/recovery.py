@@ -45,7 +45,7 @@ def write_lock(repo: Repository) -> Iterator[None]:
     os.makedirs(repo.state_dir, exist_ok=True)
     with lockfile.exclusive(os.path.join(repo.state_dir, "write-mutex")):
         yield
-    packing.after_write(repo.git_dir)  # packs loose objects if many, outside the lock
+    packing.after_write(repo.git_dir, repo.objects.loose_written)  # packs if many loose objects, unlocked
 
 
 @contextlib.contextmanager
