@@ -104,7 +104,7 @@ def _instrument(expipe):
     wrap(Repository, "head", "Repository.head (stat/read the branch ref)")
     wrap(Repository, "commit_tree", "Repository.commit_tree (read the commit)")
     wrap(Repository, "tree_entries", "Repository.tree_entries (read + parse trees; cached)")
-    wrap(Repository, "read_blob", "Repository.read_blob (read + inflate a blob)")
+    wrap(Repository, "object_contents", "Repository.object_contents (read + inflate a blob)")
     wrap(values, "parse", "values.parse (tomllib)")
     wrap(values, "decode", "values.decode (tagged values -> Python)")
     wrap(layout, "_name_problem", "layout.name_problem (name checks)")

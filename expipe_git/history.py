@@ -316,7 +316,7 @@ class _History:
                 return values.decode(cast(dict, raw), what=what)
             except CorruptFileError:
                 pass
-        return self.store.read_blob(sha).decode("utf-8", "replace")
+        return self.store.object_contents(sha).decode("utf-8", "replace")
 
     def decode_text(self, data: bytes, path: str) -> Any:
         """Return the decoded record ``data`` holds, or its text if it is no record (as :meth:`load`)."""
@@ -486,7 +486,7 @@ class _History:
             for path, old_sha, new_sha in files:
                 current_sha = snap.blob_id(path)
                 if current_sha == new_sha:
-                    changes[path] = None if old_sha is None else self.store.read_blob(old_sha)
+                    changes[path] = None if old_sha is None else self.store.object_contents(old_sha)
                     continue
                 data = self._revert_keys(path, old_sha, new_sha, current_sha, conflicts)
                 if data is not None:

@@ -141,7 +141,7 @@ class Merger:
                 continue
             base_blob, their_blob = theirs[path]
             if path not in ours:
-                self.changes[path] = None if their_blob is None else store.read_blob(their_blob)
+                self.changes[path] = None if their_blob is None else store.object_contents(their_blob)
             elif ours[path][1] != their_blob:
                 self._merge_file(path, base_blob, ours[path][1], their_blob)
         if not self.virtual:
@@ -182,7 +182,7 @@ class Merger:
             if self._deleted_conflict(layout.address(owner), attributes, base_blob, ours_blob, theirs_blob):
                 for path in owned:
                     blob = theirs[path][1] if path in theirs else ours[path][0]
-                    self.changes[path] = None if blob is None else self.store.read_blob(blob)
+                    self.changes[path] = None if blob is None else self.store.object_contents(blob)
         return contested
 
     def _deleted_conflict(
@@ -207,7 +207,7 @@ class Merger:
         obj = layout.address(place.obj)
         if ours is None or theirs is None:
             if self._deleted_conflict(obj, path, base, ours, theirs):
-                self.changes[path] = None if theirs is None else self.store.read_blob(theirs)
+                self.changes[path] = None if theirs is None else self.store.object_contents(theirs)
             return
         if base is None and place.part == "message":
             self._keep_both_messages(path, place, theirs)
@@ -224,7 +224,7 @@ class Merger:
         if same_data(merged, raw[1]):
             return
         if same_data(merged, raw[2]):
-            self.changes[path] = self.store.read_blob(theirs)
+            self.changes[path] = self.store.object_contents(theirs)
             return
         try:
             decoded = values.decode(merged, what=what)
@@ -237,7 +237,7 @@ class Merger:
         folder, _, filename = path.rpartition("/")
         stem = layout.strip_suffix(filename) or filename
         when = stem.split("-", 1)[0]
-        data = self.store.read_blob(theirs)
+        data = self.store.object_contents(theirs)
         for attempt in range(1000):
             digest = hashlib.sha1(data + str(attempt).encode()).hexdigest()[:8]
             new_path = f"{folder}/{when}-{digest}{layout.SUFFIX}"
@@ -256,14 +256,14 @@ class Merger:
 
     def _whole_file_conflict(self, path: str, base: bytes | None, ours: bytes | None, theirs: bytes | None):
         def text(sha: bytes | None) -> Any:
-            return ABSENT if sha is None else self.store.read_blob(sha).decode("utf-8", "replace")
+            return ABSENT if sha is None else self.store.object_contents(sha).decode("utf-8", "replace")
 
         deleted = ours is None or theirs is None
         conflict = Conflict(
             path, "", text(base), text(ours), text(theirs), path, "deleted" if deleted else "file"
         )
         if self.decision_for(conflict, allow_value=False) == "theirs":
-            self.changes[path] = None if theirs is None else self.store.read_blob(theirs)
+            self.changes[path] = None if theirs is None else self.store.object_contents(theirs)
 
     # -- helpers -----------------------------------------------------------
 
@@ -276,7 +276,7 @@ class Merger:
         try:
             return values.decode(self._raw(sha, path), what=path)
         except CorruptFileError:
-            return self.store.read_blob(sha).decode("utf-8", "replace")
+            return self.store.object_contents(sha).decode("utf-8", "replace")
 
     def decision_for(self, conflict: Conflict, *, allow_value: bool) -> Decision | None:
         """Return the decision for ``conflict``, or None (then it is listed as unresolved)."""

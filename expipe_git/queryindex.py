@@ -67,7 +67,7 @@ def _raw(store: Repository, blob: bytes, shared: bool) -> Any:
     each later process seconds to load.
     """
     try:
-        return store.parsed(blob, _parse) if shared else _parse(store.read_blob(blob))
+        return store.parsed(blob, _parse) if shared else _parse(store.object_contents(blob))
     except CorruptFileError:
         return None  # a damaged file matches no criterion; reading the object says why
 

@@ -90,7 +90,7 @@ class Session:
                 old_sha = None if data is None else snap.blob_id(path)
                 if old_sha is None or not path.endswith(layout.SUFFIX):
                     continue
-                old = store.read_blob(old_sha)
+                old = store.object_contents(old_sha)
                 if old == data:
                     continue
                 assert data is not None

@@ -43,7 +43,7 @@ _DELTA_MIN_SIZE = 256  # smaller trees go whole: a delta's header and base id wo
 class ObjectSource(Protocol):
     """A repository to read from: a :class:`~expipe_git.git.Repository`, or a bare one given by path."""
 
-    def read_blob(self, sha: bytes) -> bytes: ...  # any object's contents, by hex id
+    def object_contents(self, sha: bytes) -> bytes: ...  # any object's contents, by hex id
 
     def read_commit(self, sha: bytes) -> CommitInfo: ...
 
@@ -69,7 +69,7 @@ def objects_to_send(
     written as is.
     """
     trees = TreeDiff(  # not strict: what git only warns about is the server's to judge
-        source.read_blob,
+        source.object_contents,
         lambda sha: RemoteError(
             f"tree {sha.decode()} is damaged; run 'git fsck'"
             if shown is None
@@ -136,7 +136,7 @@ def _packed(
         elif type_num == _TREE:
             raw = trees.raw(sha)
         else:
-            raw = source.read_blob(sha)
+            raw = source.object_contents(sha)
         if previous is not None and previous in sending and len(raw) > _DELTA_MIN_SIZE:
             delta = b"".join(create_delta(trees.raw(previous), raw))
             if len(delta) < len(raw) // 2:
@@ -174,7 +174,7 @@ def new_commits(
         sha = todo.pop()
         if sha in found or sha in remote_has:
             continue
-        raw = source.read_blob(sha)
+        raw = source.object_contents(sha)
         commit = Commit(sha, *commit_links(raw))
         found[sha] = (commit, raw)
         todo.extend(commit.parents)

@@ -135,7 +135,7 @@ def finish_interrupted(repo: Repository) -> None:
             unfinished = (old is None or new is None) if current is None else current.decode() in (old, new)
             if unfinished:
                 sha = snap.blob_id(path)
-                updates[path] = (sha, None if sha is None else repo.read_blob(sha))
+                updates[path] = (sha, None if sha is None else repo.object_contents(sha))
         if not checkout.sync_worktree(repo, updates):
             raise ProjectBusyError(
                 f"{repo.index_path}.lock is held by another program, and the last change "

@@ -174,7 +174,7 @@ class Repository:
         """Say whether ``ancestor`` is ``descendant`` or in its history."""
         return ancestor == descendant or ancestor in self.merge_bases(ancestor, descendant)
 
-    def read_blob(self, sha: bytes) -> bytes:
+    def object_contents(self, sha: bytes) -> bytes:
         """Return the contents of an object (any kind: blob, tree, commit, tag)."""
         return self.objects.read(sha)[1]
 
@@ -192,7 +192,7 @@ class Repository:
         if value is None:
             value = self._cache.record(sha)
             if value is None:
-                value = parse(self.read_blob(sha))
+                value = parse(self.object_contents(sha))
                 self._cache.add_record(sha, value)
             remember(self._parsed, sha, value)
         return value

@@ -173,7 +173,8 @@ def commit_transaction(repo: Repository, tx: Transaction, author: Identity) -> b
         if not changed:
             return None
         updates = {
-            path: (new, None if new is None else repo.read_blob(new)) for path, (_, new) in changed.items()
+            path: (new, None if new is None else repo.object_contents(new))
+            for path, (_, new) in changed.items()
         }
         checkout.refuse_hand_edits(repo, snap, updates)
         persist(repo, tx, tree)

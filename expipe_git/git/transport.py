@@ -194,7 +194,7 @@ class PathRepository:
     def object_type(self, sha: bytes) -> int:
         return self.objects.read(sha)[0]
 
-    def read_blob(self, sha: bytes) -> bytes:
+    def object_contents(self, sha: bytes) -> bytes:
         return self.objects.read(sha)[1]
 
     def stored_object(self, sha: bytes) -> packs.StoredObject | None:
@@ -203,7 +203,7 @@ class PathRepository:
     def read_commit(self, sha: bytes) -> CommitInfo:
         found = self._commits.get(sha)
         if found is None:
-            found = self._commits[sha] = CommitInfo.parse(sha, self.read_blob(sha))
+            found = self._commits[sha] = CommitInfo.parse(sha, self.object_contents(sha))
         return found
 
     def commit_tree(self, sha: bytes) -> bytes:

@@ -67,7 +67,8 @@ def fast_forward(
             return None
         changed = repo.diff_trees(snap.tree, repo.commit_tree(target))
         updates = {
-            path: (new, None if new is None else repo.read_blob(new)) for path, (_, new) in changed.items()
+            path: (new, None if new is None else repo.object_contents(new))
+            for path, (_, new) in changed.items()
         }
         checkout.refuse_hand_edits(repo, snap, updates)
         return updates, target
