@@ -549,7 +549,10 @@ def test_history_cache_can_be_deleted_or_damaged(rec):
     historyindex.of(project.session.repository).save(force=True)
     cache = project_path(project) / ".git" / "expipe-git" / "history-cache"
     assert cache.exists()
-    for damage in (b"", b"garbage", None):
+    import marshal
+
+    old_format = marshal.dumps({"format": 1, "commits": {}})  # the file as versions before 2 wrote it
+    for damage in (b"", b"garbage", old_format, (10**9).to_bytes(8, "little") + b"x", None):
         if damage is None:
             cache.unlink()
         else:

@@ -13,7 +13,11 @@ The entries are kept in ``.git/expipe-git/history-cache``: :mod:`marshal`
 data of tuples, bytes, str and ints (nothing in it is executed), in chunks
 appended by each save (one ``write`` to a file opened for appending, so
 processes saving at once do not mix their chunks) and rewritten as one chunk
-by a process that finds many, or damage. What does not load is ignored and
+by a process that finds many, or damage. Each chunk is its length (8 bytes,
+little-endian) and then its marshal data, so that the file is read with one
+``read`` and each chunk decoded from memory: ``marshal.load`` from a file
+reads it piece by piece, 3.6 ms for a 165 KB file that ``marshal.loads``
+decodes in 0.3 ms (a fresh handle's first history call pays this). What does not load is ignored and
 rewritten; deleting the file loses nothing.
 """
 
@@ -35,7 +39,8 @@ from .trees import TreeDiff
 if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
     from .repository import Repository
 
-FORMAT = 1
+FORMAT = 2  # 2: each chunk after its length
+_LENGTH_BYTES = 8
 _SAVE_AFTER = 200  # new entries that make saving worth a write
 _COMPACT_CHUNKS = 32  # a file loaded with more chunks than this is rewritten as one
 
@@ -269,30 +274,35 @@ def _read_chunks(path: str) -> tuple[dict[bytes, Node], int]:
     chunks = 0
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            while True:
-                start = f.tell()
-                try:
-                    data = marshal.load(f)
-                except EOFError:
-                    if start < size:  # a torn or foreign chunk, not the end of the file
-                        return found, _COMPACT_CHUNKS + 1
-                    break
-                if (
-                    type(data) is not dict
-                    or data.get("format") != FORMAT
-                    or type(data.get("commits")) is not dict
-                ):
-                    return found, _COMPACT_CHUNKS + 1
-                chunks += 1
-                for sha, node in data["commits"].items():
-                    if type(sha) is bytes and _valid(node):
-                        found[sha] = node
+            contents = f.read()
     except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError):
+        return found, 0
+    except OSError:
         return found, _COMPACT_CHUNKS + 1
+    at = 0
+    while at < len(contents):
+        length = int.from_bytes(contents[at : at + _LENGTH_BYTES], "little")
+        end = at + _LENGTH_BYTES + length
+        if end > len(contents):  # a torn or foreign chunk
+            return found, _COMPACT_CHUNKS + 1
+        try:
+            data = marshal.loads(contents[at + _LENGTH_BYTES : end])
+        except (EOFError, ValueError, TypeError):
+            return found, _COMPACT_CHUNKS + 1
+        if type(data) is not dict or data.get("format") != FORMAT or type(data.get("commits")) is not dict:
+            return found, _COMPACT_CHUNKS + 1
+        chunks += 1
+        for sha, node in data["commits"].items():
+            if type(sha) is bytes and _valid(node):
+                found[sha] = node
+        at = end
     return found, chunks
+
+
+def _chunk(commits: dict[bytes, Node]) -> bytes:
+    """One chunk of the file: its length, then the marshal data."""
+    data = marshal.dumps({"format": FORMAT, "commits": commits})
+    return len(data).to_bytes(_LENGTH_BYTES, "little") + data
 
 
 def _save(path: str, new: dict[bytes, Node]) -> None:
@@ -308,7 +318,7 @@ def _save(path: str, new: dict[bytes, Node]) -> None:
         # mkdir, not makedirs: a project deleted meanwhile stays deleted.
         with contextlib.suppress(FileExistsError):
             os.mkdir(os.path.dirname(path))
-        chunk = marshal.dumps({"format": FORMAT, "commits": new})
+        chunk = _chunk(new)
         # One write to a file opened for appending lands whole at the end,
         # even with another process appending at the same time.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -326,7 +336,7 @@ def _compact(path: str, merged: dict[bytes, Node]) -> None:
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         with open(tmp, "wb") as f:
-            marshal.dump({"format": FORMAT, "commits": merged}, f)
+            f.write(_chunk(merged))
         os.replace(tmp, path)
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
