@@ -106,6 +106,7 @@ class ObjectStore:
     ):
         self.git_dir = git_dir
         self.objects_dir = os.path.join(git_dir, "objects")
+        self._fanout = os.path.join(self.objects_dir, "")  # + "ab" + sep + the rest: a loose object's file
         self.temp_dir = temp_dir  # where a loose object is written before it is renamed into place
         self.packs = packs.Packs(os.path.join(self.objects_dir, "pack"))
         self.fallback = fallback  # dulwich's reader, for what ours does not know
@@ -160,14 +161,38 @@ class ObjectStore:
         return self.packs.get(sha, look_again=False) or self._elsewhere(sha)
 
     def _elsewhere(self, sha: bytes) -> tuple[int, bytes] | None:
-        """:meth:`find` once the packs loaded have not got it: memory, loose, packs added since, dulwich."""
-        in_memory = self.in_memory
+        """:meth:`find` once the packs loaded have not got it: memory, loose, packs added since, dulwich.
+
+        A walk over a loose history comes here for every commit and tree, so
+        the loose file is read and inflated in this frame.
+        """
+        in_memory = getattr(self._local, "objects", None)
         if in_memory and sha in in_memory:
             return in_memory[sha]
         hex_sha = sha.decode("ascii", "replace")
-        compressed = self._loose(sha, hex_sha)
-        if compressed is not None:
-            return self._inflated(hex_sha, compressed)
+        path = self._fanout + hex_sha[:2] + os.sep + hex_sha[2:]
+        try:
+            with open(path, "rb") as f:
+                compressed = f.read()
+        except FileNotFoundError:
+            if not OBJECT_ID.fullmatch(sha):
+                raise CorruptRepositoryError(
+                    f"{sha[:60]!r} is not a git object id (read from a ref or tree in "
+                    f"{self.git_dir}); run 'git fsck' there",
+                    hex_sha,
+                ) from None
+        except OSError as exc:
+            raise CorruptRepositoryError(
+                f"cannot read git object {hex_sha} ({path}): {exc.strerror}; "
+                f"check who may read {self.git_dir}, then run 'git fsck' there",
+                hex_sha,
+            ) from exc
+        else:
+            try:
+                kind, body, _ = parse_loose(compressed)
+            except (zlib.error, ValueError, KeyError) as exc:
+                raise self.lost(hex_sha, f"is damaged ({exc})") from exc
+            return kind, body
         packed = self.packs.get(sha)
         if packed is not None:
             return packed
@@ -180,34 +205,6 @@ class ObjectStore:
         # Raised here, not in the handler: the caught error's frames hold
         # views of the pack's memory map, and closing the store would fail.
         raise self.lost(hex_sha, problem)
-
-    def _loose(self, sha: bytes, hex_sha: str) -> bytes | None:
-        """The compressed bytes of a loose object, or None if there is no such file."""
-        path = os.path.join(self.objects_dir, hex_sha[:2], hex_sha[2:])
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            if not OBJECT_ID.fullmatch(sha):
-                raise CorruptRepositoryError(
-                    f"{sha[:60]!r} is not a git object id (read from a ref or tree in "
-                    f"{self.git_dir}); run 'git fsck' there",
-                    hex_sha,
-                ) from None
-            return None
-        except OSError as exc:
-            raise CorruptRepositoryError(
-                f"cannot read git object {hex_sha} ({path}): {exc.strerror}; "
-                f"check who may read {self.git_dir}, then run 'git fsck' there",
-                hex_sha,
-            ) from None
-
-    def _inflated(self, hex_sha: str, compressed: bytes) -> tuple[int, bytes]:
-        try:
-            kind, body, _ = parse_loose(compressed)
-            return kind, body
-        except (zlib.error, ValueError, KeyError) as exc:
-            raise self.lost(hex_sha, f"is damaged ({exc})") from exc
 
     def _lost_here(self, hex_sha: str, problem: str) -> Exception:
         return CorruptRepositoryError(
