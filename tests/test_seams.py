@@ -122,3 +122,19 @@ def test_the_object_layer_reaches_the_engine_through_the_session(project):
     path = expipe_git.layout.attributes_path("action", "rec-1")
     assert session.existing(snap, path, ("action", "rec-1")) == action.attributes
     assert session.identity() == session.identity()
+
+
+def test_no_module_over_600_lines_and_no_function_over_60():
+    """Issue 11's bounds on the package's shape: a module owns one thing, a function does one step."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        name = str(path.relative_to(PACKAGE))
+        if source.count("\n") > 600:
+            too_long.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    too_long.append(f"{name}: {node.name}() {length} lines")
+    assert too_long == []
