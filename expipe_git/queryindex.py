@@ -216,18 +216,6 @@ CREATE INDEX terms_object ON terms(object);
 CREATE INDEX leaves_object ON leaves(object);
 """
 
-_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_indexes_lock = threading.Lock()
-
-
-def index_of(store: Repository) -> QueryIndex:
-    """Return the query index of ``store`` (one per store)."""
-    with _indexes_lock:
-        found = _indexes.get(store)
-        if found is None:
-            found = _indexes[store] = QueryIndex(store)
-        return found
-
 
 def _open(path: str) -> sqlite3.Connection:
     if path != ":memory:":
@@ -593,3 +581,7 @@ def _sql(criteria: Criteria) -> tuple[str, list[Any]]:
         for _, values_ in sets:
             parameters.extend(values_)
     return "SELECT o.name FROM objects o WHERE " + " AND ".join(where), parameters
+
+
+# The query index of a repository (one per repository).
+index_of: readcache.PerRepository[QueryIndex] = readcache.PerRepository(QueryIndex)

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ExpipeError
+from .readcache import PerRepository
 from .trees import TreeDiff
 
 if TYPE_CHECKING:  # the store feeds this index as it commits: it sits below store.py
@@ -49,18 +50,6 @@ FileChange = tuple[str, "bytes | None", "bytes | None"]
 # parents, commit time (seconds), changed files against each parent (one
 # tuple against the empty tree for a root commit)
 Node = tuple[tuple[bytes, ...], int, tuple[tuple[FileChange, ...], ...]]
-
-_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_indexes_lock = threading.Lock()
-
-
-def of(store: Repository) -> HistoryIndex:
-    """Return the history index of ``store`` (one per store)."""
-    with _indexes_lock:
-        graph = _indexes.get(store)
-        if graph is None:
-            graph = _indexes[store] = HistoryIndex(store)
-        return graph
 
 
 class HistoryIndex:
@@ -341,3 +330,7 @@ def _compact(path: str, merged: dict[bytes, Node]) -> None:
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+# The history index of a repository (one per repository).
+of: PerRepository[HistoryIndex] = PerRepository(HistoryIndex)

@@ -24,7 +24,9 @@ import marshal
 import os
 import stat
 import threading
-from typing import Any, TypeVar
+import weakref
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -54,6 +56,31 @@ def remember(memo: dict[K, V], key: K, value: V, limit: int = MEMO_LIMIT) -> V:
         memo.clear()
     memo[key] = value
     return value
+
+
+T = TypeVar("T")
+
+
+class PerRepository(Generic[T]):
+    """One ``make(repository)`` per repository, made on first use, dropped with the repository.
+
+    The indexes kept beside a repository (history, queries) are found this
+    way. Keyed weakly: a strong key would keep every repository (and its
+    open pack files) alive; what ``make`` returns must hold the repository
+    weakly too.
+    """
+
+    def __init__(self, make: Callable[[Any], T]):
+        self._make = make
+        self._found: weakref.WeakKeyDictionary[Any, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, repository: Any) -> T:
+        with self._lock:
+            found = self._found.get(repository)
+            if found is None:
+                found = self._found[repository] = self._make(repository)
+            return found
 
 
 def freeze(value: Any) -> Any:
