@@ -14,11 +14,11 @@ import re
 from typing import Any
 
 from .errors import InvalidTypeError, InvalidValueError, NotFoundError
-from .git import Repository
+from .git import ID_HEX, Repository
 from .timetext import aware, parse_when
 
 _REVISION = re.compile(r"^(?P<base>.*?)(?P<ops>(?:[~^][0-9]*)*)$")
-_HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_HEX = re.compile(rf"^[0-9a-fA-F]{{4,{ID_HEX}}}$")  # a full or abbreviated commit id
 # Text a revision may be when it names no commit, branch or tag: a time (see parse_when).
 _TIME_TEXT = re.compile(
     r"^(\d+\s*(second|minute|hour|day|week)s?\s+ago|(now|today|yesterday)(\s+.+)?"
@@ -83,7 +83,7 @@ class Revisions:
             if head is None:
                 raise NotFoundError("the project has no commits yet")
             return head
-        if len(base) == 40 and _HEX.match(base):
+        if len(base) == ID_HEX and _HEX.match(base):
             sha = base.lower().encode("ascii")
             if self.store.object_type(sha) is None:
                 raise NotFoundError(f"no commit {base} in {self.store.root}")
