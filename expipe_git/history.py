@@ -207,15 +207,7 @@ class _History:
     def file_changes(self, files: tuple[historyindex.FileChange, ...]) -> list[Change]:
         changes: list[Change] = []
         for path, old_sha, new_sha in files:
-            place = layout.place_of(path)
-            obj = place.obj if place else None
-            old, new = self.load(old_sha, path), self.load(new_sha, path)
-            if old is MISSING:
-                changes.append(Change("added", path, obj, (), None, new))
-            elif new is MISSING:
-                changes.append(Change("removed", path, obj, (), old, None))
-            else:
-                changes.extend(diff_values(path, obj, (), old, new))
+            changes.extend(_file_changes(path, self.load(old_sha, path), self.load(new_sha, path)))
         return changes
 
     def worktree_diff(self) -> list[Change]:
@@ -225,20 +217,13 @@ class _History:
         for path, state in self.store.status():
             if state == "added" and not layout.part_of_project(path):
                 continue  # not the project's: status lists it, commit leaves it alone
-            place = layout.place_of(path)
-            obj = place.obj if place else None
             old = self.load(snap.blob_id(path), path)
             try:
                 data = None if state == "deleted" else pathlib.Path(self.store.root, path).read_bytes()
             except FileNotFoundError:
                 data = None
             new = MISSING if data is None else self.decode_text(data, path)
-            if old is MISSING:
-                changes.append(Change("added", path, obj, (), None, new))
-            elif new is MISSING:
-                changes.append(Change("removed", path, obj, (), old, None))
-            else:
-                changes.extend(diff_values(path, obj, (), old, new))
+            changes.extend(_file_changes(path, old, new))
         return changes
 
     def diff(self, a: Any, b: Any = "HEAD") -> list[Change]:
@@ -477,6 +462,17 @@ def blame(project: Project, obj: tuple[str, ...]) -> dict[tuple, Commit]:
 def blame_rows(project: Project, obj: tuple[str, ...]) -> list[tuple[tuple, Any, Commit]]:
     """Return (leaf key, its value now, the commit that last set it) for an object's record."""
     return history_of(project.session.repository).blame(record_path(obj), layout.describe(obj))
+
+
+def _file_changes(path: str, old: Any, new: Any) -> list[Change]:
+    """The changes of one file between two of its versions (``MISSING``: not there)."""
+    place = layout.place_of(path)
+    obj = place.obj if place else None
+    if old is MISSING:
+        return [Change("added", path, obj, (), None, new)]
+    if new is MISSING:
+        return [Change("removed", path, obj, (), old, None)]
+    return list(diff_values(path, obj, (), old, new))
 
 
 def _hand_on(pending: dict[bytes, dict], parent: bytes, keys: dict) -> None:
