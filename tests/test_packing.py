@@ -327,6 +327,57 @@ def test_a_reader_forgets_merged_packs_and_reads_from_the_merged_one(tmp_path, m
     assert reader.get(first) is not None
 
 
+WRITE_40 = textwrap.dedent(
+    """
+    import random, sys
+    import expipe_git
+    from expipe_git.git import packing
+    packing.auto = "off"
+    project = expipe_git.require_project(sys.argv[1])
+    rng = random.Random(int(sys.argv[2]))
+    for j in range(40):
+        project.require_action(f"rec-{rng.randrange(20)}").tags = [f"tag-{sys.argv[2]}-{j}"]
+    """
+)
+
+
+def mapped_removed_packs() -> list[str]:
+    """Pack files this process still has mapped although they were removed (Linux)."""
+    with open("/proc/self/maps") as f:
+        return [line.split()[-2] for line in f if "/objects/pack/pack-" in line and "(deleted)" in line]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_reader_that_looked_up_thousands_of_objects_follows_every_packing(tmp_path, monkeypatch):
+    # A long-running writer keeps every packed id in one table (after
+    # thousands of lookups; here from the first): each packing adds the new
+    # pack and drops the merged ones. No object is read from a wrong cache
+    # entry (they were keyed by id(), which a new pack can reuse), and no
+    # pack that is gone stays mapped (its disk space would stay taken).
+    # The writes run in another process: only this reader maps packs here.
+    monkeypatch.setattr(packs, "_SEARCHES_BEFORE_TABLE", 0)
+    path = tmp_path / "p"
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
+    reader = packs.Packs(str(pathlib.Path(git_dir(path), "objects", "pack")))
+    seen: dict[bytes, tuple[int, bytes]] = {}
+    for round_ in range(6):
+        subprocess.run([sys.executable, "-c", WRITE_40, str(path), str(round_)], env=env, check=True)
+        packing.pack_now(git_dir(path), everything=round_ % 3 == 2)
+        ids = git(path, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+        assert reader.get(b"0" * 40) is None  # a miss: the reader looks at the pack folder again
+        for sha in ids:
+            found = reader.get(sha.encode())
+            assert found is not None, sha
+            assert found == seen.setdefault(sha.encode(), found), sha  # the same, whichever pack holds it
+        assert mapped_removed_packs() == []
+    blob = git(path, "rev-parse", "HEAD:" + git(path, "ls-files").split()[0]).strip()
+    assert (
+        seen[blob.encode()][1]
+        == subprocess.run(["git", "cat-file", "blob", blob], cwd=path, capture_output=True, check=True).stdout
+    )
+    assert_clean(path)
+
+
 TRANSACTIONS = textwrap.dedent(
     """
     import random, sys
@@ -388,6 +439,29 @@ def test_a_packer_process_packs_after_the_writing_process_exited(tmp_path):
     assert usage(git_dir(path))[0] < 450
     assert pathlib.Path(git_dir(path), "expipe-git", "packing.log").read_text() == ""
     assert commit_count(path) == 1 + 20 + 150
+    assert_clean(path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a packer process is POSIX only (a thread on Windows)")
+def test_a_packer_process_yields_the_cpu_and_the_disk_from_its_start(tmp_path, monkeypatch):
+    # Its own start (an interpreter, imports: ~50 ms of CPU) would otherwise
+    # compete with the writer's next mutations at full priority.
+    monkeypatch.setattr(packing, "auto", "off")
+    path = tmp_path / "p"
+    mutate(expipe_git.require_project(path), 60, seed=23)
+    packer = packing.start_packer(git_dir(path))
+    assert packer is not None
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, packer.pid) == 19
+        if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
+            import ctypes
+
+            ioprio_get, who_process = 252, 1
+            ioprio = ctypes.CDLL(None).syscall(ioprio_get, who_process, packer.pid)
+            assert ioprio >> 13 == 3, ioprio  # the idle class
+    finally:
+        assert packer.wait(timeout=120) == 0
+    assert counts(path)["packs"] >= 1
     assert_clean(path)
 
 

@@ -52,7 +52,7 @@ _MUTEX = "pack-mutex"
 _LOG = "packing.log"  # what a packer process has to say: its stderr
 _LOG_MAX_BYTES = 1 << 20  # a longer log is started anew
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # expipe_git/
-_NICENESS = 10  # a packer process yields the CPU (and, by the kernel's default, the disk) to writers
+_NICENESS = 19  # a packer process yields the CPU (and, by the kernel's default, the disk) to writers
 _MAX_ROUNDS = 20  # a packer process packs again while writers keep the loose objects over the limit
 # A locked file handed to a child keeps it locked (flock locks the open
 # file, which the child shares); msvcrt's locks are not handed over.
@@ -249,13 +249,15 @@ def start_packer(git_dir: str) -> subprocess.Popen | None:
         return None
     finally:
         os.close(fd)  # ours only: the child's copy keeps the file locked until it exits
+    # Lowered from here, at once: the child's own interpreter start and
+    # imports (~50 ms of CPU) otherwise compete with the writer's next
+    # mutations at full priority (they were 4 ms slower, docs/performance.md).
+    _lower_priority(_children[git_dir].pid)
     return _children[git_dir]
 
 
 def pack_in_child(git_dir: str, lock_fd: int) -> None:
     """Pack as a packer process: the parent handed over ``lock_fd``, the packing lock, taken."""
-    os.nice(_NICENESS)
-    _lower_io_priority()
     try:
         for _ in range(_MAX_ROUNDS):
             Packer(git_dir).run(everything=False)
@@ -267,20 +269,23 @@ def pack_in_child(git_dir: str, lock_fd: int) -> None:
         os.close(lock_fd)
 
 
-def _lower_io_priority() -> None:
-    """Linux: put this process's disk requests behind everyone else's (the "idle" I/O class).
+def _lower_priority(pid: int) -> None:
+    """Give a packer process the lowest CPU priority and, on Linux, the "idle" I/O class.
 
-    The kernel's I/O schedulers still serve them within seconds
-    (mq-deadline's ``prio_aging_expire``, 10 s), so a packer is slowed, not
-    starved. Elsewhere, or on an unknown machine type, nothing is done.
+    Its disk requests then wait behind everyone else's; the kernel's I/O
+    schedulers still serve them within seconds (mq-deadline's
+    ``prio_aging_expire``, 10 s), so a packer is slowed, not starved. A
+    process that is gone already, or a system that refuses, is left be.
     """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, _NICENESS)
     syscall_number = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)  # ioprio_set
     if sys.platform != "linux" or syscall_number is None:
         return
     import ctypes
 
     ioprio_who_process, ioprio_class_idle = 1, 3
-    ctypes.CDLL(None).syscall(syscall_number, ioprio_who_process, 0, ioprio_class_idle << 13)
+    ctypes.CDLL(None).syscall(syscall_number, ioprio_who_process, pid, ioprio_class_idle << 13)
 
 
 # -- waiting and measuring -------------------------------------------------------
