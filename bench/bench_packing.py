@@ -6,6 +6,9 @@ with ``--modes``):
 
 - ``off``: nothing packs — the library as it was before packing existed
   (the call after the write lock returns at once);
+- ``control``: a second project exactly like ``off`` (an A/A test): how far
+  two identical projects differ in one run is the noise any other way's
+  difference must stand out of;
 - ``background``: past ``LOOSE_LIMIT`` loose objects, a detached packer
   process (niced) packs, outside the write lock (what ships);
 - ``thread``: the same packing in a thread of the writing process (what
@@ -17,16 +20,22 @@ are timed one call at a time, the projects taking turns in rounds of
 ``--round`` (each round starting with the next one) so that the machine's
 load falls alike on all of them (the packers started in a turn are waited
 for before the next project's turn).
+The file system of ``--tmpdir`` is named first (type, mount options, and
+for ext4 whether it has a journal: without one, the kernel's inode
+allocator skips every inode freed in the last 12 hours, so packing's
+removals slow every later file creation; docs/performance.md).
 Median, p99 and max per way; the median over rounds of each round's median
 against ``off``'s in the same round (paired: robust to the machine's load
-changing during the run); the calls made while a packer ran against the
-others; then, for each project, the files and bytes of ``.git`` against a
+changing during the run); each way's p99 over ``off``'s with a 95 %
+bootstrap interval (``control``'s is the noise); the calls made while a
+packer ran against the others; then, for each project, the files and bytes of ``.git`` against a
 copy of it after ``git gc`` (files: ``find .git -type f``; bytes: their
 sizes, as ``du -b``), and ``expipe-git gc`` on the unpacked one.
 Last, the cost of taking and releasing the write lock (``lockfile``), and of
 ``filelock`` if it is installed.
 
     .venv/bin/python bench/bench_packing.py                       # 200 actions, 1,000 mutations
+    .venv/bin/python bench/bench_packing.py --mutations 2400 --round 40 --tmpdir /mnt/journaled
     .venv/bin/python bench/bench_packing.py --modes off,background,thread,inline
     .venv/bin/python bench/bench_packing.py --actions 10000 --mutations 1000
 
@@ -51,7 +60,8 @@ sys.path.insert(0, ROOT)
 import expipe_git  # noqa: E402
 from expipe_git.git import lockfile, packing  # noqa: E402
 
-MODES = ("off", "background", "thread", "inline")
+MODES = ("off", "control", "background", "thread", "inline")
+BOOTSTRAP_DRAWS = 2000
 
 
 def usage(folder: str) -> tuple[int, int]:
@@ -66,6 +76,37 @@ def usage(folder: str) -> tuple[int, int]:
 def quantile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def p99_interval(samples: list[float], base: list[float], rng: random.Random) -> tuple[float, float, float]:
+    """p99 of ``samples`` over p99 of ``base``, and a 95 % bootstrap interval of that ratio."""
+    ratios = sorted(
+        quantile(rng.choices(samples, k=len(samples)), 0.99) / quantile(rng.choices(base, k=len(base)), 0.99)
+        for _ in range(BOOTSTRAP_DRAWS)
+    )
+    return quantile(samples, 0.99) / quantile(base, 0.99), quantile(ratios, 0.025), quantile(ratios, 0.975)
+
+
+def file_system(path: str) -> str:
+    """Name the file system ``path`` is on: type, options, and for ext4 whether it journals."""
+    best = ("", "?", "?", "?")
+    with open("/proc/self/mountinfo") as f:  # Linux; elsewhere the caller says "unknown"
+        for line in f:
+            fields = line.split()
+            mount_point, options = fields[4], fields[5]
+            dash = fields.index("-")
+            fs_type, device, super_options = fields[dash + 1], fields[dash + 2], fields[dash + 3]
+            inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) > len(best[0]):
+                best = (mount_point, fs_type, device, options + "," + super_options)
+    mount_point, fs_type, device, options = best
+    described = f"{fs_type} on {device} at {mount_point} ({options})"
+    if fs_type == "ext4":
+        name = os.path.basename(device)
+        journals = os.listdir("/proc/fs/jbd2") if os.path.isdir("/proc/fs/jbd2") else []
+        journaled = any(entry.startswith(name + "-") for entry in journals)
+        described += ", journal" if journaled else ", NO JOURNAL"
+    return described
 
 
 def build(path: str, actions: int) -> list:
@@ -127,7 +168,7 @@ def main() -> None:
         "--round", type=int, default=50, help="mutations per project before the next takes a turn"
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--modes", default="off,background,thread", help=f"some of {','.join(MODES)}")
+    parser.add_argument("--modes", default="off,control,background,thread", help=f"some of {','.join(MODES)}")
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument("--small", action="store_true", help="only .git against git gc at small sizes")
     args = parser.parse_args()
@@ -138,6 +179,7 @@ def main() -> None:
     )
     tmp = tempfile.mkdtemp(prefix="bench-packing-", dir=args.tmpdir)
     try:
+        print(f"file system: {file_system(tmp) if os.path.exists('/proc/self/mountinfo') else 'unknown'}")
         if args.small:
             small_projects(tmp, args.seed)
             return
@@ -155,12 +197,14 @@ def main() -> None:
             step = min(args.round, args.mutations - done)
             turn = (done // args.round) % len(modes)  # each takes its turn first, second, ...
             for mode in modes[turn:] + modes[:turn]:
-                packing.auto = mode
+                packing.auto = "off" if mode == "control" else mode
                 actions = handles[mode]
                 git_dir = os.path.join(tmp, mode, ".git")
                 for j in range(done, done + step):
                     action = actions[rng.randrange(len(actions))]
-                    packer_runs = mode != "off" and not packing.wait_for_packing(git_dir, timeout=0)
+                    packer_runs = mode not in ("off", "control") and not packing.wait_for_packing(
+                        git_dir, timeout=0
+                    )
                     start = time.perf_counter()
                     action.tags = [f"tag-{j}"]
                     took = time.perf_counter() - start
@@ -181,8 +225,13 @@ def main() -> None:
         for mode in (mode for mode in modes if mode != "off"):
             ratios = [a / b for a, b in zip(round_medians[mode], round_medians["off"], strict=True)]
             print(f"{mode:10} | {statistics.median(ratios):.3f} (rounds {len(ratios)})")
-        print("\nthe same, while a packer ran | median | p99 | count ; while none ran | median | p99")
+        print("\np99 over off's | ratio | 95 % bootstrap interval")
+        boot = random.Random(args.seed)
         for mode in (mode for mode in modes if mode != "off"):
+            ratio, low, high = p99_interval(samples[mode], samples["off"], boot)
+            print(f"{mode:10} | {ratio:.3f} | {low:.3f}-{high:.3f}")
+        print("\nthe same, while a packer ran | median | p99 | count ; while none ran | median | p99")
+        for mode in (mode for mode in modes if mode not in ("off", "control")):
             if during[mode] and outside[mode]:
                 a, b = during[mode], outside[mode]
                 print(
