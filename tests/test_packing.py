@@ -16,7 +16,7 @@ import pytest
 from conftest import assert_clean, commit_count, git, run, run_json
 
 import expipe_git
-from expipe_git.git import packing, packs
+from expipe_git.git import packing, packs, spares
 
 
 def git_dir(path) -> str:
@@ -115,6 +115,70 @@ def test_gc_command_packs_everything_into_one(tmp_path, capsys, monkeypatch):
     again = run_json(capsys, "-C", str(path), "gc")
     assert again["loose_packed"] == 0 and again["packs_before"] == again["packs_after"] == 1
     assert again["files_after"] == 2  # the pack and its index
+
+
+def spare_files(path) -> list[pathlib.Path]:
+    folder = pathlib.Path(git_dir(path), "expipe-git", spares.FOLDER)
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.skipif(not spares.ENABLED, reason="spares are made on POSIX systems only")
+def test_a_packing_leaves_spare_files_that_the_next_writes_take(tmp_path, monkeypatch):
+    # Creating a file is what the packer's removals slow down (ext4 without
+    # a journal): the packer makes the next writes' files, they rename one.
+    monkeypatch.setattr(packing, "auto", "off")
+    old_umask = os.umask(0o002)  # a lab's group-shared project
+    try:
+        path = tmp_path / "p"
+        project = expipe_git.require_project(path)
+        expected = mutate(project, 30, seed=24)
+        assert spare_files(path) == []  # nothing packed yet: files are created as before
+        packing.pack_now(git_dir(path))
+        made = spare_files(path)
+        assert len(made) == spares.POOL and all(f.stat().st_size == 0 for f in made)
+        expected.update(mutate(project, 5, seed=25))
+        left = spare_files(path)
+        assert set(left) < set(made) and len(made) - len(left) >= 5 * 4  # objects and files of 5 commits
+        tracked = [path / name for name in git(path, "ls-files").split()]
+        assert {f.stat().st_mode & 0o777 for f in tracked} == {0o664}  # as open() makes them, this umask
+        loose = [p for p in pathlib.Path(git_dir(path), "objects").glob("??/*")]
+        assert loose and all(p.stat().st_mode & 0o777 == 0o444 for p in loose)
+    finally:
+        os.umask(old_umask)
+    fresh = expipe_git.get_project(path)
+    assert {name: list(fresh.actions[name].tags) for name in expected} == expected
+    assert_clean(path)
+    state = os.listdir(os.path.join(git_dir(path), "expipe-git"))
+    assert [name for name in state if name.startswith("write-")] == ["write-mutex"]  # no temporary file
+
+
+@pytest.mark.skipif(not spares.ENABLED or os.geteuid() != 0, reason="gives spares to another user: root")
+def test_a_spare_file_of_another_user_is_left_for_its_owner(tmp_path, monkeypatch):
+    monkeypatch.setattr(packing, "auto", "off")
+    path = tmp_path / "p"
+    project = expipe_git.require_project(path)
+    mutate(project, 30, seed=26)
+    packing.pack_now(git_dir(path))
+    for spare in spare_files(path):
+        os.chown(spare, 12345, 12345)
+    before = spare_files(path)
+    expected = mutate(project, 3, seed=27)
+    assert spare_files(path) == before and all(f.stat().st_uid == 12345 for f in before)
+    tracked = [path / name for name in git(path, "ls-files").split()]
+    assert {f.stat().st_uid for f in tracked} == {os.geteuid()}
+    assert {name: list(expipe_git.get_project(path).actions[name].tags) for name in expected} == expected
+    assert_clean(path)
+
+
+def test_gc_leaves_no_spare_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(packing, "auto", "off")
+    path = tmp_path / "p"
+    mutate(expipe_git.require_project(path), 30, seed=28)
+    packing.pack_now(git_dir(path))
+    code, _, err = run(capsys, "-C", str(path), "gc")
+    assert code == 0, err
+    assert spare_files(path) == []
+    assert_clean(path)
 
 
 def test_gc_outside_a_project_is_one_line(tmp_path, capsys):
@@ -341,10 +405,11 @@ WRITE_40 = textwrap.dedent(
 )
 
 
-def mapped_removed_packs() -> list[str]:
-    """Pack files this process still has mapped although they were removed (Linux)."""
+def mapped_removed_packs(path) -> list[str]:
+    """Pack files of the project at ``path`` this process has mapped although they were removed (Linux)."""
+    pack_dir = os.path.join(git_dir(path), "objects", "pack", "pack-")
     with open("/proc/self/maps") as f:
-        return [line.split()[-2] for line in f if "/objects/pack/pack-" in line and "(deleted)" in line]
+        return [line.split()[-2] for line in f if pack_dir in line and "(deleted)" in line]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
@@ -369,7 +434,7 @@ def test_a_reader_that_looked_up_thousands_of_objects_follows_every_packing(tmp_
             found = reader.get(sha.encode())
             assert found is not None, sha
             assert found == seen.setdefault(sha.encode(), found), sha  # the same, whichever pack holds it
-        assert mapped_removed_packs() == []
+        assert mapped_removed_packs(path) == []
     blob = git(path, "rev-parse", "HEAD:" + git(path, "ls-files").split()[0]).strip()
     assert (
         seen[blob.encode()][1]

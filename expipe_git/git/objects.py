@@ -20,7 +20,7 @@ from datetime import datetime
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 
 from ..errors import CorruptRepositoryError
-from . import packs
+from . import packs, spares
 from .format import HASH, ID_HEX, OBJECT_ID, TYPE_NUMBERS, object_id, raw_object
 
 # A change: path -> new bytes, or None to delete the file.
@@ -108,6 +108,7 @@ class ObjectStore:
         self.objects_dir = os.path.join(git_dir, "objects")
         self._fanout = os.path.join(self.objects_dir, "")  # + "ab" + sep + the rest: a loose object's file
         self.temp_dir = temp_dir  # where a loose object is written before it is renamed into place
+        self.spares = spares.Spares(temp_dir)
         self.packs = packs.Packs(os.path.join(self.objects_dir, "pack"))
         self.fallback = fallback  # dulwich's reader, for what ours does not know
         self.loose_written = 0  # loose objects this store wrote (packing's estimate counts on it)
@@ -230,6 +231,7 @@ class ObjectStore:
             return sha.encode("ascii")
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(self.temp_dir, f"write-object-{os.getpid()}-{threading.get_ident()}")
+        self.spares.take(tmp)  # a file made ahead by the packer, if there is one: see spares.py
         try:
             with open(tmp, "wb") as f:
                 f.write(zlib.compress(raw, 1))

@@ -184,7 +184,8 @@ def pack_now(
     with lockfile.exclusive(_mutex(git_dir)) if wait else lockfile.exclusive_or_skip(_mutex(git_dir)) as held:
         if held is False:
             return None
-        return Packer(git_dir, in_background).run(everything)
+        # ``expipe-git gc`` makes a project as small as can be: no spares.
+        return Packer(git_dir, in_background, make_spares=not everything).run(everything)
 
 
 def _mutex(git_dir: str) -> str:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from dulwich.pack import create_delta
 
-from . import packs
+from . import packs, spares
 from .objects import commit_links, loose_ids, loose_path, loose_type, read_loose
 from .trees import TreeDiff
 
@@ -67,12 +67,13 @@ class PackReport:
 class Packer:
     """One packing of one repository: :meth:`run` it holding the packing lock."""
 
-    def __init__(self, git_dir: str, in_background: bool = False):
+    def __init__(self, git_dir: str, in_background: bool = False, make_spares: bool = True):
         # A thread holding Python's lock keeps it for up to 5 ms when another
         # wants it: a packing thread would delay the writer's next mutation
         # that long, each time. Sleeping 0 s hands it over between objects.
         self.give_way = (lambda: time.sleep(0)) if in_background else (lambda: None)
         self.git_dir = git_dir
+        self.make_spares = make_spares  # leave spares.POOL empty files for the next writes
         self.objects_dir = os.path.join(git_dir, "objects")
         self.pack_dir = os.path.join(self.objects_dir, "pack")
         self.state_dir = os.path.join(git_dir, STATE_DIR)
@@ -83,12 +84,22 @@ class Packer:
         )
 
     def run(self, everything: bool) -> PackReport:
-        self._remove_leftovers()
-        before = len(_pack_names(self.pack_dir))
-        os.makedirs(self.pack_dir, exist_ok=True)
-        packed = self.pack_loose()
-        self.merge_packs(everything)
-        return PackReport(packed, before, len(_pack_names(self.pack_dir)))
+        try:
+            self._remove_leftovers()
+            before = len(_pack_names(self.pack_dir))
+            os.makedirs(self.pack_dir, exist_ok=True)
+            packed = self.pack_loose()
+            if not self.make_spares:
+                spares.remove_all(self.state_dir)
+            elif packed:
+                spares.refill(self.state_dir)  # the next writes' files, made here rather than in them
+            self.merge_packs(everything)
+            return PackReport(packed, before, len(_pack_names(self.pack_dir)))
+        finally:
+            # Unmapped now, not when the garbage collector gets to this packer
+            # (its tree differ refers back to it): a pack it merged away keeps
+            # its disk space while it is mapped.
+            self.packs.close()
 
     # -- reading ----------------------------------------------------------
 

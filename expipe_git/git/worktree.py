@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from ..errors import ExpipeError, RepositoryStateError
+from . import spares
 from .format import object_id
 
 # Windows has no O_NOFOLLOW; links there are refused by the scan (lstat) instead.
@@ -47,6 +48,7 @@ class WorkTree:
     def __init__(self, root: str, tmp_dir: str):
         self.root = root
         self.tmp_dir = tmp_dir
+        self.spares = spares.Spares(tmp_dir)
         # Folders known to exist: writing many files into one folder then
         # makes it once (a checkout of 20,000 files spent a third of its time
         # in mkdir calls that failed with EEXIST). A folder removed meanwhile
@@ -168,6 +170,7 @@ class WorkTree:
             except FileExistsError:
                 pass
         tmp = os.path.join(self.tmp_dir, f"write-{os.getpid()}-{threading.get_ident()}")
+        self.spares.take(tmp)  # see spares.py
         try:
             f = open(tmp, "wb")
         except FileNotFoundError:
