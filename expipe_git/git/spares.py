@@ -8,11 +8,13 @@ allocator skips every inode freed in the last 12 hours, one by one
 (``recently_deleted()`` in fs/ext4/ialloc.c, checked only when there is no
 journal): each removal makes every later file creation in that part of the
 disk slower, and mutations were 35-47 % slower with packing than without
-(docs/performance.md). So the packer, which frees those inodes, also makes
+(docs/performance.md, "Where the cost was"). So the packer, which frees those inodes, also makes
 the next ones: after it removes the loose files it has packed, it fills
 ``.git/expipe-git/spare/`` with empty files (:func:`refill`), and a writer
 takes one by renaming it to its temporary name (:meth:`Spares.take`), which
-allocates nothing. No reader has ever opened a spare, so reusing it is
+allocates nothing: loose objects, working-tree files, the writer's marker
+and journal. (git's lock files, ``index.lock`` and ``main.lock``, are still
+created, exclusively, as git does.) No reader has ever opened a spare, so reusing it is
 safe; a loose object that packing removed is never reused.
 
 Each object written turns a spare into a loose file, so spares and loose
