@@ -117,6 +117,16 @@ def test_gc_command_packs_everything_into_one(tmp_path, capsys, monkeypatch):
     assert again["files_after"] == 2  # the pack and its index
 
 
+def packed_once(tmp_path, monkeypatch, seed: int):
+    """A project (packing left to the test) after 30 mutations and one packing; (path, project)."""
+    monkeypatch.setattr(packing, "auto", "off")
+    path = tmp_path / "p"
+    project = expipe_git.require_project(path)
+    mutate(project, 30, seed=seed)
+    packing.pack_now(git_dir(path))
+    return path, project
+
+
 def spare_files(path) -> list[pathlib.Path]:
     folder = pathlib.Path(git_dir(path), "expipe-git", spares.FOLDER)
     return sorted(folder.iterdir()) if folder.exists() else []
@@ -154,11 +164,7 @@ def test_a_packing_leaves_spare_files_that_the_next_writes_take(tmp_path, monkey
 
 @pytest.mark.skipif(not spares.ENABLED or os.geteuid() != 0, reason="gives spares to another user: root")
 def test_a_spare_file_of_another_user_is_left_for_its_owner(tmp_path, monkeypatch):
-    monkeypatch.setattr(packing, "auto", "off")
-    path = tmp_path / "p"
-    project = expipe_git.require_project(path)
-    mutate(project, 30, seed=26)
-    packing.pack_now(git_dir(path))
+    path, project = packed_once(tmp_path, monkeypatch, seed=26)
     for spare in spare_files(path):
         os.chown(spare, 12345, 12345)
     before = spare_files(path)
@@ -171,10 +177,8 @@ def test_a_spare_file_of_another_user_is_left_for_its_owner(tmp_path, monkeypatc
 
 
 def test_gc_leaves_no_spare_files(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(packing, "auto", "off")
-    path = tmp_path / "p"
-    mutate(expipe_git.require_project(path), 30, seed=28)
-    packing.pack_now(git_dir(path))
+    path, _ = packed_once(tmp_path, monkeypatch, seed=28)
+    assert len(spare_files(path)) == spares.POOL
     code, _, err = run(capsys, "-C", str(path), "gc")
     assert code == 0, err
     assert spare_files(path) == []
