@@ -24,6 +24,8 @@ import webkit  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -151,7 +153,11 @@ def test_the_tag_filter_narrows_the_table_and_the_csv_follows(lab, browser, shot
     before = table_names(browser)
     field = browser.find_element(By.NAME, "tags")
     field.send_keys("place cell")
+    old_page = browser.find_element(By.TAG_NAME, "html")
     field.submit()
+    # submit() can return before the next page replaced this one: its rows
+    # would then go stale while being read (seen once in CI).
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old_page))
     after = table_names(browser)
     expected = webkit.names_with_tag(lab.project_dir, "place cell")
     assert sorted(after) == sorted(expected) and 0 < len(after) < len(before)

@@ -92,7 +92,10 @@ class Packer:
             if not self.make_spares:
                 spares.remove_all(self.state_dir)
             elif packed:
-                spares.refill(self.state_dir)  # the next writes' files, made here rather than in them
+                # The next writes' files, made here rather than in them: as many
+                # as keep spares and loose objects (written while this packed)
+                # together within spares.POOL files.
+                spares.refill(self.state_dir, spares.POOL - len(loose_ids(self.objects_dir)))
             self.merge_packs(everything)
             return PackReport(packed, before, len(_pack_names(self.pack_dir)))
         finally:

@@ -17,8 +17,9 @@ and journal. (git's lock files, ``index.lock`` and ``main.lock``, are still
 created, exclusively, as git does.) No reader has ever opened a spare, so reusing it is
 safe; a loose object that packing removed is never reused.
 
-Each object written turns a spare into a loose file, so spares and loose
-objects together stay near :data:`POOL` files. With no spare left (no
+Each object written turns a spare into a loose file, and the packer makes
+only as many as keep spares and loose objects together within :data:`POOL`
+files. With no spare left (no
 packing yet, another writer took them, Windows) a writer creates its file
 as before. Spares are made with the packer's umask, as ``open()`` would,
 and a spare this process may not write (made by another user) is left for
@@ -87,7 +88,7 @@ class Spares:
 
 
 def refill(state_dir: str, pool: int = POOL) -> int:
-    """Make empty spare files until there are ``pool``; return how many were made (the packer)."""
+    """Make empty spare files until there are ``pool`` (none if 0 or less); return how many were made."""
     if not ENABLED:
         return 0
     folder = os.path.join(state_dir, FOLDER)
