@@ -559,7 +559,12 @@ def test_a_packer_killed_at_any_moment_leaves_nothing_that_breaks_the_next(tmp_p
     report = packing.pack_now(git_dir(path), everything=True)
     assert report is not None and report.packs_after == 1
     found = counts(path)
-    assert found["count"] == 0 and found["packs"] == 1 and found["garbage"] == 0, found
+    # A packer killed between renaming its pack in and its index leaves a
+    # pack without index (git renames in the same order): garbage to git,
+    # removed once it is an hour old, like the orphan above. Nothing else.
+    young = [p for p in pack_dir.glob("*.pack") if not p.with_suffix(".idx").exists()]
+    assert orphan not in young
+    assert found["count"] == 0 and found["packs"] == 1 and found["garbage"] == len(young), (found, young)
     assert found["in-pack"] >= loose
     assert not [name for name in os.listdir(os.path.join(git_dir(path), "expipe-git")) if "tmp" in name]
     fresh = expipe_git.get_project(path)
