@@ -176,6 +176,43 @@ def test_a_spare_file_of_another_user_is_left_for_its_owner(tmp_path, monkeypatc
     assert_clean(path)
 
 
+@pytest.mark.skipif(not spares.ENABLED, reason="spares are made on POSIX systems only")
+def test_a_held_git_lock_is_never_overwritten_by_a_spare(tmp_path, monkeypatch):
+    # git's lock files are made from spares by a hard link, which fails if
+    # the lock exists, exactly as the exclusive create did.
+    path, project = packed_once(tmp_path, monkeypatch, seed=29)
+    head = git(path, "rev-parse", "HEAD")
+    lock = pathlib.Path(git_dir(path), "refs", "heads", "main.lock")
+    lock.write_text("held by stock git\n")
+    before = len(spare_files(path))
+    with pytest.raises(expipe_git.ProjectBusyError, match="main.lock is held by another program"):
+        project.actions["rec-0"].tags = ["while git holds the branch"]
+    assert lock.read_text() == "held by stock git\n"
+    assert git(path, "rev-parse", "HEAD") == head
+    lock.unlink()
+    project.actions["rec-0"].tags = ["after"]
+    assert len(spare_files(path)) < before  # the objects, files and locks of one commit took spares
+    assert list(expipe_git.get_project(path).actions["rec-0"].tags) == ["after"]
+    assert_clean(path)
+
+
+@pytest.mark.skipif(not spares.ENABLED, reason="spares are made on POSIX systems only")
+def test_where_hard_links_are_refused_locks_are_created_as_before(tmp_path, monkeypatch):
+    # FAT and some network mounts refuse link(): the spare goes back.
+    path, project = packed_once(tmp_path, monkeypatch, seed=30)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)
+    project.actions["rec-0"].tags = ["no links here"]
+    monkeypatch.undo()
+    state = os.listdir(os.path.join(git_dir(path), "expipe-git"))
+    assert not [name for name in state if name.startswith("write-lock-")]
+    assert list(expipe_git.get_project(path).actions["rec-0"].tags) == ["no links here"]
+    assert_clean(path)
+
+
 def test_gc_leaves_no_spare_files(tmp_path, capsys, monkeypatch):
     path, _ = packed_once(tmp_path, monkeypatch, seed=28)
     assert len(spare_files(path)) == spares.POOL

@@ -23,6 +23,8 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import spares
+
 _HEADER = struct.Struct(">4sLL")
 _STAT = struct.Struct(">LLLLLLLLLL")
 _FLAG_EXTENDED = 0x4000
@@ -410,7 +412,9 @@ class _LockFile:
         self.path = path
         self.lock = path + ".lock"
         try:
-            fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # The index is .git/index: its spares are in .git/expipe-git.
+            state_dir = os.path.join(os.path.dirname(path), spares.STATE_DIR)
+            fd = spares.of(state_dir).create_exclusive(self.lock)
         except FileExistsError:
             raise IndexBusyError(self.lock) from None
         self.file = os.fdopen(fd, "wb")

@@ -108,7 +108,7 @@ class ObjectStore:
         self.objects_dir = os.path.join(git_dir, "objects")
         self._fanout = os.path.join(self.objects_dir, "")  # + "ab" + sep + the rest: a loose object's file
         self.temp_dir = temp_dir  # where a loose object is written before it is renamed into place
-        self.spares = spares.Spares(temp_dir)
+        self.spares = spares.of(temp_dir)
         self.packs = packs.Packs(os.path.join(self.objects_dir, "pack"))
         self.fallback = fallback  # dulwich's reader, for what ours does not know
         self.loose_written = 0  # loose objects this store wrote (packing's estimate counts on it)

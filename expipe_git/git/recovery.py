@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the façade calls down into this module; it only annotates
 
 _DEAD_WRITER_LOCK_SECONDS = 1.0
 # Temporary files of a write: write-object-PID-THREAD (objects), write-PID-THREAD (working tree).
-_TEMP_FILE = re.compile(r"write-(?:object-)?(\d+)-\d+")
+_TEMP_FILE = re.compile(r"write-(?:object-|lock-)?(\d+)-\d+")
 # Files git keeps while an operation of the user's is unfinished.
 _IN_PROGRESS = [
     ("MERGE_HEAD", "merge"),

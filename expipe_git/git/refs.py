@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 from ..errors import CorruptRepositoryError, ProjectBusyError
+from . import spares
 from .format import ID_HEX, OBJECT_ID, TAG, ZERO_ID
 from .objects import utc_offset
 
@@ -43,6 +44,7 @@ class Branch:
         self.root = root
         self.git_dir = git_dir
         self.file = os.path.join(git_dir, "refs", "heads", "main")
+        self.spares = spares.of(os.path.join(git_dir, spares.STATE_DIR))  # for main.lock
         self.packed_refs = os.path.join(git_dir, "packed-refs")
         self.git_identity = git_identity  # git's configured identity, for the reflog
         self._seen: tuple[tuple, bytes | None] | None = None
@@ -127,7 +129,7 @@ class Branch:
 
         def swap() -> bool:
             try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = self.spares.create_exclusive(lock)
             except FileExistsError:
                 raise LockHeld from None
             moved = False

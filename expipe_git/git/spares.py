@@ -13,9 +13,10 @@ the next ones: after it removes the loose files it has packed, it fills
 ``.git/expipe-git/spare/`` with empty files (:func:`refill`), and a writer
 takes one by renaming it to its temporary name (:meth:`Spares.take`), which
 allocates nothing: loose objects, working-tree files, the writer's marker
-and journal. (git's lock files, ``index.lock`` and ``main.lock``, are still
-created, exclusively, as git does.) No reader has ever opened a spare, so reusing it is
-safe; a loose object that packing removed is never reused.
+and journal, and git's lock files (``index.lock``, ``main.lock``: hard-linked
+from a spare, which fails if the lock exists, as an exclusive create does).
+No reader has ever opened a spare, so reusing it is safe; a loose object
+that packing removed is never reused.
 
 Each object written turns a spare into a loose file, and the packer makes
 only as many as keep spares and loose objects together within :data:`POOL`
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
+STATE_DIR = "expipe-git"  # under .git: expipe_git's own state, the spares' folder among it
 FOLDER = "spare"  # under .git/expipe-git
 POOL = 256  # spares a packer leaves: a packing's worth of writes (packing.LOOSE_LIMIT objects)
 ENABLED = os.name == "posix"  # measured on Linux; NTFS's allocator has no such cost
@@ -85,6 +88,50 @@ class Spares:
         except OSError:
             return False
         return bool(self._names)
+
+    def create_exclusive(self, path: str) -> int:
+        """Open a new file at ``path`` for writing, failing if one is there: git's lock files.
+
+        As ``os.open(path, O_WRONLY | O_CREAT | O_EXCL)`` (raises
+        FileExistsError alike), from a spare where there is one: it is
+        claimed under a private name, hard-linked to ``path`` (which fails
+        if ``path`` exists, as the exclusive create does) and the private
+        name removed. Where hard links are refused (FAT, some network
+        mounts) the file is created as before.
+        """
+        private = os.path.join(
+            os.path.dirname(self.folder), f"write-lock-{os.getpid()}-{threading.get_ident()}"
+        )
+        if self.take(private):
+            try:
+                os.link(private, path)
+            except FileExistsError:
+                self._give_back(private)
+                raise
+            except OSError:
+                self._give_back(private)
+            else:
+                os.unlink(private)
+                return os.open(path, os.O_WRONLY | os.O_TRUNC)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def _give_back(self, private: str) -> None:
+        try:
+            os.rename(private, os.path.join(self.folder, os.urandom(8).hex()))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(private)
+
+
+_of_folder: dict[str, Spares] = {}
+
+
+def of(state_dir: str) -> Spares:
+    """The one :class:`Spares` of this process for a state folder (one listing serves every writer)."""
+    found = _of_folder.get(state_dir)
+    if found is None:
+        found = _of_folder.setdefault(state_dir, Spares(state_dir))
+    return found
 
 
 def refill(state_dir: str, pool: int = POOL) -> int:

@@ -48,7 +48,7 @@ class WorkTree:
     def __init__(self, root: str, tmp_dir: str):
         self.root = root
         self.tmp_dir = tmp_dir
-        self.spares = spares.Spares(tmp_dir)
+        self.spares = spares.of(tmp_dir)
         # Folders known to exist: writing many files into one folder then
         # makes it once (a checkout of 20,000 files spent a third of its time
         # in mkdir calls that failed with EEXIST). A folder removed meanwhile
