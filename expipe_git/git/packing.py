@@ -33,7 +33,8 @@ import time
 from collections.abc import Iterator
 
 from . import lockfile
-from .packwriter import STATE_DIR, Packer, PackReport
+from .packwriter import Packer, PackReport
+from .spares import STATE_DIR
 
 # Loose objects past which a write starts packing: about 35 mutations. Loose
 # objects cost a file each and are zlib'd one by one; packed they are a

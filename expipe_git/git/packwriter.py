@@ -40,9 +40,9 @@ from dulwich.pack import create_delta
 
 from . import packs, spares
 from .objects import commit_links, loose_ids, loose_path, loose_type, read_loose
+from .spares import STATE_DIR  # the packing lock and temporary packs live there too
 from .trees import TreeDiff
 
-STATE_DIR = "expipe-git"  # under .git: the packing lock, temporary packs
 _BATCH_OBJECTS = 20_000  # at most this many objects in memory at once
 _MAX_DEPTH = 50  # delta chains no longer than git's default
 _DELTA_MIN_SIZE = 64  # smaller objects go whole: a delta's header would eat the gain

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ProjectBusyError, RepositoryStateError
-from . import checkout, lockfile, packing
+from . import checkout, lockfile, packing, spares
 from .format import id_text
 from .refs import BRANCH
 from .snapshot import Snapshot
@@ -52,7 +52,7 @@ def write_lock(repo: Repository) -> Iterator[None]:
 def writer_marker(repo: Repository) -> Iterator[None]:
     """Mark a mutation in progress; a marker found later means its writer died."""
     marker = os.path.join(repo.state_dir, "writer")
-    repo.objects.spares.take(marker)  # a file made by the packer, if there is one (git/spares.py)
+    spares.of(repo.state_dir).take(marker)  # a file made by the packer, if there is one
     with open(marker, "w") as f:
         f.write(str(os.getpid()))
     try:
@@ -104,7 +104,7 @@ def journal(repo: Repository, entry: dict) -> None:
     # Written in place, not renamed: the branch moves only after this
     # returns, so a journal torn by a crash belongs to a commit that never
     # landed, and recovery discards it as unreadable.
-    repo.objects.spares.take(journal_path(repo))  # see writer_marker
+    spares.of(repo.state_dir).take(journal_path(repo))  # see writer_marker
     with open(journal_path(repo), "w") as f:
         json.dump(entry, f)
 

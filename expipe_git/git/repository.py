@@ -40,7 +40,7 @@ from dulwich.errors import MissingCommitError, NotGitRepository
 from dulwich.repo import Repo
 
 from ..errors import CorruptRepositoryError, ExpipeError
-from . import checkout, merging, packs, readcache, transaction, writer
+from . import checkout, merging, packs, readcache, spares, transaction, writer
 from .format import COMMIT, OBJECT_ID, TREE, TYPE_NAMES
 from .objects import Changes, CommitInfo, Identity, ObjectStore, commit_links
 from .readcache import remember
@@ -50,8 +50,6 @@ from .trees import Trees
 from .worktree import WorkTree
 
 __all__ = ["BRANCH", "Changes", "CommitInfo", "Identity", "Repository", "Snapshot"]
-
-_STATE_DIR = "expipe-git"
 
 
 class Repository:
@@ -64,7 +62,7 @@ class Repository:
         except NotGitRepository as exc:
             raise ExpipeError(f"{self.root} is not a git repository") from exc
         self.git_dir = self.repo.controldir()
-        self.state_dir = os.path.join(self.git_dir, _STATE_DIR)
+        self.state_dir = os.path.join(self.git_dir, spares.STATE_DIR)
         self.index_path = self.repo.index_path()
         self.index_trust = os.path.join(self.state_dir, "index-written")
         self.worktree = WorkTree(self.root, self.state_dir)

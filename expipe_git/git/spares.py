@@ -8,8 +8,8 @@ allocator skips every inode freed in the last 12 hours, one by one
 (``recently_deleted()`` in fs/ext4/ialloc.c, checked only when there is no
 journal): each removal makes every later file creation in that part of the
 disk slower, and mutations were 35-47 % slower with packing than without
-(docs/performance.md, "Where the cost was"). So the packer, which frees those inodes, also makes
-the next ones: after it removes the loose files it has packed, it fills
+(docs/performance.md, "Where the cost was"). So the packer, which frees
+those inodes, also makes the next ones: after it removes the loose files it has packed, it fills
 ``.git/expipe-git/spare/`` with empty files (:func:`refill`), and a writer
 takes one by renaming it to its temporary name (:meth:`Spares.take`), which
 allocates nothing: loose objects, working-tree files, the writer's marker
@@ -20,9 +20,8 @@ that packing removed is never reused.
 
 Each object written turns a spare into a loose file, and the packer makes
 only as many as keep spares and loose objects together within :data:`POOL`
-files. With no spare left (no
-packing yet, another writer took them, Windows) a writer creates its file
-as before. Spares are made with the packer's umask, as ``open()`` would,
+files. With no spare left (no packing yet, another writer took them,
+Windows) a writer creates its file as before. Spares are made with the packer's umask, as ``open()`` would,
 and a spare this process may not write (made by another user) is left for
 its owner; ``expipe-git gc`` removes them all (:func:`remove_all`).
 """
@@ -36,7 +35,7 @@ import threading
 STATE_DIR = "expipe-git"  # under .git: expipe_git's own state, the spares' folder among it
 FOLDER = "spare"  # under .git/expipe-git
 POOL = 256  # spares a packer leaves: a packing's worth of writes (packing.LOOSE_LIMIT objects)
-ENABLED = os.name == "posix"  # measured on Linux; NTFS's allocator has no such cost
+ENABLED = os.name == "posix"  # measured on Linux only: Windows creates its files as before
 
 
 class Spares:
